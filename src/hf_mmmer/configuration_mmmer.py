@@ -1,0 +1,171 @@
+"""Configuration of the MMMER model: every size of the network is a named field.
+
+The defaults are the package's recipe (see ``benchmarks/RESULTS.md`` for how they were chosen); an
+invalid combination fails on construction with a ``ValueError`` that names the field, because a bad
+size found only at the first forward pass costs a user a data-loading round trip.
+"""
+
+from transformers import PretrainedConfig
+
+MODALITIES = ("flow", "texture")
+FUSION_MODES = ("rollout", "last", "mean", "cls")
+DEFAULT_LABELS = ("negative", "positive", "surprise")
+
+
+class MMMERConfig(PretrainedConfig):
+    r"""Configuration for [`MMMERModel`] and [`MMMERForMicroExpressionClassification`].
+
+    Args:
+        modalities (`list[str]`, defaults to `["flow", "texture"]`):
+            Which branches run: `"flow"` (onset-to-apex optical flow u, v and strain) and/or
+            `"texture"` (the apex face). One modality gives a single-branch model without the
+            contrastive term.
+        flow_image_size (`int`, defaults to 28): side of the square flow map.
+        flow_channels (`int`, defaults to 3): channels of the flow map (u, v, strain).
+        flow_patch_sizes (`list[int]`, defaults to `[4, 7, 14]`): one patch scale (and encoder) per entry;
+            each must divide `flow_image_size`.
+        texture_image_size (`int`, defaults to 112): side of the square apex face.
+        texture_channels (`int`, defaults to 1): 1 for gray, 3 for RGB.
+        texture_patch_sizes (`list[int]`, defaults to `[14, 28]`): patch scales of the texture branch.
+        hidden_size (`int`, defaults to 64): token width of every encoder and of the modality embeddings.
+        num_hidden_layers (`int`, defaults to 2): transformer layers per (modality, scale) encoder.
+        num_attention_heads (`int`, defaults to 4): must divide `hidden_size`.
+        mlp_ratio (`float`, defaults to 2.0): MLP width as a multiple of `hidden_size`.
+        hidden_dropout_prob (`float`): dropout on embeddings, attention output and MLP.
+        attention_probs_dropout_prob (`float`): dropout on attention probabilities.
+        drop_path_rate (`float`): stochastic depth, linearly increasing over the layers.
+        classifier_dropout (`float`): dropout before the classification head.
+        layer_norm_eps (`float`): epsilon of every LayerNorm.
+        share_scale_encoders (`bool`): one transformer encoder shared by all scales of a modality (patch
+            embeddings stay per scale).
+        fusion (`str`, defaults to `"rollout"`): how attention weights become patch importances that
+            weight the patch tokens: `"rollout"` (attention rollout over layers), `"last"` (last layer's
+            [CLS] attention), `"mean"` (mean over layers of the [CLS] attention) or `"cls"` (no
+            weighting: the plain [CLS] token, an ablation).
+        projection_dim (`int`): width of the contrastive projection heads.
+        contrastive_weight (`float`): weight of the cross-modal contrastive loss in the total loss.
+        contrastive_temperature (`float`): initial temperature of the (learnable) InfoNCE logits.
+        learnable_temperature (`bool`): whether the temperature is trained.
+        supervised_contrastive (`bool`): treat samples with the same label as positives too.
+        label_smoothing (`float`): label smoothing of the cross-entropy.
+        class_weights (`list[float]`, *optional*): per-class cross-entropy weights (imbalanced data).
+        initializer_range (`float`): std of the truncated-normal weight initialisation.
+    """
+
+    model_type = "mmmer"
+
+    def __init__(
+        self,
+        modalities=("flow", "texture"),
+        flow_image_size=28,
+        flow_channels=3,
+        flow_patch_sizes=(4, 7, 14),
+        texture_image_size=112,
+        texture_channels=1,
+        texture_patch_sizes=(14, 28),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        mlp_ratio=2.0,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.0,
+        drop_path_rate=0.1,
+        classifier_dropout=0.1,
+        layer_norm_eps=1e-6,
+        share_scale_encoders=False,
+        fusion="rollout",
+        projection_dim=64,
+        contrastive_weight=0.1,
+        contrastive_temperature=0.07,
+        learnable_temperature=True,
+        supervised_contrastive=False,
+        label_smoothing=0.0,
+        class_weights=None,
+        initializer_range=0.02,
+        **kwargs,
+    ):
+        if "id2label" not in kwargs and "num_labels" not in kwargs:
+            kwargs["id2label"] = dict(enumerate(DEFAULT_LABELS))
+        super().__init__(**kwargs)
+        self.modalities = list(modalities)
+        self.flow_image_size = flow_image_size
+        self.flow_channels = flow_channels
+        self.flow_patch_sizes = list(flow_patch_sizes)
+        self.texture_image_size = texture_image_size
+        self.texture_channels = texture_channels
+        self.texture_patch_sizes = list(texture_patch_sizes)
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.mlp_ratio = mlp_ratio
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.drop_path_rate = drop_path_rate
+        self.classifier_dropout = classifier_dropout
+        self.layer_norm_eps = layer_norm_eps
+        self.share_scale_encoders = share_scale_encoders
+        self.fusion = fusion
+        self.projection_dim = projection_dim
+        self.contrastive_weight = contrastive_weight
+        self.contrastive_temperature = contrastive_temperature
+        self.learnable_temperature = learnable_temperature
+        self.supervised_contrastive = supervised_contrastive
+        self.label_smoothing = label_smoothing
+        self.class_weights = list(class_weights) if class_weights is not None else None
+        self.initializer_range = initializer_range
+        self.validate_sizes()
+
+    def image_size(self, modality: str) -> int:
+        """Side of the square input of `modality` (`"flow"` or `"texture"`)."""
+        return getattr(self, f"{modality}_image_size")
+
+    def channels(self, modality: str) -> int:
+        return getattr(self, f"{modality}_channels")
+
+    def patch_sizes(self, modality: str) -> list:
+        return getattr(self, f"{modality}_patch_sizes")
+
+    def validate_sizes(self):
+        """Raise `ValueError` naming the first field whose value cannot build a network."""
+        if not self.modalities:
+            raise ValueError("modalities must name at least one of ['flow', 'texture'], got an empty list")
+        unknown = [m for m in self.modalities if m not in MODALITIES]
+        if unknown or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"modalities must be distinct entries of {list(MODALITIES)}, got {self.modalities}")
+        positive_ints = ["hidden_size", "num_hidden_layers", "num_attention_heads", "projection_dim"]
+        for modality in MODALITIES:
+            positive_ints += [f"{modality}_image_size", f"{modality}_channels"]
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("mlp_ratio", "contrastive_temperature", "layer_norm_eps", "initializer_range"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate",
+                     "classifier_dropout", "label_smoothing"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.contrastive_weight < 0:
+            raise ValueError(f"contrastive_weight must be >= 0, got {self.contrastive_weight!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) must divide hidden_size ({self.hidden_size})"
+            )
+        if self.fusion not in FUSION_MODES:
+            raise ValueError(f"fusion must be one of {list(FUSION_MODES)}, got {self.fusion!r}")
+        for modality in MODALITIES:
+            name, size = f"{modality}_patch_sizes", self.image_size(modality)
+            sizes = self.patch_sizes(modality)
+            if not sizes:
+                raise ValueError(f"{name} must list at least one patch size")
+            for p in sizes:
+                if not isinstance(p, int) or p <= 0 or size % p:
+                    raise ValueError(f"{name} entry {p!r} must be a positive integer dividing {modality}_image_size={size}")
+        if self.class_weights is not None and len(self.class_weights) != self.num_labels:
+            raise ValueError(
+                f"class_weights has {len(self.class_weights)} entries but num_labels is {self.num_labels}"
+            )
+
+
+__all__ = ["MMMERConfig"]
