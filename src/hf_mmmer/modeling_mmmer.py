@@ -490,7 +490,9 @@ class MMMERForMicroExpressionClassification(MMMERPreTrainedModel):
             return None
         flow = F.normalize(self.projections["flow"](output.flow_embeds), dim=-1)
         texture = F.normalize(self.projections["texture"](output.texture_embeds), dim=-1)
-        supervised_labels = labels if self.config.supervised_contrastive else None
+        supervised_labels = None
+        if self.config.supervised_contrastive and labels is not None:
+            supervised_labels = labels.argmax(-1) if labels.is_floating_point() else labels
         return cross_modal_contrastive_loss(flow, texture, self.logit_scale.clamp(max=MAX_LOGIT_SCALE), supervised_labels)
 
     def forward(
@@ -504,7 +506,10 @@ class MMMERForMicroExpressionClassification(MMMERPreTrainedModel):
         return_dict: Optional[bool] = None,
         **kwargs,
     ):
-        """Classify; with `labels` `(B,)` also return the loss.
+        """Classify; with `labels` also return the loss.
+
+        `labels`: `(B,)` class indices, or `(B, num_labels)` class probabilities (soft targets, e.g. from
+        mixup; the supervised contrastive variant then takes each row's most probable class).
 
         The contrastive term is computed in training mode (it is a training objective; in eval it is
         reported only when `labels` are given), so inference does not pay for the projection heads.
