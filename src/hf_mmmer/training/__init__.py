@@ -1,0 +1,1 @@
+"""Training and evaluation: LOSO folds, metrics, artifacts, model export and Hub upload."""
