@@ -1,0 +1,155 @@
+"""Dense optical flow, optical strain, per-sample flow normalisation and apex spotting.
+
+A micro-expression is a sub-pixel to few-pixel motion between the onset frame and the apex frame. The model
+sees it as three maps: the horizontal flow `u`, the vertical flow `v` and the optical strain magnitude (how
+much the face deforms rather than moves). This module computes them from two grayscale frames.
+
+This file is copied next to saved model weights and imported by transformers' remote-code loader, so it may
+import only the standard library, NumPy and OpenCV.
+"""
+
+from collections.abc import Callable, Sequence
+
+import cv2
+import numpy as np
+
+
+FlowFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _tvl1_flow(onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
+    # A new solver per call: OpenCV algorithm objects keep state and are not safe to share between threads.
+    return cv2.optflow.DualTVL1OpticalFlow_create().calc(onset, apex, None)
+
+
+def _dis_flow(onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    # The preset stops one pyramid level above full resolution, which blurs sub-pixel facial motion; going
+    # down to full resolution halves the endpoint error (benchmarks/RESULTS.md, "Optical flow methods").
+    dis.setFinestScale(0)
+    return dis.calc(onset, apex, None)
+
+
+def _farneback_flow(onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
+    return cv2.calcOpticalFlowFarneback(
+        onset, apex, None, pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0
+    )
+
+
+def _build_registry() -> dict[str, FlowFunction]:
+    registry: dict[str, FlowFunction] = {}
+    # TV-L1 ships only in the opencv-contrib build (`cv2.optflow`).
+    if hasattr(cv2, "optflow") and hasattr(cv2.optflow, "DualTVL1OpticalFlow_create"):
+        registry["tvl1"] = _tvl1_flow
+    registry["dis"] = _dis_flow
+    registry["farneback"] = _farneback_flow
+    return registry
+
+
+FLOW_METHODS: dict[str, FlowFunction] = _build_registry()
+"""Dense optical flow methods by name; each maps two uint8 gray frames of one size to an `(H, W, 2)` flow."""
+
+DEFAULT_FLOW_METHOD = "dis"
+"""As accurate as TV-L1 on synthetic sub-pixel facial motion at a twentieth of its time (benchmarks/RESULTS.md)."""
+
+
+def get_flow_method(name: str) -> FlowFunction:
+    """Return the flow function registered as `name`, or raise a `ValueError` that lists the available ones."""
+    if name in FLOW_METHODS:
+        return FLOW_METHODS[name]
+    message = f"Unknown flow_method {name!r}; available: {sorted(FLOW_METHODS)}."
+    if name == "tvl1":
+        message += (
+            " TV-L1 needs cv2.optflow, which only the contrib build of OpenCV has: "
+            "pip install 'opencv-contrib-python-headless<5' (and uninstall any other OpenCV distribution)."
+        )
+    raise ValueError(message)
+
+
+def compute_flow(onset: np.ndarray, apex: np.ndarray, method: str) -> np.ndarray:
+    """
+    Dense optical flow from `onset` to `apex`.
+
+    Args:
+        onset, apex (`np.ndarray`): uint8 grayscale frames `(H, W)` of the same size.
+        method (`str`): a name in `FLOW_METHODS`.
+
+    Returns:
+        `np.ndarray` `(H, W, 2)` float32: `flow[y, x] = (u, v)` such that the onset pixel at `(x, y)` is found at
+        `(x + u, y + v)` in the apex frame; content moving right gives `u > 0`, moving down gives `v > 0`.
+    """
+    flow_function = get_flow_method(method)
+    if onset.shape != apex.shape:
+        raise ValueError(f"Flow needs two frames of one size; got {onset.shape} and {apex.shape}.")
+    return flow_function(onset, apex).astype(np.float32, copy=False)
+
+
+def optical_strain(flow: np.ndarray) -> np.ndarray:
+    """
+    Optical strain magnitude `e = sqrt(u_x^2 + v_y^2 + 0.5 * (u_y + v_x)^2)` of a flow `(H, W, 2)`.
+
+    Strain measures deformation (stretch and shear) and ignores rigid translation, so it highlights facial
+    muscle action even when the head drifts. Derivatives are central differences, in 1 / pixel.
+    """
+    u_y, u_x = np.gradient(flow[..., 0])
+    v_y, v_x = np.gradient(flow[..., 1])
+    return np.sqrt(u_x**2 + v_y**2 + 0.5 * (u_y + v_x) ** 2).astype(np.float32)
+
+
+def _minmax_per_channel(maps: np.ndarray) -> np.ndarray:
+    low = maps.min(axis=(0, 1), keepdims=True)
+    span = maps.max(axis=(0, 1), keepdims=True) - low
+    # A constant channel carries no motion; it maps to 0, as OpenCV's NORM_MINMAX does.
+    return np.divide(maps - low, span, out=np.zeros_like(maps), where=span > 0)
+
+
+FLOW_NORMALIZATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"minmax": _minmax_per_channel}
+"""Per-sample normalisations of `(H, W, 3)` u, v, strain maps to [0, 1] by name."""
+
+
+def flow_to_unit_maps(flow: np.ndarray, normalization: str = "minmax") -> np.ndarray:
+    """
+    Stack u, v and optical strain of `flow` and normalise them per sample to [0, 1].
+
+    `"minmax"`: each channel is mapped linearly so that its minimum over the sample is 0 and its maximum is 1
+    (a constant channel becomes 0). This is how the public STSTNet / HTNet flow images were made (each channel
+    min-max scaled to 0..255 per sample), so a computed sample and such an image divided by 255 are the same
+    representation, and a model trained on one works on the other.
+
+    Returns:
+        `np.ndarray` `(H, W, 3)` float32 in [0, 1], channels u, v, strain.
+    """
+    if normalization not in FLOW_NORMALIZATIONS:
+        raise ValueError(f"Unknown flow_normalization {normalization!r}; available: {sorted(FLOW_NORMALIZATIONS)}.")
+    maps = np.dstack([flow, optical_strain(flow)]).astype(np.float32)
+    return FLOW_NORMALIZATIONS[normalization](maps)
+
+
+APEX_SPOTTING = ("flow_magnitude", "middle")
+"""Ways to choose the apex frame of a clip."""
+
+
+def spot_apex(
+    frames: Sequence[np.ndarray], strategy: str = "flow_magnitude", method: str = DEFAULT_FLOW_METHOD
+) -> int:
+    """
+    Index of the apex frame of a clip whose first frame is the onset.
+
+    `"flow_magnitude"` picks the frame with the largest mean flow magnitude from the onset: the apex is the
+    frame where the face is furthest from its neutral state. `"middle"` picks `len(frames) // 2`, for clips
+    trimmed around the expression when flow spotting is too slow or too noisy.
+
+    Args:
+        frames (`Sequence[np.ndarray]`): at least two uint8 grayscale frames of one size, onset first.
+        strategy (`str`): one of `APEX_SPOTTING`.
+        method (`str`): flow method used by `"flow_magnitude"`.
+    """
+    if strategy not in APEX_SPOTTING:
+        raise ValueError(f"Unknown apex_spotting {strategy!r}; available: {list(APEX_SPOTTING)}.")
+    if len(frames) < 2:
+        raise ValueError(f"Apex spotting needs a clip of at least 2 frames; got {len(frames)}.")
+    if strategy == "middle":
+        return len(frames) // 2
+    onset = frames[0]
+    magnitudes = [np.linalg.norm(compute_flow(onset, frame, method), axis=-1).mean() for frame in frames[1:]]
+    return 1 + int(np.argmax(magnitudes))
