@@ -58,18 +58,20 @@ class FaceCrop:
 
 def detect_face_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     """
-    The largest frontal face in a uint8 gray frame as `(x, y, w, h)`, or `None` when there is none.
+    The most certain frontal face in a uint8 gray frame as `(x, y, w, h)`, or `None` when there is none.
 
+    Certainty is the number of overlapping raw detections merged into the box: on the astronaut photo the face
+    gathers about 40 and a false box on the suit about 7, so taking the largest box would pick the suit.
     Faces smaller than a tenth of the frame's short side are ignored: micro-expression footage is framed on
-    one face, and the bound keeps detection fast (about 30 ms on a 512 x 512 frame).
+    one face, and the bound keeps detection fast.
     """
     min_side = max(24, min(gray.shape[:2]) // 10)
-    faces = _cascade("haarcascade_frontalface_default.xml").detectMultiScale(
+    faces, certainty = _cascade("haarcascade_frontalface_default.xml").detectMultiScale2(
         cv2.equalizeHist(gray), scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)
     )
     if len(faces) == 0:
         return None
-    x, y, w, h = max(faces, key=lambda face: face[2] * face[3])
+    x, y, w, h = faces[int(np.argmax(certainty))]
     return int(x), int(y), int(w), int(h)
 
 
