@@ -194,6 +194,14 @@ def test_video_file_is_read_as_a_clip(no_crop, tmp_path):
     assert no_crop(video=[path, path])["apex_index"] == [4, 4]
 
 
+def test_a_datasets_column_is_a_batch(no_crop):
+    datasets = pytest.importorskip("datasets")
+    onset, apex = shifted_pair()
+    table = datasets.Dataset.from_dict({"onset": [onset, onset], "apex": [apex, onset]})
+    out = no_crop(onset=table.with_format("numpy")["onset"], apex=table.with_format("numpy")["apex"])
+    assert out["flow_values"].shape == (2, 3, 28, 28)
+
+
 def test_per_call_overrides_do_not_change_the_processor(no_crop):
     onset, apex = shifted_pair()
     assert no_crop(onset=onset, apex=apex, flow_size=7)["flow_values"].shape == (1, 3, 7, 7)

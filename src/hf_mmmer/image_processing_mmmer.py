@@ -7,6 +7,7 @@ its two sibling modules (single-dot relative imports).
 
 import os
 import re
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 import cv2
@@ -174,22 +175,27 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
+def _is_sequence(value: Any) -> bool:
+    """Lists, tuples and other sequences such as a `datasets` column; not strings, arrays or images."""
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
 def _as_batch(value: Any, name: str) -> list[tuple[Any, int | None]]:
-    """`(item, index)` pairs: a list or tuple is a batch, anything else one sample (index `None`)."""
-    if not isinstance(value, (list, tuple)):
+    """`(item, index)` pairs: a sequence is a batch, anything else one sample (index `None`)."""
+    if not _is_sequence(value):
         return [(value, None)]
-    if not value:
+    if len(value) == 0:
         raise ValueError(f"{name} is an empty batch; pass at least one sample.")
     return [(item, i) for i, item in enumerate(value)]
 
 
 def _is_clip(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) or (isinstance(value, (str, os.PathLike)) and os.path.isdir(value))
+    return _is_sequence(value) or (isinstance(value, (str, os.PathLike)) and os.path.isdir(value))
 
 
 def _clip_batch(frames: Any) -> list[tuple[Any, int | None]]:
     """One clip (a folder, or a list of frames) or a batch of clips (a list of folders or of frame lists)."""
-    if isinstance(frames, (list, tuple)) and (not frames or _is_clip(frames[0])):
+    if _is_sequence(frames) and (len(frames) == 0 or _is_clip(frames[0])):
         return _as_batch(frames, "frames")
     return [(frames, None)]
 
