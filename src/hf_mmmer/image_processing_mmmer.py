@@ -166,6 +166,7 @@ def load_video(path: str | os.PathLike, name: str = "video") -> list[np.ndarray]
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
+    """A uint8 RGB or gray frame as gray: optical flow and the face cascade work on intensity."""
     return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
