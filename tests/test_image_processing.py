@@ -1,10 +1,6 @@
 """MMMERImageProcessor: input forms, output layout, flow representation, bad inputs and the saved round trip."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import cv2
 import numpy as np
@@ -334,26 +330,7 @@ def test_unknown_flow_method_and_other_bad_settings():
 # Saved round trip
 
 
-LOAD_AND_RUN = textwrap.dedent(
-    """
-    import sys
-    import numpy as np
-    from transformers import AutoImageProcessor
-
-    saved, inputs, outputs = sys.argv[1:]
-    processor = AutoImageProcessor.from_pretrained(saved, trust_remote_code=True)
-    frames = np.load(inputs)
-    out = processor(onset=frames["onset"], apex=frames["apex"], return_tensors="pt")
-    clip = processor(frames=list(frames["clip"]), return_tensors="np")
-    assert "hf_mmmer" not in sys.modules, "the saved processor imported the installed package"
-    np.savez(outputs, flow=out["flow_values"].numpy(), texture=out["texture_values"].numpy(),
-             clip_flow=clip["flow_values"], apex_index=clip["apex_index"])
-    print(type(processor).__module__, out["face_crop"])
-    """
-)
-
-
-def test_save_and_load_in_a_fresh_process_gives_identical_outputs(astronaut_pair, tmp_path):
+def test_save_and_load_in_a_fresh_process_gives_identical_outputs(astronaut_pair, tmp_path, fresh_python):
     onset, apex = astronaut_pair
     clip = np.stack(clip_with_peak(3))
     processor = MMMERImageProcessor(texture_channels=3, flow_method="farneback", on_no_face="full_frame")
@@ -364,14 +341,23 @@ def test_save_and_load_in_a_fresh_process_gives_identical_outputs(astronaut_pair
     assert MMMERImageProcessor.from_pretrained(tmp_path / "saved").to_dict() == processor.to_dict()
 
     np.savez(tmp_path / "inputs.npz", onset=onset, apex=apex, clip=clip)
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_RUN, str(tmp_path / "saved"), str(tmp_path / "inputs.npz"),
-         str(tmp_path / "outputs.npz")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("transformers_modules.") and "['face']" in result.stdout
+    stdout = fresh_python(
+        f"""
+        import sys
+        import numpy as np
+        from transformers import AutoImageProcessor
+
+        processor = AutoImageProcessor.from_pretrained({str(tmp_path / "saved")!r}, trust_remote_code=True)
+        frames = np.load({str(tmp_path / "inputs.npz")!r})
+        out = processor(onset=frames["onset"], apex=frames["apex"], return_tensors="pt")
+        clip = processor(frames=list(frames["clip"]), return_tensors="np")
+        assert "hf_mmmer" not in sys.modules, "the saved processor imported the installed package"
+        np.savez({str(tmp_path / "outputs.npz")!r}, flow=out["flow_values"].numpy(),
+                 texture=out["texture_values"].numpy(), clip_flow=clip["flow_values"], apex_index=clip["apex_index"])
+        print(type(processor).__module__, out["face_crop"])
+        """
+    )
+    assert stdout.startswith("transformers_modules.") and "['face']" in stdout
 
     loaded = np.load(tmp_path / "outputs.npz")
     here = processor(onset=onset, apex=apex)
