@@ -240,7 +240,7 @@ class MMMERImageProcessor(BaseImageProcessor):
             `face_crop` in the output records which happened.
         flow_method (`str`, *optional*, defaults to `"dis"`):
             Dense optical flow method: `"dis"`, `"farneback"`, or `"tvl1"` with opencv-contrib. DIS is the
-            default: on synthetic sub-pixel facial motion it is as accurate as TV-L1 at a twentieth of its time
+            default: on synthetic sub-pixel facial motion it is as accurate as TV-L1 at about 1/30 of its time
             (benchmarks/RESULTS.md).
         flow_normalization (`str`, *optional*, defaults to `"minmax"`):
             Per-sample normalisation of u, v, strain, described above. Saved with the processor so that
