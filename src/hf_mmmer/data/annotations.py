@@ -1,0 +1,104 @@
+"""Annotation sheets: finding them, reading them with pandas, and normalising their cells.
+
+Releases of the same dataset differ in file dates, preamble rows and whether ids are text or numbers,
+so nothing here hard-codes a row number or a cell type: the header row is found by its first cell, ids
+are normalised to one spelling, and a frame cell that is not a frame number ("/", empty, negative)
+becomes "not annotated" for the caller to handle explicitly.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .features import ACTION_UNITS, APEX_FRAME, EMOTION, OFFSET_FRAME, ONSET_FRAME, SUBJECT
+
+CLIP = "clip"
+"""The source's name of a clip (its folder), e.g. `EP02_01f`; `sample_id` is `{subject}_{clip}`."""
+CLIP_DIR = "clip_dir"
+"""The folder that holds the clip's frames."""
+FRAME_COLUMNS = (ONSET_FRAME, APEX_FRAME, OFFSET_FRAME)
+
+
+def find_file(directory: Path, pattern: str, what: str) -> Path:
+    """The last (newest-dated, for date-stamped names) file matching glob `pattern` in `directory`."""
+    matches = sorted(directory.glob(pattern))
+    if not matches:
+        raise FileNotFoundError(f"{what}: expected a file matching {pattern!r} in {directory}; found none")
+    return matches[-1]
+
+
+def require_columns(table: pd.DataFrame, columns, where) -> None:
+    missing = [name for name in columns if name not in table.columns]
+    if missing:
+        raise ValueError(f"{where}: missing columns {missing}; the columns found are {list(table.columns)}")
+
+
+def read_sheet(path: Path, columns: dict[str, str], header_first_cell: str) -> pd.DataFrame:
+    """The table of the first sheet of `path` whose header row starts with `header_first_cell`.
+
+    `columns` maps our column names to the sheet's; the result has ours, in that order. Rows that are
+    entirely empty are dropped (spreadsheets often end in a few).
+    """
+    raw = pd.read_excel(path, header=None, dtype=object)
+    first_cells = raw.iloc[:, 0].astype(str).str.strip()
+    header_rows = first_cells.index[first_cells == header_first_cell]
+    if header_rows.empty:
+        raise ValueError(f"{path}: no header row whose first cell is {header_first_cell!r}")
+    header = header_rows[0]
+    table = raw.loc[header + 1 :].set_axis([str(name).strip() for name in raw.loc[header]], axis=1)
+    require_columns(table, columns.values(), path)
+    table = table[list(columns.values())].dropna(how="all")
+    return table.set_axis(list(columns), axis=1).reset_index(drop=True)
+
+
+def normalize_id(value, prefix: str, width: int) -> str:
+    """`'01'`, `1`, `1.0` or `'sub01'` -> `'sub01'` for prefix `'sub'` and width 2."""
+    text = str(value).strip()
+    digits = re.fullmatch(rf"(?:{re.escape(prefix)})?(\d+)(?:\.0+)?", text, flags=re.IGNORECASE)
+    if digits is None:
+        raise ValueError(f"subject {value!r} is not a subject number (expected e.g. {prefix}{'1'.zfill(width)})")
+    return prefix + digits.group(1).lstrip("0").zfill(width)
+
+
+def frame_numbers(cells: pd.Series) -> pd.Series:
+    """Frame numbers as nullable integers; a cell that is not a non-negative number is missing (`<NA>`)."""
+    numbers = pd.to_numeric(cells, errors="coerce")
+    return numbers.where(numbers >= 0).round().astype("Int64")
+
+
+def normalize_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """Emotions in lower case, action units as text ("" when absent), frame cells as frame numbers."""
+    return table.assign(
+        **{
+            EMOTION: table[EMOTION].astype(str).str.strip().str.lower(),
+            ACTION_UNITS: table[ACTION_UNITS].fillna("").astype(str).str.strip(),
+            **{column: frame_numbers(table[column]) for column in FRAME_COLUMNS},
+        }
+    )
+
+
+@dataclass(frozen=True)
+class SheetLayout:
+    """Where a dataset's annotation sheet is and how its columns and subject ids are spelled."""
+
+    pattern: str
+    columns: dict[str, str]
+    subject_prefix: str
+    subject_width: int
+    header_first_cell: str = "Subject"
+
+    def read(self, data_dir: Path, frames_root: Path, sheet: Path | None = None) -> pd.DataFrame:
+        """The annotation table, with each clip's folder `frames_root/{subject}/{clip}`."""
+        sheet = sheet or find_file(data_dir, self.pattern, "annotation sheet")
+        table = read_sheet(sheet, self.columns, self.header_first_cell)
+        subjects = table[SUBJECT].map(lambda value: normalize_id(value, self.subject_prefix, self.subject_width))
+        clips = table[CLIP].astype(str).str.strip()
+        return table.assign(
+            **{
+                SUBJECT: subjects,
+                CLIP: clips,
+                CLIP_DIR: [str(frames_root / subject / clip) for subject, clip in zip(subjects, clips)],
+            }
+        )

@@ -1,0 +1,78 @@
+"""The base of every builder: shared config fields, split generation and the data_dir check.
+
+Builders produce their rows in `_rows()`; this base turns them into a `train` split, or into `train`
+and `test` when `test_subjects` names a fold (a single LOSO fold as builder splits, for users who want
+one fold without `loso_folds`).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from .features import SAMPLE_ID, SOURCE_DATASET, SUBJECT
+from .loso import fold_key, select_subjects
+
+
+@dataclass
+class MEConfig(datasets.BuilderConfig):
+    """Fields every micro-expression builder takes.
+
+    Args:
+        skip_missing: skip (with a warning and a count) samples whose files are not on disk, instead of
+            stopping with a list of them.
+        test_subjects: fold keys (`"casme2/sub01"`) or unambiguous subject ids; when given, the builder
+            has a `test` split with these subjects and a `train` split with all others.
+    """
+
+    skip_missing: bool = False
+    test_subjects: list[str] | None = None
+
+
+class MEBuilder(datasets.GeneratorBasedBuilder):
+    """Subclasses define `_features()` and `_rows()` (a list of example dicts with a unique `sample_id`)."""
+
+    BUILDER_CONFIG_CLASS = MEConfig
+    HOMEPAGE = ""
+    CITATION = ""
+
+    @property
+    def manual_download_instructions(self) -> str | None:
+        """Where to get licensed data (the user downloads it and passes `data_dir`); None if not needed."""
+        return None
+
+    def _features(self) -> datasets.Features:
+        raise NotImplementedError
+
+    def _rows(self) -> list[dict]:
+        raise NotImplementedError
+
+    def _info(self):
+        return datasets.DatasetInfo(
+            description=(self.__doc__ or "").strip(),
+            features=self._features(),
+            homepage=self.HOMEPAGE,
+            citation=self.CITATION,
+        )
+
+    def require_data_dir(self) -> Path:
+        """`config.data_dir` as a path, or an error that says what was expected and where to get it."""
+        data_dir = self.config.data_dir
+        if data_dir is None or not Path(data_dir).is_dir():
+            found = "no data_dir was given" if data_dir is None else f"data_dir {data_dir} is not a directory"
+            raise FileNotFoundError(f"{self.name}: {found}. {self.manual_download_instructions or ''}".strip())
+        return Path(data_dir)
+
+    def _split_generators(self, dl_manager):
+        rows = self._rows()
+        if not self.config.test_subjects:
+            return [datasets.SplitGenerator(datasets.Split.TRAIN, gen_kwargs={"rows": rows})]
+        keys = [fold_key(row[SOURCE_DATASET], row[SUBJECT]) for row in rows]
+        test = set(select_subjects(keys, self.config.test_subjects))
+        sides = {split: [row for row, key in zip(rows, keys) if (key in test) == is_test]
+                 for split, is_test in ((datasets.Split.TRAIN, False), (datasets.Split.TEST, True))}
+        return [datasets.SplitGenerator(split, gen_kwargs={"rows": side}) for split, side in sides.items()]
+
+    def _generate_examples(self, rows):
+        for row in rows:
+            yield row[SAMPLE_ID], row

@@ -1,0 +1,62 @@
+"""Checks on annotation rows that every builder runs, and how their findings are reported.
+
+A problem is either fatal (the message names the rows, so the user can fix the data) or fixed in a
+stated way and reported with an `AnnotationWarning` that gives the count and the first few samples.
+"""
+
+import warnings
+from collections.abc import Iterable
+
+import pandas as pd
+
+MAX_LISTED = 5
+"""How many offending samples a message names before it says how many more there are."""
+
+
+class AnnotationWarning(UserWarning):
+    """An annotation problem that was fixed or skipped, never silently."""
+
+
+def count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def listing(items: list) -> str:
+    """The first `MAX_LISTED` items, and how many more."""
+    shown = ", ".join(str(item) for item in items[:MAX_LISTED])
+    return shown + (f", ... ({len(items) - MAX_LISTED} more)" if len(items) > MAX_LISTED else "")
+
+
+def ensure_unique(sample_ids: Iterable[str], where: str):
+    ids = pd.Series(list(sample_ids), dtype=object)
+    duplicated = sorted(ids[ids.duplicated()].unique())
+    if duplicated:
+        raise ValueError(f"{where}: duplicate sample ids {listing(duplicated)}")
+
+
+def ensure_known(values: Iterable[str], known: Iterable[str], what: str, where: str):
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown {what} {unknown}; known {what}: {sorted(known)}")
+
+
+def report_missing(missing: list[str], skip: bool, where: str):
+    """`missing`: one "sample: reason" line per sample whose files are not on disk."""
+    if not missing:
+        return
+    if not skip:
+        raise FileNotFoundError(
+            f"{where}: {count(len(missing), 'sample')} with missing files: {listing(missing)}. "
+            "Pass skip_missing=True to skip them."
+        )
+    warnings.warn(
+        f"{where}: skipped {count(len(missing), 'sample')} with missing files: {listing(missing)}", AnnotationWarning
+    )
+
+
+def report_fixes(fixed: dict[str, list[str]], where: str):
+    """`fixed`: kind of fix -> samples it was applied to."""
+    for kind, sample_ids in fixed.items():
+        warnings.warn(
+            f"{where}: {count(len(sample_ids), 'sample')} fixed ({kind}): {listing(sample_ids)}", AnnotationWarning
+        )
