@@ -1,0 +1,78 @@
+"""SMIC-HS (University of Oulu): 16 subjects, 164 clips at 100 fps, three classes given by folder.
+
+`data_dir` is the folder of the release, holding `SMIC_all_cropped/HS/` (registered faces,
+`s1/micro/negative/s1_ne_01/reg_image000001.bmp`) and/or `HS/` (raw frames, `image000001.bmp`).
+There is no annotation sheet: every folder under `<subject>/micro/<class>/` is a clip cut from onset to
+offset, so the onset is its first frame and the offset its last (gaps in the frame numbers are
+tolerated). SMIC has no apex annotation: the apex is the middle frame by default
+(`apex_source="middle"`), or spotted from optical flow with `apex_spotting="flow_magnitude"`.
+Subject ids are zero-padded to `s01` and sample ids follow the MEGC2019 list (`s01_s01_ne_01`).
+`non_micro` folders are not read.
+"""
+
+from pathlib import Path
+
+import pandas as pd
+
+from .annotations import CLIP, CLIP_DIR, normalize_id
+from .clips import ClipBuilder, ClipSource, FrameLayout, SourceConfig
+from .features import ACTION_UNITS, APEX_FRAME, EMOTION, OFFSET_FRAME, ONSET_FRAME, SUBJECT
+from .labels import COMPOSITE_MAPPING, THREE_CLASSES
+
+NAME = "smic"
+MICRO_DIR = "micro"
+SUBJECT_PREFIX = "s"
+
+
+def read_clip_folders(data_dir: Path, frames_root: Path, annotation_file: Path | None = None) -> pd.DataFrame:
+    """One row per clip folder `frames_root/<subject>/micro/<class>/<clip>`; the class is the emotion."""
+    clip_dirs = sorted(path for path in frames_root.glob(f"*/{MICRO_DIR}/*/*") if path.is_dir())
+    if not clip_dirs:
+        raise FileNotFoundError(f"{NAME}: no clip folders matching {frames_root}/*/{MICRO_DIR}/*/*")
+    rows = []
+    for clip_dir in clip_dirs:
+        subject = normalize_id(clip_dir.parents[2].name, SUBJECT_PREFIX, 2)
+        rows.append(
+            {
+                SUBJECT: subject,
+                CLIP: f"{subject}_{clip_dir.name.split('_', 1)[-1]}",
+                EMOTION: clip_dir.parent.name,
+                ONSET_FRAME: None,
+                APEX_FRAME: None,
+                OFFSET_FRAME: None,
+                ACTION_UNITS: "",
+                CLIP_DIR: str(clip_dir),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+SOURCE = ClipSource(
+    name=NAME,
+    layouts={
+        "cropped": FrameLayout(root="SMIC_all_cropped/HS", pattern=r"reg_image(\d+)\.bmp"),
+        "raw": FrameLayout(root="HS", pattern=r"image(\d+)\.bmp"),
+    },
+    read=read_clip_folders,
+    annotates_apex=False,
+    default_apex_spotting="middle",
+    sample_pattern=r"(s\d+)_(.+)",
+    manual_download=(
+        "SMIC is licensed by the University of Oulu (Center for Machine Vision and Signal Analysis, "
+        "https://www.oulu.fi/cmvs) and released on a signed license agreement: request the SMIC database "
+        "there, unpack it, and pass the folder that holds SMIC_all_cropped/HS/ (or HS/) as data_dir."
+    ),
+)
+
+
+class Smic(ClipBuilder):
+    """SMIC-HS micro-expression clips (onset and middle or spotted apex frames, all frame paths)."""
+
+    SOURCE = SOURCE
+    HOMEPAGE = "https://www.oulu.fi/cmvs"
+    CITATION = (
+        "Li, X. et al. A spontaneous micro-expression database: Inducement, collection and baseline. "
+        "IEEE International Conference on Automatic Face and Gesture Recognition (FG), 2013."
+    )
+    BUILDER_CONFIGS = [SourceConfig(name="3class", label_names=THREE_CLASSES, emotion_map=COMPOSITE_MAPPING[NAME])]
+    DEFAULT_CONFIG_NAME = "3class"
