@@ -1,0 +1,117 @@
+"""`load_me_dataset`: one call that builds any of the package's datasets with `datasets`.
+
+`datasets` 4 and later no longer run dataset scripts (`load_dataset("casme2.py")` raises "Dataset
+scripts are no longer supported"), so the builders live in this package and are instantiated directly:
+`Builder(config_name=..., data_dir=..., cache_dir=...)`, `download_and_prepare()`, `as_dataset()`.
+The scripts in `dataset_scripts/` re-export them, and `load_me_dataset` also accepts a script's path.
+
+Caching: `datasets` keys its cache on the builder's arguments, including the `data_dir` string but not
+the data in it, so a changed or replaced folder at the same path would be served stale. This call
+therefore passes a fingerprint of the data (every file's path, size and modification time under
+`data_dir` and of `PATH_ARGUMENTS`) and of the builder code as the builder's `hash`: different data
+never share a cache entry, unchanged data is built once.
+"""
+
+import hashlib
+import importlib.util
+import inspect
+import os
+from pathlib import Path
+
+import datasets
+
+from .casme2 import Casme2
+from .megc2019 import Megc2019
+from .precomputed import Precomputed
+from .samm import Samm
+from .smic import Smic
+from .synthetic import Synthetic
+
+BUILDERS = {
+    "casme2": Casme2,
+    "smic": Smic,
+    "samm": Samm,
+    "megc2019": Megc2019,
+    "precomputed": Precomputed,
+    "synthetic": Synthetic,
+}
+CACHE_ENV = "HF_MMMER_DATASETS_CACHE"
+"""Environment variable that moves the default cache (default: `~/.cache/hf_mmmer/datasets`)."""
+PATH_ARGUMENTS = ("sample_list", "annotation_file")
+"""Builder arguments that name files whose content, like data_dir's, is part of the cache key."""
+CODE_FILES = sorted(Path(__file__).parent.glob("*.py")) + [
+    Path(__file__).parent / "megc2019_samples.txt",
+    Path(__file__).parents[1] / "optical_flow.py",  # apex spotting results depend on it
+]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "hf_mmmer" / "datasets")
+
+
+def builder_class(name: str) -> type[datasets.GeneratorBasedBuilder]:
+    """A builder by name (`BUILDERS`), or the builder a dataset script (`path/to/casme2.py`) defines."""
+    if name in BUILDERS:
+        return BUILDERS[name]
+    if not name.endswith(".py"):
+        raise ValueError(f"unknown dataset {name!r}; choose one of {list(BUILDERS)} or a dataset script path")
+    spec = importlib.util.spec_from_file_location(Path(name).stem, name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    found = [obj for obj in vars(module).values() if inspect.isclass(obj) and issubclass(obj, datasets.DatasetBuilder)]
+    if len(found) != 1:
+        raise ValueError(f"{name} must define exactly one dataset builder; found {[c.__name__ for c in found]}")
+    return found[0]
+
+
+def fingerprint(builder: type, paths) -> str:
+    """A hash of the builder's code and of every file (path, size, mtime) under `paths`."""
+    digest = hashlib.sha256()
+    for code in [*CODE_FILES, Path(inspect.getfile(builder))]:
+        digest.update(code.read_bytes() if code.is_file() else b"-")
+    for root in paths:
+        root = Path(root)
+        files = [root] if root.is_file() else sorted(path for path in root.rglob("*") if path.is_file())
+        for path in files:
+            stat = path.stat()
+            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_me_dataset(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    config: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    split: str | None = None,
+    **builder_kwargs,
+) -> datasets.Dataset | datasets.DatasetDict:
+    """Build (or reuse from the cache) a micro-expression dataset.
+
+    Args:
+        name: one of `BUILDERS` (`"casme2"`, `"smic"`, `"samm"`, `"megc2019"`, `"precomputed"`,
+            `"synthetic"`) or the path of a dataset script from `dataset_scripts/`.
+        data_dir: the folder of a licensed dataset (see each builder's manual download instructions),
+            or of a precomputed `samples.csv`.
+        config: a builder config name, e.g. `"3class"` or `"5class"`; default: the builder's default.
+        cache_dir: where Arrow files go; default `$HF_MMMER_DATASETS_CACHE` or `~/.cache/hf_mmmer/datasets`.
+        split: a split to return; default: the `train` split as a `Dataset`, or a `DatasetDict` with
+            `train` and `test` when `test_subjects` is given.
+        builder_kwargs: config fields of the builder, e.g. `skip_missing=True`, `apex_spotting="middle"`,
+            `num_subjects=8` (synthetic), `test_subjects=["casme2/sub01"]`.
+    """
+    builder_type = builder_class(str(name))
+    paths = [data_dir, *(builder_kwargs.get(name) for name in PATH_ARGUMENTS)]
+    data_paths = [path for path in paths if path is not None and os.path.exists(path)]
+    builder = builder_type(
+        config_name=config,
+        data_dir=None if data_dir is None else str(data_dir),
+        cache_dir=str(cache_dir or default_cache_dir()),
+        hash=fingerprint(builder_type, data_paths),
+        **builder_kwargs,
+    )
+    builder.download_and_prepare()
+    dataset = builder.as_dataset(split=split)
+    if split is None and list(dataset) == [datasets.Split.TRAIN]:
+        return dataset[datasets.Split.TRAIN]
+    return dataset
