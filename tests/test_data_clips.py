@@ -1,0 +1,80 @@
+"""CASME II, SAMM and SMIC builders on fixture trees that mimic their real layouts and quirks."""
+
+import pytest
+from test_data_fixtures import CASME2_COUNTS, SAMM_COUNTS, SMIC_CLIPS, casme2_tree, samm_tree, smic_tree
+
+from hf_mmmer.data import THREE_CLASSES, AnnotationWarning, load_me_dataset
+
+CLIP_COLUMNS = {"sample_id", "subject", "source_dataset", "label", "emotion", "onset", "apex", "onset_frame",
+                "apex_frame", "offset_frame", "apex_source", "action_units", "frames", "fixes"}
+
+
+def rows_by_id(dataset):
+    return {row["sample_id"]: row for row in dataset.remove_columns(["onset", "apex"])}
+
+
+@pytest.mark.parametrize("config", ["3class", "5class"])
+def test_casme2_counts_features_and_quirks(tmp_path, config):
+    with pytest.warns(AnnotationWarning) as caught:
+        ds = load_me_dataset("casme2", data_dir=casme2_tree(tmp_path / "casme2"), config=config, cache_dir=tmp_path)
+    assert len(ds) == CASME2_COUNTS[config]
+    assert CLIP_COLUMNS <= set(ds.column_names)
+    if config == "3class":
+        assert ds.features["label"].names == list(THREE_CLASSES)
+    rows = rows_by_id(ds)
+    first = rows["sub01_EP02_01f"]
+    assert (first["onset_frame"], first["apex_frame"], first["offset_frame"]) == (46, 49, 52)
+    assert first["apex_source"] == "annotated" and first["fixes"] == []
+    assert first["frames"][0].endswith("Cropped/sub01/EP02_01f/reg_img46.jpg") and len(first["frames"]) == 7
+    assert ds[0]["onset"].size == (48, 48)
+    assert rows["sub02_EP01_11f"]["subject"] == "sub02"  # numeric subject cell, zero-padded
+    # the three quirks of the real release: each fixed, recorded in the row and warned about with a count
+    assert rows["sub04_EP12_01f"]["apex_source"] == "spotted"
+    assert 30 < rows["sub04_EP12_01f"]["apex_frame"] <= 36
+    assert rows["sub05_EP09_05f"]["apex_source"] == "spotted" and rows["sub05_EP09_05f"]["apex_frame"] > 5
+    clipped = rows["sub16_EP01_08"]
+    assert clipped["offset_frame"] == 96 and clipped["apex_frame"] == 93 and "110" in clipped["fixes"][0]
+    messages = " | ".join(str(w.message) for w in caught)
+    for kind in ("apex not annotated", "apex equals onset", "offset past the frames on disk"):
+        assert f"1 sample fixed ({kind})" in messages
+
+
+def test_casme2_raw_frames_and_frame_choice(tmp_path):
+    data_dir = casme2_tree(tmp_path / "casme2", frames_root="CASME2_RAW_selected")
+    with pytest.warns(AnnotationWarning):
+        ds = load_me_dataset("casme2", data_dir=data_dir, cache_dir=tmp_path, apex_spotting="middle")
+    assert ds[0]["frames"][0].endswith("CASME2_RAW_selected/sub01/EP02_01f/img46.jpg")
+    assert set(ds["apex_source"]) == {"annotated", "middle"}
+    with pytest.raises(FileNotFoundError, match="Cropped/"):
+        load_me_dataset("casme2", data_dir=data_dir, cache_dir=tmp_path, frames="cropped")
+
+
+@pytest.mark.parametrize("config", ["3class", "5class"])
+def test_samm_counts_preamble_and_apex(tmp_path, config):
+    with pytest.warns(AnnotationWarning, match=r"samm: 1 sample fixed \(apex not annotated\): 011_011_2_1"):
+        ds = load_me_dataset("samm", data_dir=samm_tree(tmp_path / "samm"), config=config, cache_dir=tmp_path)
+    assert len(ds) == SAMM_COUNTS[config]
+    rows = rows_by_id(ds)
+    assert rows["006_006_1_2"]["subject"] == "006"
+    assert rows["006_006_1_2"]["action_units"] == "R12 or 12"
+    assert ds.features["label"].int2str(rows["006_006_1_3"]["label"]) == ("negative" if config == "3class" else "anger")
+    assert ("007_007_6_1" in rows) == (config == "5class")  # "Other" only in the 5 classes
+
+
+def test_smic_folders_middle_apex_and_ids(tmp_path):
+    ds = load_me_dataset("smic", data_dir=smic_tree(tmp_path / "smic"), cache_dir=tmp_path)
+    assert len(ds) == len(SMIC_CLIPS)  # non_micro is not read
+    rows = rows_by_id(ds)
+    assert set(rows) == {"s01_s01_ne_01", "s01_s01_po_01", "s03_s03_sur_01", "s20_s20_ne_02"}
+    gap = rows["s03_s03_sur_01"]  # frames 1 2 3 5 6 7 9: onset first, offset last, middle of what is there
+    assert (gap["onset_frame"], gap["apex_frame"], gap["offset_frame"]) == (1, 5, 9)
+    assert set(ds["apex_source"]) == {"middle"}
+    assert ds.features["label"].int2str(rows["s03_s03_sur_01"]["label"]) == "surprise"
+
+
+def test_smic_flow_spotting_option(tmp_path):
+    ds = load_me_dataset("smic", data_dir=smic_tree(tmp_path / "smic"), cache_dir=tmp_path,
+                         apex_spotting="flow_magnitude")
+    assert set(ds["apex_source"]) == {"spotted"}
+    for row in rows_by_id(ds).values():
+        assert row["onset_frame"] < row["apex_frame"] <= row["offset_frame"]
