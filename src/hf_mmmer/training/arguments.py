@@ -1,0 +1,103 @@
+"""Command-line arguments of the trainer, as dataclasses parsed by `transformers.HfArgumentParser`.
+
+The defaults are the package's recipe; `examples/train.py` and `hf-mmmer train` share this parser so
+that `--help` is the same everywhere.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+DATASETS = ("synthetic", "precomputed", "casme2", "smic", "samm", "megc2019")
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(default="synthetic", metadata={"help": f"One of {', '.join(DATASETS)}."})
+    data_dir: Optional[str] = field(default=None, metadata={"help": "Root of a licensed dataset or precomputed folder."})
+    dataset_config: Optional[str] = field(default=None, metadata={"help": "Builder config, e.g. 3class or 5class."})
+    num_subjects: int = field(default=8, metadata={"help": "Synthetic data: number of subjects."})
+    samples_per_subject: int = field(default=24, metadata={"help": "Synthetic data: clips per subject."})
+    cache_dir: Optional[str] = field(default=None, metadata={"help": "Cache of prepared datasets."})
+    crop_face: bool = field(
+        default=False, metadata={"help": "Haar face crop before the flow (off for datasets that ship cropped faces)."}
+    )
+
+
+@dataclass
+class ExperimentArguments:
+    output_dir: str = field(default="runs/demo", metadata={"help": "Where every artifact of the run is written."})
+    protocol: str = field(default="loso", metadata={"help": "loso (one fold per subject) or holdout (--test_subjects)."})
+    folds: str = field(
+        default="all",
+        metadata={"help": "loso: all, a number K (the first K subjects in sorted order), or a comma list of subjects."},
+    )
+    test_subjects: Optional[str] = field(default=None, metadata={"help": "holdout: comma list of test subjects."})
+    config_overrides: Optional[str] = field(
+        default=None,
+        metadata={"help": "Model config overrides, e.g. 'hidden_size=32,flow_patch_sizes=[7,14],modalities=[\"flow\"]'."},
+    )
+    epochs: int = field(default=40, metadata={"help": "Training epochs per fold; the final epoch's model is scored."})
+    batch_size: int = field(default=32)
+    learning_rate: float = field(default=1e-3)
+    weight_decay: float = field(default=0.05)
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Linear warmup share of steps before cosine decay."})
+    lr_scheduler: str = field(default="cosine", metadata={"help": "cosine or constant (after warmup)."})
+    class_weighting: str = field(
+        default="balanced",
+        metadata={"help": "none, or balanced: cross-entropy weights from each fold's training labels."},
+    )
+    flip_prob: float = field(default=0.5, metadata={"help": "Horizontal flip (negates flow u)."})
+    max_shift: float = field(default=0.05, metadata={"help": "Affine jitter: shift as a fraction of the side."})
+    max_rotation_deg: float = field(default=8.0)
+    max_scale: float = field(default=0.05)
+    mixup_alpha: float = field(default=0.0, metadata={"help": "Mixup Beta(alpha, alpha); 0 disables."})
+    seed: int = field(default=0)
+    num_threads: Optional[int] = field(default=None, metadata={"help": "torch intra-op threads per process."})
+    final_model: bool = field(default=True, metadata={"help": "Train and save a model on all subjects."})
+    record_test_curve: bool = field(
+        default=False,
+        metadata={"help": "Also score the held-out subject after every epoch (for plots and labelled "
+                          "comparisons with test-selected papers; never used to choose anything)."},
+    )
+    resume: bool = field(default=False, metadata={"help": "Skip folds already finished in output_dir."})
+    overwrite: bool = field(default=False, metadata={"help": "Delete an existing output_dir first."})
+    push_to_hub: bool = field(default=False, metadata={"help": "Upload final_model/ to the Hub (HF_ENDPOINT)."})
+    hub_model_id: Optional[str] = field(default=None, metadata={"help": "Repo id for --push_to_hub."})
+    hub_private: bool = field(default=False)
+
+
+def parse_overrides(text: Optional[str]) -> dict:
+    """`'a=1,b=[7,14],c="x",d=rollout'` -> `{"a": 1, "b": [7, 14], "c": "x", "d": "rollout"}`.
+
+    Values are JSON where they parse as JSON, else plain strings; commas inside brackets are kept.
+    """
+    if not text:
+        return {}
+    items, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "[{" and 1 or 0
+        depth -= char in "]}" and 1 or 0
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    items.append(current)
+    overrides = {}
+    for item in filter(None, (i.strip() for i in items)):
+        if "=" not in item:
+            raise ValueError(f"config override {item!r} is not of the form key=value")
+        key, value = item.split("=", 1)
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides
+
+
+def run_signature(data_args: DataArguments, args: ExperimentArguments) -> dict:
+    """The arguments that determine a run's results (what `--resume` must find unchanged)."""
+    ignored = {"output_dir", "resume", "overwrite", "push_to_hub", "hub_model_id", "hub_private", "num_threads",
+               "cache_dir"}
+    return {k: v for k, v in {**asdict(data_args), **asdict(args)}.items() if k not in ignored}

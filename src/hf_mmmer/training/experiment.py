@@ -1,0 +1,217 @@
+"""A whole experiment: data -> processor -> LOSO (or holdout) folds -> metrics, artifacts, final model.
+
+Folds are independent, so with several processes (`accelerate launch`, `torchrun`) each process trains
+every N-th fold and the per-fold results are gathered on the main process: N processes finish a sweep
+about N times faster. A run with a single fold and several processes trains it data-parallel instead.
+Each finished fold is written atomically to `output_dir/folds/`, which is what `--resume` reads.
+"""
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import gather_object
+from tqdm.auto import tqdm
+
+from ..configuration_mmmer import MMMERConfig
+from ..data import load_me_dataset, select_subjects
+from ..image_processing_mmmer import MMMERImageProcessor
+from .arguments import DataArguments, ExperimentArguments, parse_overrides, run_signature
+from .encoding import EncodedDataset, encode_dataset
+from .export import save_model_directory
+from .fold_training import FoldRecipe, flow_zero_level, fold_seed, predict_probabilities, train_fold_model
+from .metrics import classification_scores, summarize_predictions
+from .reporting import (
+    plot_confusion_matrix,
+    plot_training_curves,
+    predictions_table,
+    results_markdown,
+    write_atomically,
+    write_json,
+)
+
+logger = logging.getLogger(__name__)
+RUN_ARGS_FILE = "run_args.json"
+FOLDS_DIR = "folds"
+
+
+def prepare_output_dir(output_dir: Path, signature: dict, resume: bool, overwrite: bool):
+    """Create `output_dir`, refusing to touch a previous run's results unless asked.
+
+    `--resume` requires the same result-determining arguments as the run it continues (else the
+    pooled metrics would mix two recipes); `--overwrite` deletes the folder first.
+    """
+    args_file = output_dir / RUN_ARGS_FILE
+    if output_dir.exists() and any(output_dir.iterdir()):
+        if resume:
+            if not args_file.exists():
+                raise FileExistsError(f"{output_dir} is not empty and holds no {RUN_ARGS_FILE}: nothing to resume")
+            previous = json.loads(args_file.read_text())
+            changed = {k: (previous.get(k), v) for k, v in signature.items() if previous.get(k) != v}
+            if changed:
+                raise ValueError(f"--resume with different arguments than the run in {output_dir}: "
+                                 + ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items()))
+        elif overwrite:
+            shutil.rmtree(output_dir)
+        else:
+            raise FileExistsError(
+                f"{output_dir} already holds a run; pass --resume to continue it or --overwrite to replace it"
+            )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json(args_file, signature)
+
+
+def build_model_config(data_args: DataArguments, args: ExperimentArguments, label_names) -> MMMERConfig:
+    overrides = parse_overrides(args.config_overrides)
+    return MMMERConfig(**{**overrides, "id2label": dict(enumerate(label_names))})
+
+
+def build_processor(config: MMMERConfig, data_args: DataArguments) -> MMMERImageProcessor:
+    """The processor whose output sizes match `config` (it is saved with the final model)."""
+    return MMMERImageProcessor(
+        flow_size=config.flow_image_size, texture_size=config.texture_image_size,
+        texture_channels=config.texture_channels, do_crop_face=data_args.crop_face,
+    )
+
+
+def load_dataset_for(data_args: DataArguments, seed: int):
+    if data_args.dataset == "synthetic":
+        return load_me_dataset("synthetic", num_subjects=data_args.num_subjects,
+                               samples_per_subject=data_args.samples_per_subject, seed=seed,
+                               cache_dir=data_args.cache_dir)
+    kwargs = {"config": data_args.dataset_config} if data_args.dataset_config else {}
+    return load_me_dataset(data_args.dataset, data_dir=data_args.data_dir, cache_dir=data_args.cache_dir, **kwargs)
+
+
+def plan_folds(data: EncodedDataset, args: ExperimentArguments) -> dict:
+    """`{fold name: test indices}` for the chosen protocol and folds.
+
+    Subjects may be named by fold key (`casme2/sub01`) or by a bare id that one source owns (`sub01`).
+    """
+    subjects = np.asarray(data.subjects)
+    known = sorted(set(data.subjects))
+    names = lambda text: [s.strip() for s in text.split(",") if s.strip()]  # noqa: E731
+    if args.protocol == "holdout":
+        if not args.test_subjects:
+            raise ValueError("--protocol holdout needs --test_subjects (comma list of subjects)")
+        return {"holdout": np.flatnonzero(np.isin(subjects, select_subjects(known, names(args.test_subjects))))}
+    if args.protocol != "loso":
+        raise ValueError(f"--protocol must be loso or holdout, got {args.protocol!r}")
+    if args.folds == "all":
+        chosen = known
+    elif args.folds.isdigit():
+        chosen = known[: int(args.folds)]
+    else:
+        chosen = select_subjects(known, names(args.folds))
+    return {subject: np.flatnonzero(subjects == subject) for subject in chosen}
+
+
+def fold_file(output_dir: Path, fold: str) -> Path:
+    return output_dir / FOLDS_DIR / (fold.replace("/", "__") + ".json")
+
+
+def run_fold(fold, test_indices, data, config, recipe, args, flow_zero, accelerator, progress):
+    """Train without the fold's subject, predict it, and return the fold's result record."""
+    started = time.perf_counter()
+    train_indices = np.setdiff1d(np.arange(len(data)), test_indices)
+    test_subjects = {data.subjects[i] for i in test_indices}
+    assert not test_subjects & {data.subjects[i] for i in train_indices}, "a subject is on both sides"
+    model, history = train_fold_model(
+        config, data, train_indices, recipe, fold_seed(args.seed, fold), flow_zero,
+        eval_indices=test_indices if args.record_test_curve else None, progress=progress, accelerator=accelerator,
+    )
+    scores = predict_probabilities(model, data, test_indices)
+    predictions = [
+        {"sample_id": data.sample_ids[i], "subject": data.subjects[i], "dataset": data.datasets[i],
+         "label": int(data.labels[i]), "prediction": int(score.argmax()),
+         **{f"score_{name}": float(s) for name, s in zip(data.label_names, score)}, "fold": fold}
+        for i, score in zip(test_indices, scores)
+    ]
+    return {"fold": fold, "predictions": predictions, "history": history,
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
+    """Run the experiment the arguments describe; return the metrics (main process) or None."""
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    output_dir = Path(args.output_dir)
+    signature = run_signature(data_args, args)
+    if accelerator.is_main_process:
+        prepare_output_dir(output_dir, signature, args.resume, args.overwrite)
+    accelerator.wait_for_everyone()
+
+    dataset = load_dataset_for(data_args, args.seed)
+    label_names = dataset.features["label"].names
+    config = build_model_config(data_args, args, label_names)
+    processor = build_processor(config, data_args)
+    data = encode_dataset(dataset, processor)
+    flow_zero = flow_zero_level(processor)
+    recipe = FoldRecipe.from_arguments(args)
+    folds = plan_folds(data, args)
+    fold_names = list(folds)
+    data_parallel = len(fold_names) < accelerator.num_processes
+    mine = fold_names if data_parallel else fold_names[accelerator.process_index :: accelerator.num_processes]
+
+    results = []
+    show = accelerator.is_local_main_process
+    with tqdm(total=len(mine), desc="folds", disable=not show) as fold_bar:
+        for fold in mine:
+            path = fold_file(output_dir, fold)
+            if args.resume and path.exists():
+                results.append(json.loads(path.read_text()))
+                fold_bar.update(1)
+                continue
+            with tqdm(total=recipe.epochs, desc=f"{fold} epochs", leave=False, disable=not show) as epoch_bar:
+                result = run_fold(fold, folds[fold], data, config, recipe, args, flow_zero,
+                                  accelerator if data_parallel else None, epoch_bar)
+            if accelerator.is_main_process or not data_parallel:
+                write_json(path, result)
+            scores = classification_scores([p["label"] for p in result["predictions"]],
+                                           [p["prediction"] for p in result["predictions"]], config.num_labels)
+            logger.info("fold %s: n=%d accuracy=%.3f uf1=%.3f (%.1f s)", fold, scores["n"], scores["accuracy"],
+                        scores["uf1"], result["seconds"])
+            results.append(result)
+            fold_bar.update(1)
+    if not data_parallel:
+        results = gather_object(results)
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return None
+    results = sorted({r["fold"]: r for r in results}.values(), key=lambda r: r["fold"])
+
+    table = predictions_table(results, label_names)
+    metrics = {**summarize_predictions(table, config.num_labels), "protocol": args.protocol, "seed": args.seed,
+               "epochs": args.epochs, "num_folds": len(results),
+               "fold_seconds": round(sum(r["seconds"] for r in results), 2)}
+    write_atomically(output_dir / "predictions.csv", table.to_csv(index=False))
+    write_json(output_dir / "metrics.json", metrics)
+    title = f"MMMER on {data_args.dataset}"
+    write_atomically(output_dir / "results.md", results_markdown(metrics, title))
+    plot_confusion_matrix(table, label_names, output_dir / "confusion_matrix.png")
+    plot_training_curves(results, output_dir / "training_curves.png")
+    print(results_markdown(metrics, title))
+
+    if args.final_model:
+        final_dir = output_dir / "final_model"
+        if not (args.resume and (final_dir / "model.safetensors").exists()):
+            with tqdm(total=recipe.epochs, desc="final model epochs", leave=False) as epoch_bar:
+                model, _ = train_fold_model(config, data, np.arange(len(data)), recipe, fold_seed(args.seed, "final"),
+                                            flow_zero, progress=epoch_bar)
+            save_model_directory(model, processor, final_dir, metrics=metrics, dataset_name=data_args.dataset,
+                                 training_args={**asdict(data_args), **asdict(args)})
+        if args.push_to_hub:
+            from .hub import push_folder_to_hub
+
+            if not args.hub_model_id:
+                raise ValueError("--push_to_hub needs --hub_model_id")
+            url = push_folder_to_hub(final_dir, args.hub_model_id, private=args.hub_private)
+            logger.info("pushed %s to %s", final_dir, url)
+    return metrics

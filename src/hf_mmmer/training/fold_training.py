@@ -1,0 +1,155 @@
+"""Train one model on a set of samples and predict others: the unit of every LOSO fold.
+
+The samples live in memory (`EncodedDataset`), so a step is an index into tensors: no DataLoader,
+no per-sample Python. Every random choice of a fold (initialisation, shuffling, augmentation, dropout)
+is drawn from that fold's own seed, so a fold gives the same model whether it runs alone, resumed,
+or on another process of a sharded sweep.
+"""
+
+import math
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import get_cosine_schedule_with_warmup, get_constant_schedule_with_warmup
+
+from ..modeling_mmmer import MMMERForMicroExpressionClassification
+from .augmentation import AugmentationConfig, augment_batch
+from .encoding import EncodedDataset
+
+
+def fold_seed(seed: int, fold: str) -> int:
+    """A stable per-fold seed (Python's `hash` of a str changes between processes)."""
+    return zlib.crc32(f"{seed}/{fold}".encode()) & 0x7FFFFFFF
+
+
+def balanced_class_weights(labels: torch.Tensor, num_labels: int) -> list:
+    """`n / (k * count_c)` per class, from training labels only (absent classes get weight 1)."""
+    counts = torch.bincount(labels, minlength=num_labels).float()
+    weights = torch.where(counts > 0, len(labels) / (num_labels * counts.clamp_min(1)), torch.ones_like(counts))
+    return weights.tolist()
+
+
+@dataclass
+class FoldRecipe:
+    """The optimisation recipe of one fold (a view of `ExperimentArguments`)."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    warmup_ratio: float
+    lr_scheduler: str
+    class_weighting: str
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+
+    @classmethod
+    def from_arguments(cls, args):
+        return cls(
+            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+            weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio, lr_scheduler=args.lr_scheduler,
+            class_weighting=args.class_weighting,
+            augmentation=AugmentationConfig(
+                flip_prob=args.flip_prob, max_shift=args.max_shift, max_rotation_deg=args.max_rotation_deg,
+                max_scale=args.max_scale, mixup_alpha=args.mixup_alpha,
+            ),
+        )
+
+
+def flow_zero_level(processor) -> torch.Tensor:
+    """Normalised value of each flow channel meaning 'no motion': 0.5 for u and v, 0 for strain.
+
+    Under per-sample min-max scaling zero motion sits near the middle of u and v and at the bottom of
+    the strain magnitude; the processor's mean/std map that into model units.
+    """
+    raw = torch.tensor([0.5, 0.5, 0.0])
+    if not getattr(processor, "do_normalize", True):
+        return raw
+    return (raw - torch.tensor(processor.flow_mean)) / torch.tensor(processor.flow_std)
+
+
+def make_scheduler(optimizer, recipe: FoldRecipe, total_steps: int):
+    warmup = int(recipe.warmup_ratio * total_steps)
+    if recipe.lr_scheduler == "cosine":
+        return get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
+    if recipe.lr_scheduler == "constant":
+        return get_constant_schedule_with_warmup(optimizer, warmup)
+    raise ValueError(f"lr_scheduler must be cosine or constant, got {recipe.lr_scheduler!r}")
+
+
+@torch.no_grad()
+def predict_probabilities(model, data: EncodedDataset, indices, batch_size: int = 256) -> np.ndarray:
+    """Softmax scores `(len(indices), num_labels)` of the samples at `indices`."""
+    model.eval()
+    indices = torch.as_tensor(indices)
+    scores = [
+        torch.softmax(model(**data.model_inputs(indices[i : i + batch_size], model.config.modalities)).logits, -1)
+        for i in range(0, len(indices), batch_size)
+    ]
+    return torch.cat(scores).numpy()
+
+
+def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRecipe, seed: int, flow_zero,
+                     eval_indices=None, progress=None, accelerator=None):
+    """Train a fresh model on `train_indices`; return `(model, history)`.
+
+    `history` has one entry per epoch: mean training loss and accuracy, and, when `eval_indices` is
+    given, the accuracy on those samples (recorded for curves only; nothing here selects on it).
+    With an `accelerator` of several processes the batches are split across them (data parallel).
+    """
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    train_indices = torch.as_tensor(train_indices)
+    labels = data.labels[train_indices]
+    if recipe.class_weighting == "balanced":
+        config = config.__class__.from_dict({**config.to_dict(), "class_weights": balanced_class_weights(labels, config.num_labels)})
+    elif recipe.class_weighting != "none":
+        raise ValueError(f"class_weighting must be none or balanced, got {recipe.class_weighting!r}")
+    model = MMMERForMicroExpressionClassification(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    steps_per_epoch = math.ceil(len(train_indices) / recipe.batch_size)
+    scheduler = make_scheduler(optimizer, recipe, steps_per_epoch * recipe.epochs)
+    rank, world = 0, 1
+    if accelerator is not None and accelerator.num_processes > 1:
+        model, optimizer = accelerator.prepare(model, optimizer)
+        rank, world = accelerator.process_index, accelerator.num_processes
+    texture_needed = "texture" in config.modalities
+    history = []
+    for epoch in range(recipe.epochs):
+        model.train()
+        order = train_indices[torch.randperm(len(train_indices), generator=generator)]
+        total_loss, correct = 0.0, 0
+        for start in range(0, len(order), recipe.batch_size):
+            batch = order[start : start + recipe.batch_size]
+            targets = F.one_hot(data.labels[batch], config.num_labels).float()
+            flow, texture, targets = augment_batch(
+                data.flow[batch], data.texture[batch] if texture_needed else None, targets,
+                recipe.augmentation, generator, flow_zero,
+            )
+            inputs = {"flow_values": flow, "texture_values": texture}
+            inputs = {f"{m}_values": inputs[f"{m}_values"][rank::world] for m in config.modalities}
+            output = model(**inputs, labels=targets[rank::world])
+            optimizer.zero_grad(set_to_none=True)
+            if accelerator is not None and world > 1:
+                accelerator.backward(output.loss)
+            else:
+                output.loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += output.loss.item() * len(batch)
+            correct += (output.logits.argmax(-1) == targets[rank::world].argmax(-1)).sum().item() * world
+        record = {"epoch": epoch + 1, "train_loss": total_loss / len(order), "train_accuracy": correct / len(order)}
+        if eval_indices is not None and len(eval_indices):
+            unwrapped = accelerator.unwrap_model(model) if accelerator is not None and world > 1 else model
+            scores = predict_probabilities(unwrapped, data, eval_indices)
+            record["eval_accuracy"] = float((scores.argmax(-1) == data.labels[torch.as_tensor(eval_indices)].numpy()).mean())
+            record["eval_predictions"] = scores.argmax(-1).tolist()
+        history.append(record)
+        if progress is not None:
+            progress.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_accuracy']:.2f}")
+            progress.update(1)
+    if accelerator is not None and world > 1:
+        model = accelerator.unwrap_model(model)
+    return model.eval(), history
