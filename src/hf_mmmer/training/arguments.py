@@ -47,6 +47,9 @@ class ExperimentArguments:
         default="balanced",
         metadata={"help": "none, or balanced: cross-entropy weights from each fold's training labels."},
     )
+    ema_decay: float = field(
+        default=0.0, metadata={"help": "Per-step exponential moving average of the weights (0 disables); the EMA "
+                                       "model is the one scored and saved."})
     flip_prob: float = field(default=0.5, metadata={"help": "Horizontal flip (negates flow u)."})
     max_shift: float = field(default=0.05, metadata={"help": "Affine jitter: shift as a fraction of the side."})
     max_rotation_deg: float = field(default=8.0)

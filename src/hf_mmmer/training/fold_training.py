@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from transformers import get_cosine_schedule_with_warmup, get_constant_schedule_with_warmup
 
 from ..modeling_mmmer import MMMERForMicroExpressionClassification
@@ -43,6 +44,7 @@ class FoldRecipe:
     warmup_ratio: float
     lr_scheduler: str
     class_weighting: str
+    ema_decay: float = 0.0
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
     @classmethod
@@ -50,7 +52,7 @@ class FoldRecipe:
         return cls(
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
             weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio, lr_scheduler=args.lr_scheduler,
-            class_weighting=args.class_weighting,
+            class_weighting=args.class_weighting, ema_decay=args.ema_decay,
             augmentation=AugmentationConfig(
                 flip_prob=args.flip_prob, max_shift=args.max_shift, max_rotation_deg=args.max_rotation_deg,
                 max_scale=args.max_scale, mixup_alpha=args.mixup_alpha,
@@ -116,6 +118,12 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
         model, optimizer = accelerator.prepare(model, optimizer)
         rank, world = accelerator.process_index, accelerator.num_processes
     texture_needed = "texture" in config.modalities
+    # An exponential moving average of the weights is a fixed rule (no epoch is chosen), and it smooths
+    # the last epochs' fluctuations that otherwise decide a final-epoch score.
+    ema = None
+    if recipe.ema_decay > 0:
+        plain = accelerator.unwrap_model(model) if world > 1 else model
+        ema = AveragedModel(plain, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
     history = []
     for epoch in range(recipe.epochs):
         model.train()
@@ -138,11 +146,14 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
                 output.loss.backward()
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(plain)
             total_loss += output.loss.item() * len(batch)
             correct += (output.logits.argmax(-1) == targets[rank::world].argmax(-1)).sum().item() * world
         record = {"epoch": epoch + 1, "train_loss": total_loss / len(order), "train_accuracy": correct / len(order)}
         if eval_indices is not None and len(eval_indices):
             unwrapped = accelerator.unwrap_model(model) if accelerator is not None and world > 1 else model
+            unwrapped = ema.module if ema is not None else unwrapped
             scores = predict_probabilities(unwrapped, data, eval_indices)
             record["eval_accuracy"] = float((scores.argmax(-1) == data.labels[torch.as_tensor(eval_indices)].numpy()).mean())
             record["eval_predictions"] = scores.argmax(-1).tolist()
@@ -152,4 +163,6 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
             progress.update(1)
     if accelerator is not None and world > 1:
         model = accelerator.unwrap_model(model)
+    if ema is not None:
+        model = ema.module
     return model.eval(), history

@@ -1,0 +1,193 @@
+#!/usr/bin/env python
+"""MEGC2019-style leave-one-subject-out benchmark of the package's recipe on a precomputed folder.
+
+    python benchmarks/megc2019.py --data_dir ../shared/data/megc2019-dev [--seeds 3] [--output results.json] \
+        [--ablations] [--baseline] [--processes 2]
+
+Runs the package's own trainer (`examples/train.py`, sharded over `--processes` CPU processes with
+torchrun) once per seed with the recipe's defaults, and prints per source dataset and pooled UF1 / UAR
+(mean +- std over seeds) and the wall time of each sweep. Every number is the final-epoch model's. The
+test-selected numbers (each test subject's best epoch, as many papers report) are printed beside them
+for comparison with papers, labelled as such; nothing is ever chosen by them.
+
+`--ablations` adds one-seed sweeps on the same folds: flow only, texture only, both without the
+contrastive loss, single scale, and fusion mean / plain [CLS]. `--baseline` adds a small STSTNet-style
+CNN on the flow maps (benchmarks/ststnet.py) as the field's reference.
+`--output` writes, per seed, the keys of `metrics.json` plus `"mean"` and `"std"`.
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from hf_mmmer.training.metrics import classification_scores  # noqa: E402
+
+ABLATIONS = {
+    "flow only": "modalities=[\"flow\"]",
+    "texture only": "modalities=[\"texture\"]",
+    "both, no contrastive loss": "contrastive_weight=0.0",
+    "single scale (flow p7, texture p14)": "flow_patch_sizes=[7],texture_patch_sizes=[14]",
+    "fusion mean": "fusion=mean",
+    "fusion plain [CLS]": "fusion=cls",
+}
+SCORES = ("uf1", "uar", "accuracy")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_sweep(data_dir, output_dir, seed, processes, extra_args=()):
+    """One LOSO sweep with the package's trainer; returns (metrics, fold records, wall seconds)."""
+    command = [sys.executable, str(REPO / "examples" / "train.py")]
+    if processes > 1:
+        torchrun = Path(sys.executable).with_name("torchrun")
+        command = [str(torchrun), "--nproc_per_node", str(processes), "--master_port", str(free_port()),
+                   str(REPO / "examples" / "train.py")]
+    command += ["--dataset", "precomputed", "--data_dir", str(data_dir), "--output_dir", str(output_dir),
+                "--seed", str(seed), "--final_model", "false", "--record_test_curve", "--num_threads", "1",
+                *extra_args]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - started
+    metrics = json.loads((Path(output_dir) / "metrics.json").read_text())
+    folds = [json.loads(p.read_text()) for p in sorted((Path(output_dir) / "folds").glob("*.json"))]
+    return metrics, folds, seconds
+
+
+def test_selected_scores(folds, num_labels):
+    """Scores when each test subject's best epoch is kept: the papers' selection, for comparison only."""
+    rows = []
+    for fold in folds:
+        best = max(fold["history"], key=lambda record: record["eval_accuracy"])
+        for prediction, record in zip(best["eval_predictions"], fold["predictions"]):
+            rows.append({"label": record["label"], "prediction": prediction, "dataset": record["dataset"]})
+    table = pd.DataFrame(rows)
+    scores = {"all": classification_scores(table["label"], table["prediction"], num_labels)}
+    for name, group in table.groupby("dataset"):
+        scores[name] = classification_scores(group["label"], group["prediction"], num_labels)
+    return scores
+
+
+def per_dataset(metrics):
+    return {**metrics["per_dataset"], "all": {k: metrics[k] for k in (*SCORES, "n")}}
+
+
+def mean_std(values):
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def run_baseline(data_dir, seed, epochs):
+    import torch
+
+    from hf_mmmer.data import load_me_dataset
+    from hf_mmmer.image_processing_mmmer import MMMERImageProcessor
+    from hf_mmmer.training.encoding import encode_dataset
+    from ststnet import run_loso
+
+    torch.set_num_threads(1)
+    data = encode_dataset(load_me_dataset("precomputed", data_dir=data_dir), MMMERImageProcessor(do_crop_face=False))
+    final, selected, seconds = run_loso(data.flow, data.labels, data.subjects, epochs=epochs, seed=seed)
+    labels, datasets = data.labels.numpy(), np.asarray(data.datasets)
+    result = {"seconds": seconds}
+    for name in [*sorted(set(datasets)), "all"]:
+        mask = np.ones(len(labels), bool) if name == "all" else datasets == name
+        result[name] = {"final": classification_scores(labels[mask], final[mask], 3),
+                        "test_selected": classification_scores(labels[mask], selected[mask], 3)}
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--output", default=None)
+    parser.add_argument("--processes", type=int, default=2, help="CPU processes for the fold shards")
+    parser.add_argument("--ablations", action="store_true")
+    parser.add_argument("--baseline", action="store_true")
+    parser.add_argument("--baseline_epochs", type=int, default=200)
+    parser.add_argument("--work_dir", default=None, help="Where the sweeps write (default: a temporary folder)")
+    parser.add_argument("--train_args", default="", help="Extra trainer arguments, e.g. '--epochs 20'")
+    args = parser.parse_args()
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="megc2019-"))
+    extra = args.train_args.split()
+
+    report = {"seeds": {}, "wall_seconds": {}, "test_selected": {}}
+    for seed in range(args.seeds):
+        metrics, folds, seconds = run_sweep(args.data_dir, work / f"seed{seed}", seed, args.processes, extra)
+        report["seeds"][str(seed)] = metrics
+        report["wall_seconds"][str(seed)] = round(seconds, 1)
+        num_labels = sum(key.startswith("score_") for key in folds[0]["predictions"][0])
+        report["test_selected"][str(seed)] = test_selected_scores(folds, num_labels)
+        print(f"seed {seed}: UF1 {metrics['uf1']:.4f} UAR {metrics['uar']:.4f} ({seconds:.0f} s)", flush=True)
+    runs = [per_dataset(m) for m in report["seeds"].values()]
+    names = list(runs[0])
+    report["mean"], report["std"] = {}, {}
+    for name in names:
+        report["mean"][name], report["std"][name] = {}, {}
+        for score in SCORES:
+            mean, std = mean_std([run[name][score] for run in runs])
+            report["mean"][name][score], report["std"][name][score] = mean, std
+
+    print(f"\nMMMER, LOSO, final-epoch model, {args.seeds} seed(s), {args.processes} process(es); "
+          f"work dir {work}\n")
+    print("| data | n | UF1 (mean +- std) | UAR (mean +- std) | test-selected UF1 / UAR (papers' protocol, not a result) |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in names:
+        selected = [report["test_selected"][s][name] for s in report["test_selected"]]
+        m, s = report["mean"][name], report["std"][name]
+        print(f"| {name} | {runs[0][name]['n']} | {m['uf1']:.4f} +- {s['uf1']:.4f} | {m['uar']:.4f} +- {s['uar']:.4f} | "
+              f"{statistics.mean(x['uf1'] for x in selected):.4f} / {statistics.mean(x['uar'] for x in selected):.4f} |")
+    wall = list(report["wall_seconds"].values())
+    print(f"\nwall time per full LOSO sweep: {statistics.mean(wall):.0f} s (runs: {wall})")
+
+    if args.ablations:
+        report["ablations"] = {}
+        print("\nAblations (seed 0, final-epoch model)\n\n| variant | all UF1 / UAR | " +
+              " | ".join(n for n in names if n != "all") + " | wall s |")
+        print("| --- " * (len(names) + 2) + "|")
+        m0 = per_dataset(report["seeds"]["0"])
+        variants = {"recipe (both modalities, multi-scale, rollout, contrastive)": (m0, report["wall_seconds"]["0"])}
+        for label, override in ABLATIONS.items():
+            out = work / ("ablation-" + "".join(c if c.isalnum() else "_" for c in label))
+            metrics, _, seconds = run_sweep(args.data_dir, out, 0, args.processes,
+                                            [*extra, "--config_overrides", override])
+            variants[label] = (per_dataset(metrics), round(seconds, 1))
+            report["ablations"][label] = metrics
+        for label, (scores, seconds) in variants.items():
+            cells = [f"{scores[n]['uf1']:.4f} / {scores[n]['uar']:.4f}" for n in names if n != "all"]
+            print(f"| {label} | {scores['all']['uf1']:.4f} / {scores['all']['uar']:.4f} | {' | '.join(cells)} | {seconds} |")
+
+    if args.baseline:
+        baseline = run_baseline(args.data_dir, 0, args.baseline_epochs)
+        report["baseline"] = baseline
+        print(f"\nSTSTNet-style CNN on the flow maps, {args.baseline_epochs} epochs, seed 0 "
+              f"({baseline['seconds']:.0f} s, 1 process)\n")
+        print("| data | final-epoch UF1 / UAR | test-selected UF1 / UAR (not a result) |")
+        print("| --- | --- | --- |")
+        for name in [n for n in baseline if n != "seconds"]:
+            f, t = baseline[name]["final"], baseline[name]["test_selected"]
+            print(f"| {name} | {f['uf1']:.4f} / {f['uar']:.4f} | {t['uf1']:.4f} / {t['uar']:.4f} |")
+
+    if args.output:
+        Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Fold-level training pieces: class weights, seeds, EMA, fold planning and override parsing."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+
+from hf_mmmer.training.arguments import ExperimentArguments, parse_overrides
+from hf_mmmer.training.encoding import EncodedDataset
+from hf_mmmer.training.experiment import plan_folds
+from hf_mmmer.training.fold_training import (
+    FoldRecipe,
+    balanced_class_weights,
+    fold_seed,
+    predict_probabilities,
+    train_fold_model,
+)
+
+
+def encoded(n=12, subjects=("casme2/sub01", "casme2/sub02", "smic/s01")):
+    generator = torch.Generator().manual_seed(0)
+    return EncodedDataset(
+        flow=torch.randn(n, 3, 28, 28, generator=generator), texture=torch.randn(n, 1, 28, 28, generator=generator),
+        labels=torch.arange(n) % 3, sample_ids=[f"x{i}" for i in range(n)],
+        subjects=[subjects[i % len(subjects)] for i in range(n)],
+        datasets=[subjects[i % len(subjects)].split("/")[0] for i in range(n)], label_names=["a", "b", "c"],
+    )
+
+
+def test_balanced_class_weights_follow_training_counts():
+    weights = balanced_class_weights(torch.tensor([0, 0, 0, 0, 1, 1, 2, 2]), 4)
+    assert weights == pytest.approx([8 / (4 * 4), 8 / (4 * 2), 8 / (4 * 2), 1.0])  # absent class: weight 1
+
+
+def test_fold_seed_is_stable_and_distinct():
+    assert fold_seed(0, "casme2/sub01") == fold_seed(0, "casme2/sub01")
+    assert len({fold_seed(s, f) for s in (0, 1) for f in ("a", "b")}) == 4
+
+
+def test_ema_model_is_scored_and_differs_from_last_weights():
+    data = encoded()
+    recipe = FoldRecipe.from_arguments(ExperimentArguments(epochs=3, batch_size=4, ema_decay=0.5))
+    raw = FoldRecipe.from_arguments(ExperimentArguments(epochs=3, batch_size=4))
+    zero = torch.zeros(3)
+    ema_model, history = train_fold_model(tiny_config(), data, np.arange(8), recipe, 0, zero, eval_indices=[8, 9])
+    last_model, _ = train_fold_model(tiny_config(), data, np.arange(8), raw, 0, zero)
+    assert len(history) == 3 and {"train_loss", "train_accuracy", "eval_accuracy"} <= set(history[0])
+    ema_scores = predict_probabilities(ema_model, data, [8, 9, 10])
+    assert ema_scores.shape == (3, 3) and np.allclose(ema_scores.sum(-1), 1, atol=1e-5)
+    assert not np.allclose(ema_scores, predict_probabilities(last_model, data, [8, 9, 10]))
+
+
+def test_plan_folds_by_protocol_and_bad_names():
+    data = encoded()
+    folds = plan_folds(data, SimpleNamespace(protocol="loso", folds="all", test_subjects=None))
+    assert list(folds) == ["casme2/sub01", "casme2/sub02", "smic/s01"]
+    assert sorted(np.concatenate(list(folds.values()))) == list(range(12))
+    assert list(plan_folds(data, SimpleNamespace(protocol="loso", folds="2", test_subjects=None))) == [
+        "casme2/sub01", "casme2/sub02"]
+    one = plan_folds(data, SimpleNamespace(protocol="loso", folds="s01", test_subjects=None))
+    assert list(one) == ["smic/s01"]
+    holdout = plan_folds(data, SimpleNamespace(protocol="holdout", folds="all", test_subjects="sub02,s01"))
+    assert sorted({data.subjects[i] for i in holdout["holdout"]}) == ["casme2/sub02", "smic/s01"]
+    with pytest.raises(ValueError, match="sub99"):
+        plan_folds(data, SimpleNamespace(protocol="loso", folds="sub99", test_subjects=None))
+    with pytest.raises(ValueError, match="--test_subjects"):
+        plan_folds(data, SimpleNamespace(protocol="holdout", folds="all", test_subjects=None))
+    with pytest.raises(ValueError, match="loso or holdout"):
+        plan_folds(data, SimpleNamespace(protocol="kfold", folds="all", test_subjects=None))
+
+
+def test_parse_overrides():
+    assert parse_overrides('hidden_size=32,flow_patch_sizes=[7,14],modalities=["flow"],fusion=mean') == {
+        "hidden_size": 32, "flow_patch_sizes": [7, 14], "modalities": ["flow"], "fusion": "mean"}
+    assert parse_overrides(None) == {}
+    with pytest.raises(ValueError, match="key=value"):
+        parse_overrides("hidden_size")
