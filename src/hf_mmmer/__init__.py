@@ -6,6 +6,9 @@ to the weights: a saved directory then loads with ``trust_remote_code=True`` in 
 imported ``hf_mmmer``.
 """
 
+from transformers import AutoModelForImageClassification
+from transformers.pipelines import PIPELINE_REGISTRY
+
 from .configuration_mmmer import MMMERConfig
 from .image_processing_mmmer import MMMERImageProcessor
 from .modeling_mmmer import (
@@ -15,11 +18,16 @@ from .modeling_mmmer import (
     MMMERModelOutput,
     MMMERPreTrainedModel,
 )
+from .pipeline_mmmer import TASK, MicroExpressionClassificationPipeline
 
 MMMERConfig.register_for_auto_class()
 MMMERModel.register_for_auto_class("AutoModel")
 MMMERForMicroExpressionClassification.register_for_auto_class("AutoModelForImageClassification")
 MMMERImageProcessor.register_for_auto_class("AutoImageProcessor")
+# Saving a pipeline object of this class writes `custom_pipelines` into config.json.
+PIPELINE_REGISTRY.register_pipeline(
+    TASK, pipeline_class=MicroExpressionClassificationPipeline, pt_model=AutoModelForImageClassification, type="image"
+)
 
 __all__ = [
     "MMMERConfig",
@@ -29,5 +37,6 @@ __all__ = [
     "MMMERModelOutput",
     "MMMERClassifierOutput",
     "MMMERImageProcessor",
+    "MicroExpressionClassificationPipeline",
 ]
 __version__ = "0.1.0"

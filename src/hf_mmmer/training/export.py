@@ -1,0 +1,31 @@
+"""Write a trained model as one self-contained Hugging Face directory.
+
+The directory holds what `AutoModel`, `AutoImageProcessor` and `pipeline(...)` need in a process that
+never imported `hf_mmmer`: `model.safetensors`, `config.json` (with `auto_map` and
+`custom_pipelines`), `preprocessor_config.json`, the code files, and a model card `README.md`. It is
+written to a temporary sibling folder and renamed into place, so an interrupted save never leaves a
+half-written model where a finished one is expected.
+"""
+
+import shutil
+from pathlib import Path
+
+from ..pipeline_mmmer import MicroExpressionClassificationPipeline
+from .model_card import render_model_card
+
+
+def save_model_directory(model, processor, directory, *, metrics=None, dataset_name="unknown", training_args=None):
+    directory = Path(directory)
+    staging = directory.with_name(f".{directory.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    # Saving through the pipeline writes model, processor, pipeline code and `custom_pipelines` in one go.
+    pipeline = MicroExpressionClassificationPipeline(model=model, image_processor=processor, device=model.device)
+    pipeline.save_pretrained(staging)
+    if metrics is not None:
+        card = render_model_card(metrics, model.config.to_dict(), dataset_name=dataset_name,
+                                 model_name=directory.name, training_args=training_args)
+        (staging / "README.md").write_text(card)
+    if directory.exists():
+        shutil.rmtree(directory)
+    staging.rename(directory)
+    return directory
