@@ -1,0 +1,93 @@
+"""Heatmaps of where an MMMER model looked: its patch-importance maps drawn over the apex face.
+
+The pipeline (`return_importance=True`) returns one importance map per modality, motion (the onset-to-apex
+optical flow) and texture (the apex face), both over the face crop the model saw, and that apex face. A
+person reads the prediction from one image: the plain face next to one overlay per modality, so a
+region that drove the decision (a brow, a lip corner) is found by comparing the panels.
+"""
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+PANEL_SIZE = 256
+"""Default side of each square panel in pixels; small faces (112 px model input) are enlarged to it."""
+MODALITY_TITLES = {"flow": "motion", "texture": "texture"}
+
+
+def _as_rgb(face: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(face, cv2.COLOR_GRAY2RGB) if face.ndim == 2 else face
+
+
+def overlay_importance(face: np.ndarray, importance: np.ndarray, alpha: float = 0.45,
+                       colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
+    """Draw `importance` (`(h, w)`, non-negative) over `face` (uint8 `(H, W)` or `(H, W, 3)` RGB).
+
+    The map is resized to the face (bilinear, so patch borders do not draw a grid) and its range is
+    stretched over `colormap` (least important blue, most important red with JET): colours are relative,
+    so a nearly uniform map still spans the scale; [`render_heatmap`] prints how peaked each map is.
+    Returns uint8 `(H, W, 3)` RGB: `(1 - alpha) * face + alpha * colours`; a constant map leaves the face.
+    """
+    rgb = _as_rgb(face)
+    heat = cv2.resize(np.asarray(importance, np.float32), rgb.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    low, high = float(heat.min()), float(heat.max())
+    if high <= low:
+        return rgb.copy()
+    levels = np.round(255.0 * (heat - low) / (high - low)).astype(np.uint8)
+    colours = cv2.cvtColor(cv2.applyColorMap(levels, colormap), cv2.COLOR_BGR2RGB)
+    return cv2.addWeighted(rgb, 1.0 - alpha, colours, alpha, 0.0)
+
+
+def _label(panel: np.ndarray, lines: list[str]) -> np.ndarray:
+    """Write `lines` at the panel's top left, white on a dark outline so they read on any face."""
+    scale = panel.shape[0] / 512
+    thickness = max(1, round(2 * scale))
+    for row, text in enumerate(lines):
+        origin = (round(8 * scale) + 2, round((30 + 30 * row) * scale) + 2)
+        for colour, width in (((0, 0, 0), thickness + 2), ((255, 255, 255), thickness)):
+            cv2.putText(panel, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, width, cv2.LINE_AA)
+    return panel
+
+
+def render_heatmap(face: np.ndarray, importance: dict, caption: list[str] | None = None,
+                   panel_size: int = PANEL_SIZE) -> np.ndarray:
+    """Side-by-side panels, each `panel_size` square: the plain face (with `caption`), then one overlay per
+    entry of `importance` (`{"flow": map, "texture": map}`), titled by modality and by the map's peak as a
+    multiple of its mean (1x: uniform, the model looked everywhere alike).
+
+    Returns uint8 RGB `(panel_size, panel_size * (1 + len(importance)), 3)`.
+    """
+    rgb = _as_rgb(face)
+    interpolation = cv2.INTER_AREA if min(rgb.shape[:2]) > panel_size else cv2.INTER_CUBIC
+    face_panel = cv2.resize(rgb, (panel_size, panel_size), interpolation=interpolation)
+    panels = [_label(face_panel.copy(), caption or ["apex face"])]
+    for modality, importance_map in importance.items():
+        overlay = overlay_importance(face_panel, importance_map)
+        peak = float(np.max(importance_map) / max(np.mean(importance_map), np.finfo(np.float32).tiny))
+        title = f"{MODALITY_TITLES.get(modality, modality)}, peak {peak:.1f}x mean"
+        panels.append(_label(overlay, [title]))
+    return np.concatenate(panels, axis=1)
+
+
+def save_heatmap(prediction: dict, path: str | os.PathLike, panel_size: int = PANEL_SIZE) -> np.ndarray:
+    """Write the heatmap of one pipeline output (called with `return_importance=True`) as a PNG at `path`.
+
+    The face panel is captioned with the best class and its score (and the spotted apex frame, if any).
+    Returns the image (uint8 RGB, as [`render_heatmap`]).
+    """
+    if "importance" not in prediction:
+        raise ValueError("This prediction has no importance maps: call the pipeline with return_importance=True.")
+    best = prediction["predictions"][0]
+    caption = [f"{best['label']} {best['score']:.2f}"]
+    if prediction.get("apex_index") is not None:
+        caption.append(f"apex frame {prediction['apex_index']}")
+    image = render_heatmap(prediction["apex_face"], prediction["importance"], caption, panel_size)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode the heatmap for {os.fspath(path)!r}.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png.tobytes())
+    return image
