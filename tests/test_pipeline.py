@@ -1,0 +1,261 @@
+"""The micro-expression-classification pipeline: input forms, batching, top_k, importance maps, bad input,
+and loading a saved directory (written by `save_model_directory` and by the trainer) in a fresh process."""
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+
+from hf_mmmer import MMMERForMicroExpressionClassification, MMMERImageProcessor, MicroExpressionClassificationPipeline
+from hf_mmmer.cli import load_pipeline
+from hf_mmmer.pipeline_mmmer import fuse_scales
+from hf_mmmer.training.export import save_model_directory
+
+APEX = 4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread here and in the fresh processes: on the shared 2-core machine a second thread waits for
+    a time slice at every parallel op while other jobs run (benchmarks/RESULTS.md), doubling these tests' time."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", "1")
+        yield
+    torch.set_num_threads(threads)
+
+
+def make_clip(num_frames: int = 7, size: int = 64, apex: int = APEX, seed: int = 0) -> list[np.ndarray]:
+    """Smooth random gray texture sliding right up to 2 px at `apex` and back: motion that DIS tracks."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.uniform(0, 255, (size, size)).astype(np.float32), (0, 0), 2.0)
+    base = cv2.normalize(base, None, 0, 255, cv2.NORM_MINMAX)
+    frames = []
+    for t in range(num_frames):
+        shift = 2.0 * max(0.0, 1.0 - abs(t - apex) / apex)
+        moved = cv2.warpAffine(base, np.float32([[1, 0, shift], [0, 1, 0]]), (size, size),
+                               borderMode=cv2.BORDER_REFLECT)
+        frames.append(np.clip(moved, 0, 255).round().astype(np.uint8))
+    return frames
+
+
+def write_folder(frames, folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"img{i}.png"), frame)
+    return folder
+
+
+def write_video(frames, path):
+    """An MJPG .avi, a codec every OpenCV build writes and reads."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (width, height))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+def tiny_processor() -> MMMERImageProcessor:
+    """Matches `tiny_config` (28x28 flow and texture); face crop off since the test texture has no face."""
+    return MMMERImageProcessor(flow_size=28, texture_size=28, do_crop_face=False)
+
+
+def save_tiny_model(directory, **config_overrides):
+    torch.manual_seed(0)
+    model = MMMERForMicroExpressionClassification(tiny_config(**config_overrides)).eval()
+    return save_model_directory(model, tiny_processor(), directory)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("saved") / "model")
+
+
+@pytest.fixture(scope="module")
+def classify(model_dir):
+    return load_pipeline(model_dir)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return make_clip()
+
+
+def scores_of(result):
+    return {entry["label"]: entry["score"] for entry in result["predictions"]}
+
+
+def test_pair_gives_sorted_scores_over_all_labels(classify, clip):
+    result = classify({"onset": clip[0], "apex": clip[APEX]})
+    scores = [entry["score"] for entry in result["predictions"]]
+    assert sorted(scores_of(result)) == sorted(classify.model.config.id2label.values())
+    assert scores == sorted(scores, reverse=True)
+    assert sum(scores) == pytest.approx(1.0, abs=1e-5)
+    assert result["apex_index"] is None and result["face_crop"] == "off"
+
+
+def test_clip_as_list_folder_and_video(classify, clip, tmp_path):
+    from_list = classify(clip)
+    from_folder = classify(str(write_folder(clip, tmp_path / "frames")))
+    from_video = classify(str(write_video(clip, tmp_path / "clip.avi")))
+    assert from_list["apex_index"] == from_folder["apex_index"] == APEX
+    assert scores_of(from_list) == pytest.approx(scores_of(from_folder), abs=1e-6)  # PNG is lossless
+    assert 0 <= from_video["apex_index"] < len(clip)  # MJPG is lossy: the spotted apex may move by a frame
+    assert classify({"frames": clip})["apex_index"] == APEX
+
+
+def test_precomputed_flow_input(classify):
+    rng = np.random.default_rng(1)
+    flow = rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)
+    result = classify({"flow": flow, "apex": rng.integers(0, 256, (56, 56), dtype=np.uint8)})
+    assert result["apex_index"] is None and len(result["predictions"]) == 3
+
+
+def test_batch_matches_one_by_one(classify, clip):
+    samples = [{"onset": clip[0], "apex": clip[APEX]}, clip, {"onset": clip[1], "apex": clip[2]}]
+    batched = classify(samples, batch_size=2, return_importance=True)
+    for sample, result in zip(samples, batched):
+        alone = classify(sample, return_importance=True)
+        assert scores_of(result) == pytest.approx(scores_of(alone), abs=1e-5)
+        assert result["apex_index"] == alone["apex_index"]
+        np.testing.assert_allclose(result["importance"]["flow"], alone["importance"]["flow"], atol=1e-6)
+
+
+def test_top_k_is_clipped_to_the_labels(classify, clip):
+    pair = {"onset": clip[0], "apex": clip[APEX]}
+    assert len(classify(pair, top_k=10)["predictions"]) == 3
+    best = classify(pair, top_k=1)["predictions"]
+    assert len(best) == 1 and best[0] == classify(pair)["predictions"][0]
+    with pytest.raises(ValueError, match="top_k"):
+        classify(pair, top_k=0)
+    with pytest.raises(TypeError, match=r"Unknown argument\(s\) \['topk'\]"):
+        classify(pair, topk=2)
+
+
+def test_processor_parameters_per_call(classify, clip):
+    assert classify(clip, apex_spotting="middle")["apex_index"] == len(clip) // 2
+
+
+def test_importance_maps(classify, clip):
+    result = classify(clip, return_importance=True)
+    config = classify.model.config
+    assert set(result["importance"]) == {"flow", "texture"}
+    for modality, importance in result["importance"].items():
+        size = config.image_size(modality)
+        assert importance.shape == (size, size) and importance.dtype == np.float32
+        assert importance.sum() == pytest.approx(1.0, abs=1e-4) and importance.min() >= 0
+    assert {key: m.shape for key, m in result["scale_importance"].items()} == {
+        "flow/p7": (4, 4), "flow/p14": (2, 2), "texture/p14": (2, 2)}
+    assert result["apex_face"].shape == (28, 28) and result["apex_face"].dtype == np.uint8
+    # The face the model saw is the apex frame resized (normalisation undone).
+    expected = cv2.resize(clip[APEX], (28, 28), interpolation=cv2.INTER_AREA)
+    assert np.abs(result["apex_face"].astype(int) - expected).max() <= 1
+    assert "importance" not in classify(clip)
+
+
+def test_fuse_scales_spreads_each_patch_over_its_pixels():
+    scales = {"flow/p2": np.array([[1.0, 0.0], [0.0, 0.0]], np.float32), "flow/p4": np.ones((1, 1), np.float32),
+              "texture/p4": np.ones((1, 1), np.float32)}
+    fused = fuse_scales(scales, "flow", 4)
+    assert fused.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(fused[:2, :2], (1 / 4 + 1 / 16) / 2)
+    np.testing.assert_allclose(fused[2:, 2:], (0 + 1 / 16) / 2)
+
+
+def test_single_modality_model_returns_its_map_only(tmp_path, clip):
+    single = load_pipeline(save_tiny_model(tmp_path / "flow_only", modalities=["flow"]))
+    assert set(single(clip, return_importance=True)["importance"]) == {"flow"}
+
+
+def test_video_that_cannot_be_opened(classify, tmp_path):
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(b"not a video at all" * 10)
+    with pytest.raises(ValueError, match="cannot read any frame"):
+        classify(str(broken))
+    with pytest.raises(FileNotFoundError, match="no such video"):
+        classify(str(tmp_path / "missing.mp4"))
+
+
+def test_folder_without_images(classify, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no frames here")
+    with pytest.raises(ValueError, match="holds no images"):
+        classify(str(tmp_path / "empty"))
+
+
+def test_mixed_frame_sizes_in_one_clip(classify, clip):
+    mixed = clip[:3] + [cv2.resize(clip[3], (48, 48))]
+    with pytest.raises(ValueError, match="all frames of a clip must have one size"):
+        classify(mixed)
+
+
+def test_single_image_or_unknown_input(classify, tmp_path, clip):
+    image = tmp_path / "apex.png"
+    cv2.imwrite(str(image), clip[APEX])
+    with pytest.raises(ValueError, match="single image"):
+        classify(str(image))
+    with pytest.raises(ValueError, match="expected one of"):
+        classify({"apex": clip[APEX]})
+    with pytest.raises(TypeError, match="Cannot classify"):
+        classify(42)
+
+
+def test_directory_without_preprocessor_config(model_dir, tmp_path):
+    incomplete = tmp_path / "no_processor"
+    shutil.copytree(model_dir, incomplete)
+    (incomplete / "preprocessor_config.json").unlink()
+    with pytest.raises(ValueError, match="has no preprocessor_config.json"):
+        load_pipeline(incomplete)
+
+
+def test_saved_directory_declares_the_pipeline(model_dir):
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["custom_pipelines"]["micro-expression-classification"]["impl"] == (
+        "pipeline_mmmer.MicroExpressionClassificationPipeline")
+    assert (model_dir / "pipeline_mmmer.py").is_file()
+    assert isinstance(load_pipeline(model_dir), MicroExpressionClassificationPipeline)
+
+
+@pytest.fixture(scope="module")
+def trained_model_dir(tmp_path_factory):
+    """A model saved by the trainer (the command of examples/train.py, in-process to save start-up time)."""
+    from hf_mmmer.training.cli import main as train
+
+    output = tmp_path_factory.mktemp("run")
+    train(["--dataset", "synthetic", "--num_subjects", "3", "--samples_per_subject", "6", "--epochs", "1",
+           "--folds", "1",  # one LOSO fold instead of three: the final model is trained and saved alike
+           "--config_overrides", "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,texture_image_size=28,"
+           "texture_patch_sizes=[14],flow_patch_sizes=[7,14]",
+           "--output_dir", str(output / "out"), "--cache_dir", str(output / "cache")])
+    return output / "out" / "final_model"
+
+
+def test_fresh_process_loads_the_pipeline(fresh_python, model_dir, trained_model_dir, clip, tmp_path):
+    frames = write_folder(clip, tmp_path / "frames")
+    out = fresh_python(f"""
+        import json, sys
+        import numpy as np
+        from transformers import pipeline
+        results = {{}}
+        for name, directory in (("export", {str(model_dir)!r}), ("trainer", {str(trained_model_dir)!r})):
+            classify = pipeline(task="micro-expression-classification", model=directory, trust_remote_code=True)
+            pair = classify({{"onset": {str(frames / "img0.png")!r}, "apex": {str(frames / "img4.png")!r}}}, top_k=2)
+            folder = classify({str(frames)!r}, return_importance=True)
+            results[name] = {{"pair": pair["predictions"], "apex": folder["apex_index"],
+                             "maps": {{k: list(v.shape) for k, v in folder["importance"].items()}},
+                             "module": type(classify).__module__}}
+        assert not [m for m in sys.modules if m.startswith("hf_mmmer")], "hf_mmmer was imported"
+        print(json.dumps(results))
+    """)
+    results = json.loads(out.strip().splitlines()[-1])
+    for name, result in results.items():
+        assert len(result["pair"]) == 2 and result["pair"][0]["score"] >= result["pair"][1]["score"], name
+        assert result["apex"] == APEX, name
+        assert result["maps"] == {"flow": [28, 28], "texture": [28, 28]}, name
+        assert result["module"].startswith("transformers_modules"), name
