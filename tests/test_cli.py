@@ -32,7 +32,7 @@ def run(capsys, *argv):
 
 
 def test_predict_on_a_video_file_as_json(capsys, model_dir, clip_files):
-    code, out, _ = run(capsys, "predict", "--model", model_dir, clip_files["video"], "--json")
+    code, out, _ = run(capsys, "predict", "--model", model_dir, clip_files["video"], "--json", "--num_threads", 1)
     report = json.loads(out)
     assert code == 0
     assert report["input"] == str(clip_files["video"])

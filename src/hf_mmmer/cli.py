@@ -3,8 +3,9 @@
 ```
 hf-mmmer predict --model DIR (--onset A --apex B | --flow F --apex B | FRAMES_DIR | VIDEO) [--heatmap out.png]
                  [--json] [--top_k K] [--face_crop | --no_face_crop] [--apex_spotting {flow_magnitude,middle}]
+                 [--num_threads N]
 hf-mmmer train ...                      (the trainer's arguments; `hf-mmmer train --help`)
-hf-mmmer evaluate --model DIR --dataset NAME [--data_dir DIR] [--output_dir OUT]
+hf-mmmer evaluate --model DIR --dataset NAME [--data_dir DIR] [--output_dir OUT] [--json] [--num_threads N]
 ```
 
 A saved model is loaded with this package's classes, not with the code files saved next to it, so the
@@ -16,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+import torch
 from transformers.utils import logging as transformers_logging
 
 from .image_processing_mmmer import MMMERImageProcessor
@@ -110,6 +112,11 @@ def evaluate(args, parser) -> int:
     return 0
 
 
+def add_threads_argument(parser: argparse.ArgumentParser):
+    parser.add_argument("--num_threads", type=int, help="torch threads (default: one per core); 1 is much faster on "
+                        "a machine busy with other jobs (benchmarks/RESULTS.md)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .training.arguments import DATASETS
 
@@ -146,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "model's saved processor does")
     predict_parser.add_argument("--apex_spotting", choices=list(APEX_SPOTTING),
                                 help="how a clip's apex is found (default: as saved with the model)")
+    add_threads_argument(predict_parser)
     predict_parser.set_defaults(run=predict)
 
     commands.add_parser(
@@ -173,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--num_subjects", type=int, default=8, help="number of subjects (default 8)")
     synthetic.add_argument("--samples_per_subject", type=int, default=24, help="clips per subject (default 24)")
     synthetic.add_argument("--seed", type=int, default=0, help="seed of the rendered clips (default 0)")
+    add_threads_argument(evaluate_parser)
     evaluate_parser.set_defaults(run=evaluate)
     return parser
 
@@ -188,6 +197,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     transformers_logging.disable_progress_bar()  # a weight-loading bar on every call is noise in a command's output
+    if args.num_threads is not None:
+        torch.set_num_threads(args.num_threads)
     try:
         return args.run(args, parser)
     except USER_ERRORS as error:
