@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_pipeline import APEX, make_clip, one_thread, save_tiny_model, write_folder, write_video  # noqa: F401
+from test_pipeline import APEX, make_clip, save_tiny_model, write_folder, write_video
 
 from hf_mmmer.cli import main
 
@@ -101,9 +101,9 @@ def test_help_of_each_command(capsys, command, expected):
 
 def test_train_hands_every_argument_to_the_trainer(monkeypatch):
     received = []
-    monkeypatch.setattr("hf_mmmer.training.cli.main", received.append)
+    monkeypatch.setattr("hf_mmmer.training.cli.main", lambda argv, prog: received.append((argv, prog)))
     assert main(["train", "--dataset", "synthetic", "--epochs", "2"]) == 0
-    assert received == [["--dataset", "synthetic", "--epochs", "2"]]
+    assert received == [(["--dataset", "synthetic", "--epochs", "2"], "hf-mmmer train")]
 
 
 def test_evaluate_on_the_synthetic_dataset(capsys, model_dir, tmp_path):

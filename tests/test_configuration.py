@@ -7,7 +7,8 @@ def test_defaults_are_valid_and_three_class():
     config = MMMERConfig()
     assert config.num_labels == 3
     assert config.id2label == {0: "negative", 1: "positive", 2: "surprise"}
-    assert config.modalities == ["flow", "texture"]
+    assert config.modalities == ["flow"]  # the measured recipe; texture is one switch away
+    assert MMMERConfig(modalities=["flow", "texture"]).modalities == ["flow", "texture"]
 
 
 def test_round_trip_keeps_every_field(tmp_path):

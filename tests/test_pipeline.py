@@ -18,18 +18,6 @@ from hf_mmmer.training.export import save_model_directory
 APEX = 4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread here and in the fresh processes: on the shared 2-core machine a second thread waits for
-    a time slice at every parallel op while other jobs run (benchmarks/RESULTS.md), doubling these tests' time."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OMP_NUM_THREADS", "1")
-        yield
-    torch.set_num_threads(threads)
-
-
 def make_clip(num_frames: int = 7, size: int = 64, apex: int = APEX, seed: int = 0) -> list[np.ndarray]:
     """Smooth random gray texture sliding right up to 2 px at `apex` and back: motion that DIS tracks."""
     rng = np.random.default_rng(seed)
@@ -230,7 +218,7 @@ def trained_model_dir(tmp_path_factory):
     output = tmp_path_factory.mktemp("run")
     train(["--dataset", "synthetic", "--num_subjects", "3", "--samples_per_subject", "6", "--epochs", "1",
            "--folds", "1",  # one LOSO fold instead of three: the final model is trained and saved alike
-           "--config_overrides", "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,texture_image_size=28,"
+           "--config_overrides", "modalities=[\"flow\",\"texture\"],hidden_size=16,num_hidden_layers=1,num_attention_heads=2,texture_image_size=28,"
            "texture_patch_sizes=[14],flow_patch_sizes=[7,14]",
            "--output_dir", str(output / "out"), "--cache_dir", str(output / "cache")])
     return output / "out" / "final_model"

@@ -192,7 +192,7 @@ def main(argv=None) -> int:
         # The trainer owns its arguments (and their --help); everything after `train` is its.
         from .training.cli import main as train
 
-        train(argv[1:])
+        train(argv[1:], prog=f"{PROG} train")
         return 0
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -37,7 +37,7 @@ class ExperimentArguments:
         default=None,
         metadata={"help": "Model config overrides, e.g. 'hidden_size=32,flow_patch_sizes=[7,14],modalities=[\"flow\"]'."},
     )
-    epochs: int = field(default=40, metadata={"help": "Training epochs per fold; the final epoch's model is scored."})
+    epochs: int = field(default=30, metadata={"help": "Training epochs per fold; the final epoch's model is scored."})
     batch_size: int = field(default=32)
     learning_rate: float = field(default=1e-3)
     weight_decay: float = field(default=0.05)
@@ -48,7 +48,7 @@ class ExperimentArguments:
         metadata={"help": "none, or balanced: cross-entropy weights from each fold's training labels."},
     )
     ema_decay: float = field(
-        default=0.0, metadata={"help": "Per-step exponential moving average of the weights (0 disables); the EMA "
+        default=0.98, metadata={"help": "Per-step exponential moving average of the weights (0 disables); the EMA "
                                        "model is the one scored and saved."})
     flip_prob: float = field(default=0.5, metadata={"help": "Horizontal flip (negates flow u)."})
     max_shift: float = field(default=0.05, metadata={"help": "Affine jitter: shift as a fraction of the side."})
