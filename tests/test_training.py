@@ -55,6 +55,7 @@ def test_loso_run_writes_every_artifact(clean_run):
     assert "| **all (pooled)** | 18 |" in (output / "results.md").read_text()
     card = (output / "final_model" / "README.md").read_text()
     assert "model-index" in card and f"{written['uf1']:.4f}"[:4] in card
+    assert "\n# mmmer-synthetic\n" in card  # titled by dataset, not by the folder name
 
 
 def test_same_seed_gives_same_metrics(clean_run, tmp_path):

@@ -207,7 +207,8 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
                 model, _ = train_fold_model(config, data, np.arange(len(data)), recipe, fold_seed(args.seed, "final"),
                                             flow_zero, progress=epoch_bar)
             save_model_directory(model, processor, final_dir, metrics=metrics, dataset_name=data_args.dataset,
-                                 training_args={**asdict(data_args), **asdict(args)})
+                                 training_args={**asdict(data_args), **asdict(args)},
+                                 model_name=args.hub_model_id or f"mmmer-{data_args.dataset}")
         if args.push_to_hub:
             from .hub import push_folder_to_hub
 

@@ -14,7 +14,12 @@ from ..pipeline_mmmer import MicroExpressionClassificationPipeline
 from .model_card import render_model_card
 
 
-def save_model_directory(model, processor, directory, *, metrics=None, dataset_name="unknown", training_args=None):
+def save_model_directory(model, processor, directory, *, metrics=None, dataset_name="unknown", training_args=None,
+                         model_name=None):
+    """Save `model` + `processor` (+ a model card when `metrics` are given) as one loadable directory.
+
+    `model_name` titles the card (default: the directory name); the trainer passes the Hub repo id.
+    """
     directory = Path(directory)
     staging = directory.with_name(f".{directory.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -23,7 +28,7 @@ def save_model_directory(model, processor, directory, *, metrics=None, dataset_n
     pipeline.save_pretrained(staging)
     if metrics is not None:
         card = render_model_card(metrics, model.config.to_dict(), dataset_name=dataset_name,
-                                 model_name=directory.name, training_args=training_args)
+                                 model_name=model_name or directory.name, training_args=training_args)
         (staging / "README.md").write_text(card)
     if directory.exists():
         shutil.rmtree(directory)
