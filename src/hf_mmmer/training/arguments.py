@@ -56,7 +56,12 @@ class ExperimentArguments:
     max_scale: float = field(default=0.05)
     mixup_alpha: float = field(default=0.0, metadata={"help": "Mixup Beta(alpha, alpha); 0 disables."})
     seed: int = field(default=0)
-    num_threads: Optional[int] = field(default=None, metadata={"help": "torch intra-op threads per process."})
+    num_threads: Optional[int] = field(
+        default=1,
+        metadata={"help": "torch intra-op threads per process. One by default: these small models gain little from "
+                          "more, and on a busy machine extra threads stall (benchmarks/RESULTS.md); use more processes "
+                          "(the folds are sharded over them) to use more cores. 0 keeps torch's default."},
+    )
     final_model: bool = field(default=True, metadata={"help": "Train and save a model on all subjects."})
     record_test_curve: bool = field(
         default=False,
