@@ -13,7 +13,7 @@ import numpy as np
 from .encoding import encode_dataset
 from .fold_training import predict_probabilities
 from .metrics import summarize_predictions
-from .reporting import predictions_table, write_atomically, write_json
+from .reporting import prediction_rows, predictions_table, write_atomically, write_json
 
 
 def evaluate_model(model, processor, dataset, batch_size: int = 256):
@@ -31,12 +31,7 @@ def evaluate_model(model, processor, dataset, batch_size: int = 256):
             "a model is only scored on the classes it was trained to output, in its order."
         )
     scores = predict_probabilities(model, data, np.arange(len(data)), batch_size)
-    rows = [
-        {"sample_id": data.sample_ids[i], "subject": data.subjects[i], "dataset": data.datasets[i],
-         "label": int(data.labels[i]), "prediction": int(score.argmax()),
-         **{f"score_{name}": float(s) for name, s in zip(data.label_names, score)}, "fold": data.subjects[i]}
-        for i, score in enumerate(scores)
-    ]
+    rows = prediction_rows(data, range(len(data)), scores, data.subjects)
     table = predictions_table([{"predictions": rows}], data.label_names)
     metrics = summarize_predictions(table, model.config.num_labels)
     metrics["per_subject"] = metrics.pop("per_fold")

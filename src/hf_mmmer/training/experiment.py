@@ -30,6 +30,7 @@ from .metrics import classification_scores, summarize_predictions
 from .reporting import (
     plot_confusion_matrix,
     plot_training_curves,
+    prediction_rows,
     predictions_table,
     results_markdown,
     write_atomically,
@@ -127,12 +128,7 @@ def run_fold(fold, test_indices, data, config, recipe, args, flow_zero, accelera
         eval_indices=test_indices if args.record_test_curve else None, progress=progress, accelerator=accelerator,
     )
     scores = predict_probabilities(model, data, test_indices)
-    predictions = [
-        {"sample_id": data.sample_ids[i], "subject": data.subjects[i], "dataset": data.datasets[i],
-         "label": int(data.labels[i]), "prediction": int(score.argmax()),
-         **{f"score_{name}": float(s) for name, s in zip(data.label_names, score)}, "fold": fold}
-        for i, score in zip(test_indices, scores)
-    ]
+    predictions = prediction_rows(data, test_indices, scores, [fold] * len(test_indices))
     return {"fold": fold, "predictions": predictions, "history": history,
             "seconds": round(time.perf_counter() - started, 2)}
 

@@ -37,6 +37,19 @@ def write_json(path, payload):
     write_atomically(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
+def prediction_rows(data, indices, scores, folds) -> list:
+    """Rows of `predictions.csv` for the samples at `indices` of an `EncodedDataset`.
+
+    `scores`: their `(len(indices), num_labels)` softmax scores; `folds`: the fold name of each sample.
+    """
+    return [
+        {"sample_id": data.sample_ids[i], "subject": data.subjects[i], "dataset": data.datasets[i],
+         "label": int(data.labels[i]), "prediction": int(score.argmax()),
+         **{f"score_{name}": float(s) for name, s in zip(data.label_names, score)}, "fold": fold}
+        for i, score, fold in zip(indices, scores, folds)
+    ]
+
+
 def predictions_table(fold_results, label_names) -> pd.DataFrame:
     """One row per test sample: sample, subject, dataset, label, prediction, per-class scores, fold."""
     rows = [row for result in fold_results for row in result["predictions"]]
