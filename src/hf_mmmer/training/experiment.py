@@ -68,7 +68,8 @@ def prepare_output_dir(output_dir: Path, signature: dict, resume: bool, overwrit
     write_json(args_file, signature)
 
 
-def build_model_config(data_args: DataArguments, args: ExperimentArguments, label_names) -> MMMERConfig:
+def build_model_config(args: ExperimentArguments, label_names) -> MMMERConfig:
+    """The recipe's `MMMERConfig` with `--config_overrides` applied and the dataset's class names."""
     overrides = parse_overrides(args.config_overrides)
     return MMMERConfig(**{**overrides, "id2label": dict(enumerate(label_names))})
 
@@ -146,7 +147,7 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
 
     dataset = load_dataset_for(data_args, args.seed)
     label_names = dataset.features["label"].names
-    config = build_model_config(data_args, args, label_names)
+    config = build_model_config(args, label_names)
     processor = build_processor(config, data_args)
     data = encode_dataset(dataset, processor)
     flow_zero = flow_zero_level(processor)
