@@ -247,7 +247,9 @@ def test_onset_and_apex_of_different_sizes(no_crop):
 def test_clip_of_fewer_than_two_frames(no_crop, tmp_path):
     with pytest.raises(ValueError, match=r"frames has 1 frame\(s\); a clip needs at least 2"):
         no_crop(frames=[textured_frame()])
-    with pytest.raises(ValueError, match=r"frames has 0 frame\(s\)"):
+    with pytest.raises(ValueError, match=r"frames\[0\] has 0 frame\(s\)"):
+        no_crop(frames=[[]])
+    with pytest.raises(ValueError, match=r"frames: folder .* holds no images"):
         no_crop(frames=str(tmp_path))
 
 

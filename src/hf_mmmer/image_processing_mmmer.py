@@ -142,6 +142,8 @@ def load_clip(clip: Any, name: str = "frames") -> list[np.ndarray]:
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"{name}: no such folder {folder!r}.")
         files = sorted((f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)), key=_natural_key)
+        if not files:
+            raise ValueError(f"{name}: folder {folder!r} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)}).")
         return [load_frame(os.path.join(folder, f), f"{name} ({f})") for f in files]
     return [load_frame(frame, f"{name}[{i}]") for i, frame in enumerate(clip)]
 

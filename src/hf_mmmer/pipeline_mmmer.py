@@ -57,9 +57,6 @@ def processor_inputs(sample: Any) -> dict:
     if isinstance(sample, (str, os.PathLike)):
         path = os.fspath(sample)
         if os.path.isdir(path):
-            # The processor would only say "0 frames"; the user needs to know that no file matched.
-            if not any(name.lower().endswith(IMAGE_EXTENSIONS) for name in os.listdir(path)):
-                raise ValueError(f"Folder {path!r} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)}).")
             return {"frames": path}
         if _is_image_file(path):
             raise ValueError(
