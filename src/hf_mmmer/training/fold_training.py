@@ -117,18 +117,19 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     if accelerator is not None and accelerator.num_processes > 1:
         model, optimizer = accelerator.prepare(model, optimizer)
         rank, world = accelerator.process_index, accelerator.num_processes
+    plain = accelerator.unwrap_model(model) if world > 1 else model  # the module whose weights are updated
     texture_needed = "texture" in config.modalities
     # An exponential moving average of the weights is a fixed rule (no epoch is chosen), and it smooths
     # the last epochs' fluctuations that otherwise decide a final-epoch score.
     ema = None
     if recipe.ema_decay > 0:
-        plain = accelerator.unwrap_model(model) if world > 1 else model
         ema = AveragedModel(plain, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+    scored = ema.module if ema is not None else plain  # the model predictions and the caller get
     history = []
     for epoch in range(recipe.epochs):
         model.train()
         order = train_indices[torch.randperm(len(train_indices), generator=generator)]
-        total_loss, correct = 0.0, 0
+        total_loss, correct, seen = 0.0, 0, 0
         for start in range(0, len(order), recipe.batch_size):
             batch = order[start : start + recipe.batch_size]
             targets = F.one_hot(data.labels[batch], config.num_labels).float()
@@ -138,9 +139,10 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
             )
             inputs = {"flow_values": flow, "texture_values": texture}
             inputs = {f"{m}_values": inputs[f"{m}_values"][rank::world] for m in config.modalities}
-            output = model(**inputs, labels=targets[rank::world])
+            targets = targets[rank::world]  # this process's share of the batch (all of it with one process)
+            output = model(**inputs, labels=targets)
             optimizer.zero_grad(set_to_none=True)
-            if accelerator is not None and world > 1:
+            if world > 1:
                 accelerator.backward(output.loss)
             else:
                 output.loss.backward()
@@ -148,21 +150,16 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
             scheduler.step()
             if ema is not None:
                 ema.update_parameters(plain)
-            total_loss += output.loss.item() * len(batch)
-            correct += (output.logits.argmax(-1) == targets[rank::world].argmax(-1)).sum().item() * world
-        record = {"epoch": epoch + 1, "train_loss": total_loss / len(order), "train_accuracy": correct / len(order)}
+            total_loss += output.loss.item() * len(targets)
+            correct += (output.logits.argmax(-1) == targets.argmax(-1)).sum().item()
+            seen += len(targets)
+        record = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_accuracy": correct / seen}
         if eval_indices is not None and len(eval_indices):
-            unwrapped = accelerator.unwrap_model(model) if accelerator is not None and world > 1 else model
-            unwrapped = ema.module if ema is not None else unwrapped
-            scores = predict_probabilities(unwrapped, data, eval_indices)
+            scores = predict_probabilities(scored, data, eval_indices)
             record["eval_accuracy"] = float((scores.argmax(-1) == data.labels[torch.as_tensor(eval_indices)].numpy()).mean())
             record["eval_predictions"] = scores.argmax(-1).tolist()
         history.append(record)
         if progress is not None:
             progress.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_accuracy']:.2f}")
             progress.update(1)
-    if accelerator is not None and world > 1:
-        model = accelerator.unwrap_model(model)
-    if ema is not None:
-        model = ema.module
-    return model.eval(), history
+    return scored.eval(), history
