@@ -1,0 +1,238 @@
+#!/usr/bin/env python
+"""Ideas measured against the recipe on a precomputed folder: one LOSO sweep per idea.
+
+    python benchmarks/recipe_ideas.py --data_dir ../shared/data/megc2019-dev \
+        --ideas recipe,no_flip,label_smoothing [--seed 0] [--processes 2]
+
+Each idea changes one thing of the package's recipe and runs the leave-one-subject-out sweep with the
+package's own `train_fold_model` (the folds shared over `--processes` worker processes, one thread
+each); every number is the final-epoch (EMA) model's, and every idea also reports test-time flip
+averaging (the mean of a sample's and its mirror's scores). Nothing here is chosen by test labels,
+but every idea is scored on the same subjects as the recipe, so an idea adopted from this table would
+be a recipe-level use of those labels (benchmarks/RESULTS.md says which were).
+
+Ideas that need a model the package does not build (a convolutional stem, self-supervised weights)
+swap the model class that `train_fold_model` instantiates, inside this script's worker processes only.
+"""
+
+import argparse
+import multiprocessing
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import get_cosine_schedule_with_warmup
+
+import hf_mmmer.training.fold_training as fold_training
+from hf_mmmer import MMMERConfig
+from hf_mmmer.data import load_me_dataset
+from hf_mmmer.image_processing_mmmer import MMMERImageProcessor
+from hf_mmmer.modeling_mmmer import MMMERPatchEmbeddings, cross_modal_contrastive_loss
+from hf_mmmer.training.arguments import DataArguments, ExperimentArguments
+from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, flip_horizontal
+from hf_mmmer.training.encoding import encode_dataset
+from hf_mmmer.training.experiment import build_processor
+from hf_mmmer.training.fold_training import FoldRecipe, flow_zero_level, fold_seed, predict_probabilities
+from hf_mmmer.training.metrics import classification_scores
+
+# name -> (what it changes, keyword changes). Keys: config (MMMERConfig), recipe (ExperimentArguments),
+# and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble.
+IDEAS = {
+    "recipe": ("the package defaults", {}),
+    "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
+    "no_hidden_dropout": ("hidden_dropout_prob 0 (drop path and EMA kept)", {"config": {"hidden_dropout_prob": 0.0}}),
+    "label_smoothing": ("label smoothing 0.1", {"config": {"label_smoothing": 0.1}}),
+    "subject_norm": ("each subject's mean flow map replaced by the global mean (unlabelled, transductive)",
+                     {"subject_norm": True}),
+    "simclr": ("encoder pretrained SimCLR-style on all flow maps, no labels, 100 epochs; then the recipe",
+               {"simclr_epochs": 100}),
+    "texture_difference": ("adds the texture branch on the apex face minus its subject's mean apex face (a "
+                           "stand-in for apex - onset; unlabelled, transductive)",
+                           {"config": {"modalities": ["flow", "texture"]}, "texture_difference": True}),
+    "conv_stem": ("3x3 conv (16 ch) + BatchNorm + GELU before every patch projection", {"conv_stem_width": 16}),
+    "ensemble3": ("mean score of 3 models per fold (seeds 100*seed + 0, 1, 2)", {"ensemble": 3}),
+}
+
+WORKER = {}
+
+
+def load_data(data_dir):
+    processor = build_processor(MMMERConfig(), DataArguments(dataset="precomputed"))
+    return encode_dataset(load_me_dataset("precomputed", data_dir=data_dir), processor)
+
+
+def subject_means(images: torch.Tensor, subjects) -> torch.Tensor:
+    """Each sample's subject's mean image, `images.shape`."""
+    subjects, means = np.asarray(subjects), torch.empty_like(images)
+    for subject in set(subjects):
+        mask = torch.as_tensor(subjects == subject)
+        means[mask] = images[mask].mean(0, keepdim=True)
+    return means
+
+
+def normalise_subjects(flow: torch.Tensor, subjects) -> torch.Tensor:
+    """Shift every subject's flow maps so that their mean is the mean over all samples."""
+    return flow - subject_means(flow, subjects) + flow.mean(0, keepdim=True)
+
+
+def texture_differences(texture: torch.Tensor, subjects) -> torch.Tensor:
+    """Apex face minus the subject's mean apex face, scaled to unit standard deviation.
+
+    The precomputed folders hold no onset frame; a subject's mean apex face is close to its neutral face,
+    so the difference keeps what moved and drops identity (the reason the raw apex face hurt).
+    """
+    difference = texture - subject_means(texture, subjects)
+    return difference / difference.std()
+
+
+def simclr_pretrain(config, flow, flow_zero, epochs, seed, batch_size=64, temperature=0.1):
+    """The encoder's weights after SimCLR on `flow` (two flip+affine views; InfoNCE between them)."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = fold_training.MMMERForMicroExpressionClassification(config)
+    width = config.hidden_size
+    head = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, 64))
+    optimizer = torch.optim.AdamW([*model.mmmer.parameters(), *head.parameters()], lr=1e-3, weight_decay=0.05)
+    steps = epochs * -(-len(flow) // batch_size)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(0.05 * steps), steps)
+    views = AugmentationConfig(flip_prob=0.5, max_shift=0.1, max_rotation_deg=15, max_scale=0.1)
+    unused_labels = torch.zeros(batch_size, 3)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(flow), generator=generator)
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            if len(batch) < 2:
+                continue
+            embeds = []
+            for _view in range(2):
+                view, _, _ = augment_batch(flow[batch], None, unused_labels[: len(batch)], views, generator, flow_zero)
+                embeds.append(F.normalize(head(model.mmmer(flow_values=view).pooled_output), dim=-1))
+            loss = cross_modal_contrastive_loss(*embeds, torch.tensor(1 / temperature).log())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+    return {k: v.detach().clone() for k, v in model.mmmer.state_dict().items()}
+
+
+def swap_model_class(encoder_state=None, conv_stem_width=0):
+    """Make `train_fold_model` build a variant: pretrained encoder weights and/or a conv stem."""
+    base = fold_training.MMMERForMicroExpressionClassification
+
+    class Variant(base):
+        def __init__(self, config):
+            super().__init__(config)
+            if encoder_state is not None:
+                self.mmmer.load_state_dict(encoder_state)
+            if conv_stem_width:
+                for module in self.modules():
+                    if isinstance(module, MMMERPatchEmbeddings):
+                        linear = module.projection
+                        module.projection = nn.Sequential(
+                            nn.Conv2d(linear.in_channels, conv_stem_width, 3, padding=1),
+                            nn.BatchNorm2d(conv_stem_width), nn.GELU(),
+                            nn.Conv2d(conv_stem_width, linear.out_channels, linear.kernel_size, stride=linear.stride),
+                        )
+
+    fold_training.MMMERForMicroExpressionClassification = Variant
+
+
+def init_worker(data, change, encoder_state, seed):
+    torch.set_num_threads(1)
+    if change.get("subject_norm"):
+        data.flow = normalise_subjects(data.flow, data.subjects)
+    if change.get("texture_difference"):
+        data.texture = texture_differences(data.texture, data.subjects)
+    if encoder_state is not None or change.get("conv_stem_width"):
+        swap_model_class(encoder_state, change.get("conv_stem_width", 0))
+    defaults = ExperimentArguments()
+    for key, value in change.get("recipe", {}).items():
+        setattr(defaults, key, value)
+    WORKER.update(data=data, change=change, seed=seed, recipe=FoldRecipe.from_arguments(defaults),
+                  config=MMMERConfig(**change.get("config", {})),
+                  flow_zero=flow_zero_level(MMMERImageProcessor(do_crop_face=False)))
+
+
+def run_fold(subject):
+    """Scores `(models, 2 [plain, mirrored], n_test, num_labels)` of one held-out subject."""
+    data, change, flow_zero = WORKER["data"], WORKER["change"], WORKER["flow_zero"]
+    subjects = np.asarray(data.subjects)
+    train, test = np.flatnonzero(subjects != subject), np.flatnonzero(subjects == subject)
+    ensemble = change.get("ensemble", 1)
+    scores = []
+    for k in range(ensemble):
+        seed = fold_seed(WORKER["seed"] * 100 + k if ensemble > 1 else WORKER["seed"], subject)
+        model, _ = fold_training.train_fold_model(WORKER["config"], data, train, WORKER["recipe"], seed, flow_zero)
+        everyone = torch.ones(len(test), dtype=torch.bool)
+        mirrored, _ = flip_horizontal(data.flow[test], None, everyone, float(flow_zero[0]))
+        mirrored_texture = data.texture[test].flip(-1) if "texture" in model.config.modalities else None
+        with torch.no_grad():
+            logits = model(flow_values=mirrored, texture_values=mirrored_texture).logits
+        scores.append([predict_probabilities(model, data, test), torch.softmax(logits, -1).numpy()])
+    return subject, test, np.asarray(scores)
+
+
+def sweep(data, change, seed, processes):
+    """One LOSO sweep of an idea: `(scores (models, 2, N, num_labels), seconds)`."""
+    started = time.perf_counter()
+    encoder_state = None
+    if change.get("simclr_epochs"):
+        torch.set_num_threads(processes)
+        encoder_state = simclr_pretrain(MMMERConfig(**change.get("config", {})), data.flow,
+                                        flow_zero_level(MMMERImageProcessor(do_crop_face=False)),
+                                        change["simclr_epochs"], seed)
+    subjects = sorted(set(data.subjects), key=lambda s: -data.subjects.count(s))  # largest folds first
+    context = multiprocessing.get_context("fork")
+    with context.Pool(processes, initializer=init_worker, initargs=(data, change, encoder_state, seed)) as pool:
+        results = pool.map(run_fold, subjects, chunksize=1)
+    scores = np.zeros((change.get("ensemble", 1), 2, len(data), len(data.label_names)))
+    for _, test, fold_scores in results:
+        scores[:, :, test] = fold_scores
+    return scores, time.perf_counter() - started
+
+
+def uf1_uar(data, scores):
+    """`{"all" | source: "UF1 / UAR"}` of the argmax predictions of `scores` `(N, num_labels)`."""
+    labels, sources = data.labels.numpy(), np.asarray(data.datasets)
+    cells = {}
+    for name in ["all", *sorted(set(sources))]:
+        mask = np.ones(len(labels), bool) if name == "all" else sources == name
+        result = classification_scores(labels[mask], scores[mask].argmax(-1), len(data.label_names))
+        cells[name] = f"{result['uf1']:.4f} / {result['uar']:.4f}"
+    return cells
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--ideas", default=",".join(IDEAS), help=f"Comma list of: {', '.join(IDEAS)}")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--processes", type=int, default=2)
+    args = parser.parse_args()
+    ideas = [name.strip() for name in args.ideas.split(",") if name.strip()]
+    unknown = [name for name in ideas if name not in IDEAS]
+    if unknown:
+        parser.error(f"unknown idea(s) {unknown}; choose from {list(IDEAS)}")
+    data = load_data(args.data_dir)
+    sources = sorted(set(data.datasets))
+    print(f"LOSO, final-epoch (EMA) model, seed {args.seed}, {args.processes} process(es); UF1 / UAR\n")
+    print("| idea | change | all | " + " | ".join(sources) + " | all, with flip TTA | wall s |")
+    print("| --- " * (len(sources) + 5) + "|")
+    for name in ideas:
+        description, change = IDEAS[name]
+        scores, seconds = sweep(data, change, args.seed, args.processes)
+        plain, tta = uf1_uar(data, scores[:, 0].mean(0)), uf1_uar(data, scores.mean((0, 1)))
+        print(f"| {name} | {description} | {plain['all']} | " + " | ".join(plain[s] for s in sources)
+              + f" | {tta['all']} | {seconds:.0f} |", flush=True)
+        if len(scores) > 1:
+            members = ", ".join(uf1_uar(data, member)["all"] for member in scores[:, 0])
+            wrong = scores[:, 0].argmax(-1) != data.labels.numpy()
+            print(f"\n{name}: its members alone, all UF1 / UAR: {members}; samples wrong for every member: "
+                  f"{wrong.all(0).sum()}, for at least one: {wrong.any(0).sum()} of {len(data)}\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
