@@ -28,7 +28,6 @@ from transformers import get_cosine_schedule_with_warmup
 import hf_mmmer.training.fold_training as fold_training
 from hf_mmmer import MMMERConfig
 from hf_mmmer.data import load_me_dataset
-from hf_mmmer.image_processing_mmmer import MMMERImageProcessor
 from hf_mmmer.modeling_mmmer import MMMERPatchEmbeddings, cross_modal_contrastive_loss
 from hf_mmmer.training.arguments import DataArguments, ExperimentArguments
 from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, flip_horizontal
@@ -59,8 +58,9 @@ WORKER = {}
 
 
 def load_data(data_dir):
+    """The folder encoded by the recipe's processor, and that processor's zero-motion flow level."""
     processor = build_processor(MMMERConfig(), DataArguments(dataset="precomputed"))
-    return encode_dataset(load_me_dataset("precomputed", data_dir=data_dir), processor)
+    return encode_dataset(load_me_dataset("precomputed", data_dir=data_dir), processor), flow_zero_level(processor)
 
 
 def subject_means(images: torch.Tensor, subjects) -> torch.Tensor:
@@ -98,7 +98,7 @@ def simclr_pretrain(config, flow, flow_zero, epochs, seed, batch_size=64, temper
     steps = epochs * -(-len(flow) // batch_size)
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(0.05 * steps), steps)
     views = AugmentationConfig(flip_prob=0.5, max_shift=0.1, max_rotation_deg=15, max_scale=0.1)
-    unused_labels = torch.zeros(batch_size, 3)
+    unused_labels = torch.zeros(batch_size, config.num_labels)
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(flow), generator=generator)
@@ -140,7 +140,7 @@ def swap_model_class(encoder_state=None, conv_stem_width=0):
     fold_training.MMMERForMicroExpressionClassification = Variant
 
 
-def init_worker(data, change, encoder_state, seed):
+def init_worker(data, flow_zero, change, encoder_state, seed):
     torch.set_num_threads(1)
     if change.get("subject_norm"):
         data.flow = normalise_subjects(data.flow, data.subjects)
@@ -152,8 +152,7 @@ def init_worker(data, change, encoder_state, seed):
     for key, value in change.get("recipe", {}).items():
         setattr(defaults, key, value)
     WORKER.update(data=data, change=change, seed=seed, recipe=FoldRecipe.from_arguments(defaults),
-                  config=MMMERConfig(**change.get("config", {})),
-                  flow_zero=flow_zero_level(MMMERImageProcessor(do_crop_face=False)))
+                  config=MMMERConfig(**change.get("config", {})), flow_zero=flow_zero)
 
 
 def run_fold(subject):
@@ -175,18 +174,18 @@ def run_fold(subject):
     return subject, test, np.asarray(scores)
 
 
-def sweep(data, change, seed, processes):
+def sweep(data, flow_zero, change, seed, processes):
     """One LOSO sweep of an idea: `(scores (models, 2, N, num_labels), seconds)`."""
     started = time.perf_counter()
     encoder_state = None
     if change.get("simclr_epochs"):
         torch.set_num_threads(processes)
-        encoder_state = simclr_pretrain(MMMERConfig(**change.get("config", {})), data.flow,
-                                        flow_zero_level(MMMERImageProcessor(do_crop_face=False)),
+        encoder_state = simclr_pretrain(MMMERConfig(**change.get("config", {})), data.flow, flow_zero,
                                         change["simclr_epochs"], seed)
     subjects = sorted(set(data.subjects), key=lambda s: -data.subjects.count(s))  # largest folds first
     context = multiprocessing.get_context("fork")
-    with context.Pool(processes, initializer=init_worker, initargs=(data, change, encoder_state, seed)) as pool:
+    worker_args = (data, flow_zero, change, encoder_state, seed)
+    with context.Pool(processes, initializer=init_worker, initargs=worker_args) as pool:
         results = pool.map(run_fold, subjects, chunksize=1)
     scores = np.zeros((change.get("ensemble", 1), 2, len(data), len(data.label_names)))
     for _, test, fold_scores in results:
@@ -216,14 +215,14 @@ def main():
     unknown = [name for name in ideas if name not in IDEAS]
     if unknown:
         parser.error(f"unknown idea(s) {unknown}; choose from {list(IDEAS)}")
-    data = load_data(args.data_dir)
+    data, flow_zero = load_data(args.data_dir)
     sources = sorted(set(data.datasets))
     print(f"LOSO, final-epoch (EMA) model, seed {args.seed}, {args.processes} process(es); UF1 / UAR\n")
     print("| idea | change | all | " + " | ".join(sources) + " | all, with flip TTA | wall s |")
     print("| --- " * (len(sources) + 5) + "|")
     for name in ideas:
         description, change = IDEAS[name]
-        scores, seconds = sweep(data, change, args.seed, args.processes)
+        scores, seconds = sweep(data, flow_zero, change, args.seed, args.processes)
         plain, tta = uf1_uar(data, scores[:, 0].mean(0)), uf1_uar(data, scores.mean((0, 1)))
         print(f"| {name} | {description} | {plain['all']} | " + " | ".join(plain[s] for s in sources)
               + f" | {tta['all']} | {seconds:.0f} |", flush=True)

@@ -28,7 +28,8 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    config = MMMERConfig(class_weights=[1.0, 1.0, 1.0])
+    config = MMMERConfig()
+    config.class_weights = [1.0] * config.num_labels  # the weighted cross-entropy the trainer's balancing runs
     model = MMMERForMicroExpressionClassification(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     size = config.flow_image_size
