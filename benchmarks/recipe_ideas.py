@@ -20,6 +20,7 @@ import multiprocessing
 import time
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,7 +35,7 @@ from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, fl
 from hf_mmmer.training.encoding import encode_dataset
 from hf_mmmer.training.experiment import build_processor
 from hf_mmmer.training.fold_training import FoldRecipe, flow_zero_level, fold_seed, predict_probabilities
-from hf_mmmer.training.metrics import classification_scores
+from hf_mmmer.training.metrics import summarize_predictions
 
 # name -> (what it changes, keyword changes). Keys: config (MMMERConfig), recipe (ExperimentArguments),
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble.
@@ -195,13 +196,11 @@ def sweep(data, flow_zero, change, seed, processes):
 
 def uf1_uar(data, scores):
     """`{"all" | source: "UF1 / UAR"}` of the argmax predictions of `scores` `(N, num_labels)`."""
-    labels, sources = data.labels.numpy(), np.asarray(data.datasets)
-    cells = {}
-    for name in ["all", *sorted(set(sources))]:
-        mask = np.ones(len(labels), bool) if name == "all" else sources == name
-        result = classification_scores(labels[mask], scores[mask].argmax(-1), len(data.label_names))
-        cells[name] = f"{result['uf1']:.4f} / {result['uar']:.4f}"
-    return cells
+    table = pd.DataFrame({"label": data.labels.numpy(), "prediction": scores.argmax(-1),
+                          "dataset": data.datasets, "fold": data.subjects})
+    summary = summarize_predictions(table, len(data.label_names))
+    pools = {"all": summary, **summary["per_dataset"]}
+    return {name: f"{result['uf1']:.4f} / {result['uar']:.4f}" for name, result in pools.items()}
 
 
 def main():
