@@ -27,13 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from hf_mmmer.training.metrics import classification_scores  # noqa: E402
+from hf_mmmer.training.metrics import summarize_predictions  # noqa: E402
 
 # Variants of the recipe (flow only, multi-scale, rollout fusion), each one change away from it.
 ABLATIONS = {
@@ -78,16 +77,14 @@ def test_selected_scores(folds, num_labels):
     for fold in folds:
         best = max(fold["history"], key=lambda record: record["eval_accuracy"])
         for prediction, record in zip(best["eval_predictions"], fold["predictions"]):
-            rows.append({"label": record["label"], "prediction": prediction, "dataset": record["dataset"]})
-    table = pd.DataFrame(rows)
-    scores = {"all": classification_scores(table["label"], table["prediction"], num_labels)}
-    for name, group in table.groupby("dataset"):
-        scores[name] = classification_scores(group["label"], group["prediction"], num_labels)
-    return scores
+            rows.append({"label": record["label"], "prediction": prediction, "dataset": record["dataset"],
+                         "fold": fold["fold"]})
+    return per_dataset(summarize_predictions(pd.DataFrame(rows), num_labels))
 
 
-def per_dataset(metrics):
-    return {**metrics["per_dataset"], "all": {k: metrics[k] for k in (*SCORES, "n")}}
+def per_dataset(summary):
+    """`{source: scores, ..., "all": scores}` of a `summarize_predictions` summary (or `metrics.json`)."""
+    return {**summary["per_dataset"], "all": {k: summary[k] for k in (*SCORES, "n")}}
 
 
 def mean_std(values):
@@ -95,23 +92,24 @@ def mean_std(values):
 
 
 def run_baseline(data_dir, seed, epochs):
+    """The STSTNet-style CNN's LOSO on the recipe's encoding of the folder: final and test-selected scores."""
     import torch
 
-    from hf_mmmer.data import load_me_dataset
-    from hf_mmmer.image_processing_mmmer import MMMERImageProcessor
+    from hf_mmmer import MMMERConfig
+    from hf_mmmer.training.arguments import DataArguments
     from hf_mmmer.training.encoding import encode_dataset
+    from hf_mmmer.training.experiment import build_processor, load_dataset_for
     from ststnet import run_loso
 
     torch.set_num_threads(1)
-    data = encode_dataset(load_me_dataset("precomputed", data_dir=data_dir), MMMERImageProcessor(do_crop_face=False))
+    data_args = DataArguments(dataset="precomputed", data_dir=data_dir)
+    data = encode_dataset(load_dataset_for(data_args, seed), build_processor(MMMERConfig(), data_args))
     final, selected, seconds = run_loso(data.flow, data.labels, data.subjects, epochs=epochs, seed=seed)
-    labels, datasets = data.labels.numpy(), np.asarray(data.datasets)
-    result = {"seconds": seconds}
-    for name in [*sorted(set(datasets)), "all"]:
-        mask = np.ones(len(labels), bool) if name == "all" else datasets == name
-        result[name] = {"final": classification_scores(labels[mask], final[mask], 3),
-                        "test_selected": classification_scores(labels[mask], selected[mask], 3)}
-    return result
+    table = pd.DataFrame({"label": data.labels.numpy(), "dataset": data.datasets, "fold": data.subjects})
+    num_labels = len(data.label_names)
+    final = per_dataset(summarize_predictions(table.assign(prediction=final), num_labels))
+    selected = per_dataset(summarize_predictions(table.assign(prediction=selected), num_labels))
+    return {"seconds": seconds, **{name: {"final": final[name], "test_selected": selected[name]} for name in final}}
 
 
 def main():

@@ -32,6 +32,26 @@ class STSTNetStyle(nn.Module):
         return self.head(self.pool(features).flatten(1))
 
 
+def train_ststnet(flow: torch.Tensor, labels: torch.Tensor, train: torch.Tensor, seed: int, epochs: int = 200,
+                  batch_size: int = 64, learning_rate: float = 1e-3, after_epoch=None) -> STSTNetStyle:
+    """One fold's CNN trained on the `train` indices; `after_epoch(model)` runs after each epoch."""
+    torch.manual_seed(seed)
+    model = STSTNetStyle(int(labels.max()) + 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    for _ in range(epochs):
+        model.train()
+        order = train[torch.randperm(len(train))]
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            loss = nn.functional.cross_entropy(model(flow[batch]), labels[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        if after_epoch is not None:
+            after_epoch(model)
+    return model.eval()
+
+
 def run_loso(flow: torch.Tensor, labels: torch.Tensor, subjects, epochs: int = 200, seed: int = 0,
              batch_size: int = 64, learning_rate: float = 1e-3):
     """LOSO over `subjects`; returns `(final_predictions, test_selected_predictions, seconds)`."""
@@ -42,25 +62,19 @@ def run_loso(flow: torch.Tensor, labels: torch.Tensor, subjects, epochs: int = 2
     for subject in sorted(set(subjects)):
         test = torch.as_tensor(np.flatnonzero(subjects == subject))
         train = torch.as_tensor(np.flatnonzero(subjects != subject))
-        torch.manual_seed(fold_seed(seed, subject))
-        model = STSTNetStyle(int(labels.max()) + 1)
-        optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
-        best_accuracy, best = -1.0, None
-        for _ in range(epochs):
-            model.train()
-            order = train[torch.randperm(len(train))]
-            for start in range(0, len(order), batch_size):
-                batch = order[start : start + batch_size]
-                loss = nn.functional.cross_entropy(model(flow[batch]), labels[batch])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+        best = {"accuracy": -1.0}
+
+        def keep_test_best(model):  # test-subject selection: reported only as the papers' number
             model.eval()
             with torch.no_grad():
                 predictions = model(flow[test]).argmax(-1)
             accuracy = (predictions == labels[test]).float().mean().item()
-            if accuracy > best_accuracy:  # test-subject selection: reported only as the papers' number
-                best_accuracy, best = accuracy, predictions.numpy()
-        final[test.numpy()] = predictions.numpy()
-        selected[test.numpy()] = best
+            if accuracy > best["accuracy"]:
+                best.update(accuracy=accuracy, predictions=predictions.numpy())
+            best["last"] = predictions.numpy()
+
+        train_ststnet(flow, labels, train, fold_seed(seed, subject), epochs, batch_size, learning_rate,
+                      after_epoch=keep_test_best)
+        final[test.numpy()] = best["last"]
+        selected[test.numpy()] = best["predictions"]
     return final, selected, time.perf_counter() - started
