@@ -12,7 +12,8 @@ but every idea is scored on the same subjects as the recipe, so an idea adopted 
 be a recipe-level use of those labels (benchmarks/RESULTS.md says which were).
 
 Ideas that need a model the package does not build (a convolutional stem, self-supervised weights)
-swap the model class that `train_fold_model` instantiates, inside this script's worker processes only.
+swap the model class that `train_fold_model` instantiates, inside this script's worker processes only;
+`with_cnn` trains the STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model.
 """
 
 import argparse
@@ -34,11 +35,13 @@ from hf_mmmer.training.arguments import DataArguments, ExperimentArguments
 from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, flip_horizontal
 from hf_mmmer.training.encoding import encode_dataset
 from hf_mmmer.training.experiment import build_processor
-from hf_mmmer.training.fold_training import FoldRecipe, flow_zero_level, fold_seed, predict_probabilities
+from hf_mmmer.training.fold_training import FoldRecipe, flow_zero_level, fold_seed
 from hf_mmmer.training.metrics import summarize_predictions
+from ststnet import train_ststnet
 
 # name -> (what it changes, keyword changes). Keys: config (MMMERConfig), recipe (ExperimentArguments),
-# and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble.
+# and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
+# same_source, cnn_member.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -53,6 +56,14 @@ IDEAS = {
                            {"config": {"modalities": ["flow", "texture"]}, "texture_difference": True}),
     "conv_stem": ("3x3 conv (16 ch) + BatchNorm + GELU before every patch projection", {"conv_stem_width": 16}),
     "ensemble3": ("mean score of 3 models per fold (seeds 100*seed + 0, 1, 2)", {"ensemble": 3}),
+    "epochs_60": ("60 epochs instead of 30 (same schedule shape)", {"recipe": {"epochs": 60}}),
+    "hidden_128": ("hidden size 128 instead of 64 (4 heads of 32)", {"config": {"hidden_size": 128}}),
+    "global_scale": ("a fourth, whole-map flow scale: patch sizes 4, 7, 14, 28",
+                     {"config": {"flow_patch_sizes": [4, 7, 14, 28]}}),
+    "same_source": ("each fold trains on the other subjects of the test subject's own source dataset only",
+                    {"same_source": True}),
+    "with_cnn": ("mean score of the recipe's model and the STSTNet-style CNN (benchmarks/ststnet.py, 200 "
+                 "epochs) trained on the same fold", {"cnn_member": True}),
 }
 
 WORKER = {}
@@ -156,22 +167,36 @@ def init_worker(data, flow_zero, change, encoder_state, seed):
                   config=MMMERConfig(**change.get("config", {})), flow_zero=flow_zero)
 
 
+def plain_and_mirrored_scores(predict, flow, texture, flow_zero) -> list:
+    """Softmax scores of `predict(flow, texture)` on the test samples and on their mirror images."""
+    everyone = torch.ones(len(flow), dtype=torch.bool)
+    mirrored, _ = flip_horizontal(flow, None, everyone, float(flow_zero[0]))
+    with torch.no_grad():
+        return [torch.softmax(predict(flow, texture), -1).numpy(),
+                torch.softmax(predict(mirrored, None if texture is None else texture.flip(-1)), -1).numpy()]
+
+
 def run_fold(subject):
-    """Scores `(models, 2 [plain, mirrored], n_test, num_labels)` of one held-out subject."""
+    """Scores `(members, 2 [plain, mirrored], n_test, num_labels)` of one held-out subject."""
     data, change, flow_zero = WORKER["data"], WORKER["change"], WORKER["flow_zero"]
-    subjects = np.asarray(data.subjects)
-    train, test = np.flatnonzero(subjects != subject), np.flatnonzero(subjects == subject)
+    subjects, sources = np.asarray(data.subjects), np.asarray(data.datasets)
+    test = np.flatnonzero(subjects == subject)
+    train = subjects != subject
+    if change.get("same_source"):
+        train &= sources == sources[test[0]]
+    train = np.flatnonzero(train)
     ensemble = change.get("ensemble", 1)
+    test_flow = data.flow[test]
     scores = []
     for k in range(ensemble):
         seed = fold_seed(WORKER["seed"] * 100 + k if ensemble > 1 else WORKER["seed"], subject)
         model, _ = fold_training.train_fold_model(WORKER["config"], data, train, WORKER["recipe"], seed, flow_zero)
-        everyone = torch.ones(len(test), dtype=torch.bool)
-        mirrored, _ = flip_horizontal(data.flow[test], None, everyone, float(flow_zero[0]))
-        mirrored_texture = data.texture[test].flip(-1) if "texture" in model.config.modalities else None
-        with torch.no_grad():
-            logits = model(flow_values=mirrored, texture_values=mirrored_texture).logits
-        scores.append([predict_probabilities(model, data, test), torch.softmax(logits, -1).numpy()])
+        texture = data.texture[test] if "texture" in model.config.modalities else None
+        scores.append(plain_and_mirrored_scores(
+            lambda flow, texture: model(flow_values=flow, texture_values=texture).logits, test_flow, texture, flow_zero))
+    if change.get("cnn_member"):
+        cnn = train_ststnet(data.flow, data.labels, torch.as_tensor(train), fold_seed(WORKER["seed"], subject))
+        scores.append(plain_and_mirrored_scores(lambda flow, _texture: cnn(flow), test_flow, None, flow_zero))
     return subject, test, np.asarray(scores)
 
 
@@ -188,7 +213,8 @@ def sweep(data, flow_zero, change, seed, processes):
     worker_args = (data, flow_zero, change, encoder_state, seed)
     with context.Pool(processes, initializer=init_worker, initargs=worker_args) as pool:
         results = pool.map(run_fold, subjects, chunksize=1)
-    scores = np.zeros((change.get("ensemble", 1), 2, len(data), len(data.label_names)))
+    members = change.get("ensemble", 1) + bool(change.get("cnn_member"))
+    scores = np.zeros((members, 2, len(data), len(data.label_names)))
     for _, test, fold_scores in results:
         scores[:, :, test] = fold_scores
     return scores, time.perf_counter() - started
