@@ -10,9 +10,9 @@ torchrun) once per seed with the recipe's defaults, and prints per source datase
 test-selected numbers (each test subject's best epoch, as many papers report) are printed beside them
 for comparison with papers, labelled as such; nothing is ever chosen by them.
 
-`--ablations` adds one-seed sweeps on the same folds: flow only, texture only, both without the
-contrastive loss, single scale, and fusion mean / plain [CLS]. `--baseline` adds a small STSTNet-style
-CNN on the flow maps (benchmarks/ststnet.py) as the field's reference.
+`--ablations` adds one-seed sweeps on the same folds: flow + texture (with and without the contrastive
+loss), texture only, no whole-map scale, a single scale, and fusion mean / plain [CLS]. `--baseline` adds
+a small STSTNet-style CNN on the flow maps (benchmarks/ststnet.py) as the field's reference.
 `--output` writes, per seed, the keys of `metrics.json` plus `"mean"` and `"std"`.
 """
 
@@ -34,11 +34,12 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from hf_mmmer.training.metrics import summarize_predictions  # noqa: E402
 
-# Variants of the recipe (flow only, multi-scale, rollout fusion), each one change away from it.
+# Variants of the recipe (flow only, patches 4/7/14/28, rollout fusion), each one change away from it.
 ABLATIONS = {
     "flow + texture (the paper's two modalities)": 'modalities=["flow","texture"]',
     "flow + texture, no contrastive loss": 'modalities=["flow","texture"],contrastive_weight=0.0',
     "texture only": 'modalities=["texture"]',
+    "three scales, no whole-map scale (flow p4/7/14)": "flow_patch_sizes=[4,7,14]",
     "single scale (flow p7)": "flow_patch_sizes=[7]",
     "fusion mean": "fusion=mean",
     "fusion plain [CLS]": "fusion=cls",

@@ -58,8 +58,8 @@ IDEAS = {
     "ensemble3": ("mean score of 3 models per fold (seeds 100*seed + 0, 1, 2)", {"ensemble": 3}),
     "epochs_60": ("60 epochs instead of 30 (same schedule shape)", {"recipe": {"epochs": 60}}),
     "hidden_128": ("hidden size 128 instead of 64 (4 heads of 32)", {"config": {"hidden_size": 128}}),
-    "global_scale": ("a fourth, whole-map flow scale: patch sizes 4, 7, 14, 28",
-                     {"config": {"flow_patch_sizes": [4, 7, 14, 28]}}),
+    "three_scales": ("flow patch sizes 4, 7, 14 without the whole-map scale (the recipe before it was added)",
+                     {"config": {"flow_patch_sizes": [4, 7, 14]}}),
     "same_source": ("each fold trains on the other subjects of the test subject's own source dataset only",
                     {"same_source": True}),
     "with_cnn": ("mean score of the recipe's model and the STSTNet-style CNN (benchmarks/ststnet.py, 200 "
