@@ -107,10 +107,13 @@ def run_baseline(data_dir, seed, epochs):
     data = encode_dataset(load_dataset_for(data_args, seed), build_processor(MMMERConfig(), data_args))
     final, selected, seconds = run_loso(data.flow, data.labels, data.subjects, epochs=epochs, seed=seed)
     table = pd.DataFrame({"label": data.labels.numpy(), "dataset": data.datasets, "fold": data.subjects})
-    num_labels = len(data.label_names)
-    final = per_dataset(summarize_predictions(table.assign(prediction=final), num_labels))
-    selected = per_dataset(summarize_predictions(table.assign(prediction=selected), num_labels))
-    return {"seconds": seconds, **{name: {"final": final[name], "test_selected": selected[name]} for name in final}}
+
+    def scores(predictions):
+        return per_dataset(summarize_predictions(table.assign(prediction=predictions), len(data.label_names)))
+
+    final_scores, selected_scores = scores(final), scores(selected)
+    return {"seconds": seconds,
+            **{name: {"final": final_scores[name], "test_selected": selected_scores[name]} for name in final_scores}}
 
 
 def main():
