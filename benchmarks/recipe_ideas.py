@@ -201,7 +201,7 @@ def run_fold(subject):
 
 
 def sweep(data, flow_zero, change, seed, processes):
-    """One LOSO sweep of an idea: `(scores (models, 2, N, num_labels), seconds)`."""
+    """One LOSO sweep of an idea: `(scores (members, 2, N, num_labels), seconds)`."""
     started = time.perf_counter()
     encoder_state = None
     if change.get("simclr_epochs"):
@@ -213,7 +213,7 @@ def sweep(data, flow_zero, change, seed, processes):
     worker_args = (data, flow_zero, change, encoder_state, seed)
     with context.Pool(processes, initializer=init_worker, initargs=worker_args) as pool:
         results = pool.map(run_fold, subjects, chunksize=1)
-    members = change.get("ensemble", 1) + bool(change.get("cnn_member"))
+    members = len(results[0][2])  # as many as `run_fold` trained per fold
     scores = np.zeros((members, 2, len(data), len(data.label_names)))
     for _, test, fold_scores in results:
         scores[:, :, test] = fold_scores
