@@ -12,7 +12,8 @@ for comparison with papers, labelled as such; nothing is ever chosen by them.
 
 `--ablations` adds one-seed sweeps on the same folds: flow + texture (with and without the contrastive
 loss), texture only, no whole-map scale, a single scale, and fusion mean / plain [CLS]. `--baseline` adds
-a small STSTNet-style CNN on the flow maps (benchmarks/ststnet.py) as the field's reference.
+two reference points on the same folds: a small STSTNet-style CNN on the flow maps (benchmarks/ststnet.py)
+and a logistic regression on the raw maps (benchmarks/linear_reference.py).
 `--output` writes, per seed, the keys of `metrics.json` plus `"mean"` and `"std"`.
 """
 
@@ -92,28 +93,38 @@ def mean_std(values):
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def run_baseline(data_dir, seed, epochs):
-    """The STSTNet-style CNN's LOSO on the recipe's encoding of the folder: final and test-selected scores."""
-    import torch
+def source_scores(data, predictions):
+    """`per_dataset` scores of `predictions` on the encoded folder `data` (one per sample)."""
+    table = pd.DataFrame({"label": data.labels.numpy(), "prediction": predictions, "dataset": data.datasets,
+                          "fold": data.subjects})
+    return per_dataset(summarize_predictions(table, len(data.label_names)))
 
-    from hf_mmmer import MMMERConfig
-    from hf_mmmer.training.arguments import DataArguments
-    from hf_mmmer.training.encoding import encode_dataset
-    from hf_mmmer.training.experiment import build_processor, load_dataset_for
-    from ststnet import run_loso
+
+def run_references(data_dir, seed, epochs):
+    """The field's reference points on the recipe's encoding of the folder, one process, one thread.
+
+    Returns `(baseline, linear)`: the STSTNet-style CNN's final and test-selected scores, and those of a
+    logistic regression on the raw maps whose `C` each fold chooses on its training subjects.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    import linear_reference
+    import ststnet
+    from precomputed_data import encode_precomputed
 
     torch.set_num_threads(1)
-    data_args = DataArguments(dataset="precomputed", data_dir=data_dir)
-    data = encode_dataset(load_dataset_for(data_args, seed), build_processor(MMMERConfig(), data_args))
-    final, selected, seconds = run_loso(data.flow, data.labels, data.subjects, epochs=epochs, seed=seed)
-    table = pd.DataFrame({"label": data.labels.numpy(), "dataset": data.datasets, "fold": data.subjects})
-
-    def scores(predictions):
-        return per_dataset(summarize_predictions(table.assign(prediction=predictions), len(data.label_names)))
-
-    final_scores, selected_scores = scores(final), scores(selected)
-    return {"seconds": seconds,
-            **{name: {"final": final_scores[name], "test_selected": selected_scores[name]} for name in final_scores}}
+    data, _ = encode_precomputed(data_dir)
+    final, selected, seconds = ststnet.run_loso(data.flow, data.labels, data.subjects, epochs=epochs, seed=seed)
+    final_scores, selected_scores = source_scores(data, final), source_scores(data, selected)
+    baseline = {"seconds": seconds,
+                **{name: {"final": final_scores[name], "test_selected": selected_scores[name]}
+                   for name in final_scores}}
+    with threadpool_limits(1):
+        predictions, chosen, seconds = linear_reference.run_loso(data.flow, data.labels, data.subjects)
+    linear = {"seconds": seconds, "chosen_C": {str(c): n for c, n in sorted(chosen.items())},
+              **source_scores(data, predictions)}
+    return baseline, linear
 
 
 def main():
@@ -166,8 +177,8 @@ def main():
 
     save()
     if args.baseline:
-        baseline = run_baseline(args.data_dir, 0, args.baseline_epochs)
-        report["baseline"] = baseline
+        baseline, linear = run_references(args.data_dir, 0, args.baseline_epochs)
+        report["baseline"], report["linear_reference"] = baseline, linear
         print(f"\nSTSTNet-style CNN on the flow maps, {args.baseline_epochs} epochs, seed 0 "
               f"({baseline['seconds']:.0f} s, 1 process)\n")
         print("| data | final-epoch UF1 / UAR | test-selected UF1 / UAR (not a result) |")
@@ -175,6 +186,11 @@ def main():
         for name in [n for n in baseline if n != "seconds"]:
             f, t = baseline[name]["final"], baseline[name]["test_selected"]
             print(f"| {name} | {f['uf1']:.4f} / {f['uar']:.4f} | {t['uf1']:.4f} / {t['uar']:.4f} |", flush=True)
+        print(f"\nLogistic regression on the raw flow maps, C chosen per fold on its training subjects "
+              f"(chosen: {linear['chosen_C']}; {linear['seconds']:.0f} s, 1 process)\n")
+        print("| data | UF1 / UAR |\n| --- | --- |")
+        for name in [n for n in linear if n not in ("seconds", "chosen_C")]:
+            print(f"| {name} | {linear[name]['uf1']:.4f} / {linear[name]['uar']:.4f} |", flush=True)
         save()
 
     if args.ablations:

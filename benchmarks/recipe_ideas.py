@@ -13,7 +13,8 @@ be a recipe-level use of those labels (benchmarks/RESULTS.md says which were).
 
 Ideas that need a model the package does not build (a convolutional stem, self-supervised weights)
 swap the model class that `train_fold_model` instantiates, inside this script's worker processes only;
-`with_cnn` trains the STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model.
+`with_cnn` trains the STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model,
+`with_linear` the logistic regression reference (benchmarks/linear_reference.py).
 """
 
 import argparse
@@ -24,24 +25,24 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
 from torch import nn
 from transformers import get_cosine_schedule_with_warmup
 
 import hf_mmmer.training.fold_training as fold_training
 from hf_mmmer import MMMERConfig
-from hf_mmmer.data import load_me_dataset
 from hf_mmmer.modeling_mmmer import MMMERPatchEmbeddings, cross_modal_contrastive_loss
-from hf_mmmer.training.arguments import DataArguments, ExperimentArguments
+from hf_mmmer.training.arguments import ExperimentArguments
 from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, flip_horizontal
-from hf_mmmer.training.encoding import encode_dataset
-from hf_mmmer.training.experiment import build_processor
 from hf_mmmer.training.fold_training import FoldRecipe, flow_zero_level, fold_seed
 from hf_mmmer.training.metrics import summarize_predictions
+from linear_reference import fit_logistic
+from precomputed_data import encode_precomputed
 from ststnet import train_ststnet
 
 # name -> (what it changes, keyword changes). Keys: config (MMMERConfig), recipe (ExperimentArguments),
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
-# same_source, cnn_member.
+# same_source, cnn_member, linear_member.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -62,8 +63,17 @@ IDEAS = {
                      {"config": {"flow_patch_sizes": [4, 7, 14]}}),
     "same_source": ("each fold trains on the other subjects of the test subject's own source dataset only",
                     {"same_source": True}),
+    "hidden_32": ("hidden size 32 instead of 64 (4 heads of 8)", {"config": {"hidden_size": 32}}),
+    "one_layer": ("one transformer layer per scale instead of two", {"config": {"num_hidden_layers": 1}}),
+    "shared_encoders": ("one transformer encoder shared by all flow scales (patch embeddings per scale)",
+                        {"config": {"share_scale_encoders": True}}),
+    "scales_7_14_28": ("flow patch sizes 7, 14, 28: no 4x4 patches (49 fewer tokens)",
+                       {"config": {"flow_patch_sizes": [7, 14, 28]}}),
     "with_cnn": ("mean score of the recipe's model and the STSTNet-style CNN (benchmarks/ststnet.py, 200 "
                  "epochs) trained on the same fold", {"cnn_member": True}),
+    "with_linear": ("mean score of the recipe's model and the logistic regression on the raw maps "
+                    "(benchmarks/linear_reference.py, C chosen on the fold's training subjects)",
+                    {"linear_member": True}),
 }
 
 WORKER = {}
@@ -71,8 +81,8 @@ WORKER = {}
 
 def load_data(data_dir):
     """The folder encoded by the recipe's processor, and that processor's zero-motion flow level."""
-    processor = build_processor(MMMERConfig(), DataArguments(dataset="precomputed"))
-    return encode_dataset(load_me_dataset("precomputed", data_dir=data_dir), processor), flow_zero_level(processor)
+    data, processor = encode_precomputed(data_dir)
+    return data, flow_zero_level(processor)
 
 
 def subject_means(images: torch.Tensor, subjects) -> torch.Tensor:
@@ -154,6 +164,7 @@ def swap_model_class(encoder_state=None, conv_stem_width=0):
 
 def init_worker(data, flow_zero, change, encoder_state, seed):
     torch.set_num_threads(1)
+    threadpool_limits(1)  # scikit-learn's BLAS too: two workers share two cores
     if change.get("subject_norm"):
         data.flow = normalise_subjects(data.flow, data.subjects)
     if change.get("texture_difference"):
@@ -197,6 +208,11 @@ def run_fold(subject):
     if change.get("cnn_member"):
         cnn = train_ststnet(data.flow, data.labels, torch.as_tensor(train), fold_seed(WORKER["seed"], subject))
         scores.append(plain_and_mirrored_scores(lambda flow, _texture: cnn(flow), test_flow, None, flow_zero))
+    if change.get("linear_member"):
+        linear = fit_logistic(data.flow, data.labels, data.subjects, train)
+        scores.append(plain_and_mirrored_scores(
+            lambda flow, _texture: torch.as_tensor(linear.decision_function(flow.reshape(len(flow), -1).numpy())),
+            test_flow, None, flow_zero))
     return subject, test, np.asarray(scores)
 
 

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,flow_patch_sizes=[7,14]"
 
 
-def test_megc2019_benchmark_writes_per_seed_mean_std_and_baseline(tmp_path):
+def test_megc2019_benchmark_writes_per_seed_mean_std_and_references(tmp_path):
     data = precomputed_tree(tmp_path / "pre")
     output = tmp_path / "results.json"
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
@@ -40,4 +40,8 @@ def test_megc2019_benchmark_writes_per_seed_mean_std_and_baseline(tmp_path):
     assert set(report["test_selected"]["0"]) == sources | {"all"}
     assert set(report["baseline"]) == sources | {"all", "seconds"}
     assert report["baseline"]["all"]["final"]["n"] == 8
+    assert set(report["linear_reference"]) == sources | {"all", "seconds", "chosen_C"}
+    assert report["linear_reference"]["all"]["n"] == 8
+    assert sum(report["linear_reference"]["chosen_C"].values()) == 7  # one choice per subject fold
     assert "| all | 8 |" in result.stdout and "STSTNet-style CNN" in result.stdout
+    assert "Logistic regression on the raw flow maps" in result.stdout
