@@ -36,7 +36,7 @@ from hf_mmmer.training.arguments import ExperimentArguments
 from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, flip_horizontal
 from hf_mmmer.training.fold_training import FoldRecipe, flow_zero_level, fold_seed
 from hf_mmmer.training.metrics import summarize_predictions
-from linear_reference import fit_logistic
+from linear_reference import fit_logistic, flat_maps
 from precomputed_data import encode_precomputed
 from ststnet import train_ststnet
 
@@ -67,8 +67,8 @@ IDEAS = {
     "one_layer": ("one transformer layer per scale instead of two", {"config": {"num_hidden_layers": 1}}),
     "shared_encoders": ("one transformer encoder shared by all flow scales (patch embeddings per scale)",
                         {"config": {"share_scale_encoders": True}}),
-    "scales_7_14_28": ("flow patch sizes 7, 14, 28: no 4x4 patches (49 fewer tokens)",
-                       {"config": {"flow_patch_sizes": [7, 14, 28]}}),
+    "with_4x4": ("flow patch sizes 4, 7, 14, 28: adds 4x4 patches (49 more tokens; the recipe before they "
+                 "were dropped)", {"config": {"flow_patch_sizes": [4, 7, 14, 28]}}),
     "with_cnn": ("mean score of the recipe's model and the STSTNet-style CNN (benchmarks/ststnet.py, 200 "
                  "epochs) trained on the same fold", {"cnn_member": True}),
     "with_linear": ("mean score of the recipe's model and the logistic regression on the raw maps "
@@ -211,7 +211,7 @@ def run_fold(subject):
     if change.get("linear_member"):
         linear = fit_logistic(data.flow, data.labels, data.subjects, train)
         scores.append(plain_and_mirrored_scores(
-            lambda flow, _texture: torch.as_tensor(linear.decision_function(flow.reshape(len(flow), -1).numpy())),
+            lambda flow, _texture: torch.as_tensor(linear.decision_function(flat_maps(flow))),
             test_flow, None, flow_zero))
     return subject, test, np.asarray(scores)
 
