@@ -94,13 +94,6 @@ def mean_std(values):
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def source_scores(data, predictions):
-    """`per_dataset` scores of `predictions` on the encoded folder `data` (one per sample)."""
-    table = pd.DataFrame({"label": data.labels.numpy(), "prediction": predictions, "dataset": data.datasets,
-                          "fold": data.subjects})
-    return per_dataset(summarize_predictions(table, len(data.label_names)))
-
-
 def run_references(data_dir, seed, epochs):
     """The field's reference points on the recipe's encoding of the folder, one process, one thread.
 
@@ -112,19 +105,19 @@ def run_references(data_dir, seed, epochs):
 
     import linear_reference
     import ststnet
-    from precomputed_data import encode_precomputed
+    from precomputed_data import encode_precomputed, summarize
 
     torch.set_num_threads(1)
     data, _ = encode_precomputed(data_dir)
     final, selected, seconds = ststnet.run_loso(data.flow, data.labels, data.subjects, epochs=epochs, seed=seed)
-    final_scores, selected_scores = source_scores(data, final), source_scores(data, selected)
+    final_scores, selected_scores = per_dataset(summarize(data, final)), per_dataset(summarize(data, selected))
     baseline = {"seconds": seconds,
                 **{name: {"final": final_scores[name], "test_selected": selected_scores[name]}
                    for name in final_scores}}
     with threadpool_limits(1):
         predictions, chosen, seconds = linear_reference.run_loso(data.flow, data.labels, data.subjects)
     linear = {"seconds": seconds, "chosen_C": {str(c): n for c, n in sorted(chosen.items())},
-              **source_scores(data, predictions)}
+              **per_dataset(summarize(data, predictions))}
     return baseline, linear
 
 

@@ -22,7 +22,6 @@ import multiprocessing
 import time
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
@@ -35,9 +34,8 @@ from hf_mmmer.modeling_mmmer import MMMERPatchEmbeddings, cross_modal_contrastiv
 from hf_mmmer.training.arguments import ExperimentArguments
 from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, flip_horizontal
 from hf_mmmer.training.fold_training import FoldRecipe, flow_zero_level, fold_seed
-from hf_mmmer.training.metrics import summarize_predictions
 from linear_reference import fit_logistic, flat_maps
-from precomputed_data import encode_precomputed
+from precomputed_data import encode_precomputed, summarize
 from ststnet import train_ststnet
 
 # name -> (what it changes, keyword changes). Keys: config (MMMERConfig), recipe (ExperimentArguments),
@@ -238,9 +236,7 @@ def sweep(data, flow_zero, change, seed, processes):
 
 def uf1_uar(data, scores):
     """`{"all" | source: "UF1 / UAR"}` of the argmax predictions of `scores` `(N, num_labels)`."""
-    table = pd.DataFrame({"label": data.labels.numpy(), "prediction": scores.argmax(-1),
-                          "dataset": data.datasets, "fold": data.subjects})
-    summary = summarize_predictions(table, len(data.label_names))
+    summary = summarize(data, scores.argmax(-1))
     pools = {"all": summary, **summary["per_dataset"]}
     return {name: f"{result['uf1']:.4f} / {result['uar']:.4f}" for name, result in pools.items()}
 
