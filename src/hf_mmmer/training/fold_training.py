@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from transformers import get_cosine_schedule_with_warmup, get_constant_schedule_with_warmup
 
 from ..modeling_mmmer import MMMERForMicroExpressionClassification
 from .augmentation import AugmentationConfig, augment_batch
+from .ema import WeightEMA
 from .encoding import EncodedDataset
 
 
@@ -123,7 +123,7 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     # the last epochs' fluctuations that otherwise decide a final-epoch score.
     ema = None
     if recipe.ema_decay > 0:
-        ema = AveragedModel(plain, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+        ema = WeightEMA(plain, recipe.ema_decay)
     scored = ema.module if ema is not None else plain  # the model predictions and the caller get
     history = []
     for epoch in range(recipe.epochs):
@@ -149,7 +149,7 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
             optimizer.step()
             scheduler.step()
             if ema is not None:
-                ema.update_parameters(plain)
+                ema.update()
             total_loss += output.loss.item() * len(targets)
             correct += (output.logits.argmax(-1) == targets.argmax(-1)).sum().item()
             seen += len(targets)
