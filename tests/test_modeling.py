@@ -7,6 +7,7 @@ from conftest import tiny_config
 
 from hf_mmmer import MMMERForMicroExpressionClassification, MMMERModel
 from hf_mmmer.modeling_mmmer import (
+    MMMERPatchEmbeddings,
     MMMERSelfAttention,
     attention_rollout,
     cross_modal_contrastive_loss,
@@ -126,6 +127,19 @@ def test_fused_attention_equals_explicit_attention():
     explicit, probs = attention(x, need_weights=True)
     assert no_probs is None and probs.shape == (2, 2, 17, 17)
     torch.testing.assert_close(fused, explicit)
+
+
+@pytest.mark.parametrize("modality, patch_size", [("flow", 7), ("flow", 28), ("texture", 14)])
+def test_patch_embedding_equals_its_strided_convolution(modality, patch_size):
+    torch.manual_seed(0)
+    config = tiny_config(texture_channels=3)
+    embed = MMMERPatchEmbeddings(config, modality, patch_size).eval()
+    torch.nn.init.normal_(embed.position_embeddings)
+    size = config.image_size(modality)
+    pixels = torch.randn(2, config.channels(modality), size, size)
+    by_convolution = embed.projection(pixels).flatten(2).transpose(1, 2)
+    expected = torch.cat([embed.cls_token.expand(2, -1, -1), by_convolution], 1) + embed.position_embeddings
+    torch.testing.assert_close(embed(pixels), expected)
 
 
 def test_tiny_model_overfits_random_samples():

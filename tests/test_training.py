@@ -95,7 +95,7 @@ def test_two_processes_give_the_same_predictions(clean_run, tmp_path):
     output = tmp_path / "two"
     torchrun = Path(sys.executable).with_name("torchrun")
     result = subprocess.run(
-        [str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", str(TRAIN_SCRIPT), *ARGS,
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", str(TRAIN_SCRIPT), *ARGS,
          "--output_dir", str(output), "--final_model", "false"],
         env=child_env(tmp_path, ACCELERATE_USE_CPU="true"), capture_output=True, text=True, timeout=300,
     )
