@@ -5,11 +5,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from conftest import tiny_config
 
 from hf_mmmer.training.arguments import ExperimentArguments, parse_overrides
-from hf_mmmer.training.ema import WeightEMA
 from hf_mmmer.training.encoding import EncodedDataset
 from hf_mmmer.training.experiment import plan_folds
 from hf_mmmer.training.fold_training import (
@@ -52,23 +50,6 @@ def test_ema_model_is_scored_and_differs_from_last_weights():
     ema_scores = predict_probabilities(ema_model, data, [8, 9, 10])
     assert ema_scores.shape == (3, 3) and np.allclose(ema_scores.sum(-1), 1, atol=1e-5)
     assert not np.allclose(ema_scores, predict_probabilities(last_model, data, [8, 9, 10]))
-
-
-def test_weight_ema_matches_torch_averaged_model():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
-    ours = WeightEMA(model, 0.9)
-    reference = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9), use_buffers=True)
-    for _ in range(5):
-        with torch.no_grad():
-            for parameter in model.parameters():
-                parameter.add_(torch.randn_like(parameter))  # an in-place step, as optimizers make
-        ours.update()
-        reference.update_parameters(model)
-    for mine, theirs in zip(ours.module.parameters(), reference.module.parameters()):
-        assert torch.equal(mine, theirs)
-    with pytest.raises(ValueError, match="decay"):
-        WeightEMA(model, 1.0)
 
 
 def test_plan_folds_by_protocol_and_bad_names():
