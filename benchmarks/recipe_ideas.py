@@ -40,7 +40,7 @@ from ststnet import train_ststnet
 
 # name -> (what it changes, keyword changes). Keys: config (MMMERConfig), recipe (ExperimentArguments),
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
-# same_source, cnn_member, linear_member.
+# same_source, cnn_member, linear_member, cutout.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -69,6 +69,8 @@ IDEAS = {
                  "were dropped)", {"config": {"flow_patch_sizes": [4, 7, 14, 28]}}),
     "with_cnn": ("mean score of the recipe's model and the STSTNet-style CNN (benchmarks/ststnet.py, 200 "
                  "epochs) trained on the same fold", {"cnn_member": True}),
+    "cutout": ("cutout: each training map, with probability 0.5, gets one random square of 7-14 px set to zero "
+               "motion (after flip and affine jitter)", {"cutout": True}),
     "with_linear": ("mean score of the recipe's model and the logistic regression on the raw maps "
                     "(benchmarks/linear_reference.py, C chosen on the fold's training subjects)",
                     {"linear_member": True}),
@@ -138,6 +140,28 @@ def simclr_pretrain(config, flow, flow_zero, epochs, seed, batch_size=64, temper
     return {k: v.detach().clone() for k, v in model.mmmer.state_dict().items()}
 
 
+def erase_squares(flow: torch.Tensor, generator: torch.Generator, flow_zero: torch.Tensor, prob: float = 0.5,
+                  sides=(7, 14)) -> torch.Tensor:
+    """Cutout: in each map, with probability `prob`, one random square of side `sides` set to zero motion."""
+    batch, _, height, width = flow.shape
+    side = torch.randint(sides[0], sides[1] + 1, (batch, 1, 1), generator=generator)
+    top = (torch.rand(batch, 1, 1, generator=generator) * (height - side + 1)).long()
+    left = (torch.rand(batch, 1, 1, generator=generator) * (width - side + 1)).long()
+    rows, columns = torch.arange(height).view(1, -1, 1), torch.arange(width).view(1, 1, -1)
+    inside = (rows >= top) & (rows < top + side) & (columns >= left) & (columns < left + side)
+    erase = (inside & (torch.rand(batch, 1, 1, generator=generator) < prob)).unsqueeze(1)
+    return torch.where(erase, flow_zero.view(1, -1, 1, 1), flow)
+
+
+def with_cutout(augment):
+    """`augment_batch` followed by `erase_squares` on the flow, for `train_fold_model` to call."""
+    def augmented(flow, texture, labels, config, generator, flow_zero):
+        flow, texture, labels = augment(flow, texture, labels, config, generator, flow_zero)
+        return erase_squares(flow, generator, flow_zero), texture, labels
+
+    return augmented
+
+
 def swap_model_class(encoder_state=None, conv_stem_width=0):
     """Make `train_fold_model` build a variant: pretrained encoder weights and/or a conv stem."""
     base = fold_training.MMMERForMicroExpressionClassification
@@ -150,12 +174,15 @@ def swap_model_class(encoder_state=None, conv_stem_width=0):
             if conv_stem_width:
                 for module in self.modules():
                     if isinstance(module, MMMERPatchEmbeddings):
+                        # The stem runs before the patch projection, which now reads its input's width.
                         linear = module.projection
-                        module.projection = nn.Sequential(
+                        module.stem = nn.Sequential(
                             nn.Conv2d(linear.in_channels, conv_stem_width, 3, padding=1),
                             nn.BatchNorm2d(conv_stem_width), nn.GELU(),
-                            nn.Conv2d(conv_stem_width, linear.out_channels, linear.kernel_size, stride=linear.stride),
                         )
+                        module.projection = nn.Conv2d(conv_stem_width, linear.out_channels, linear.kernel_size,
+                                                      stride=linear.stride)
+                        module.register_forward_pre_hook(lambda m, args: (m.stem(args[0]),))
 
     fold_training.MMMERForMicroExpressionClassification = Variant
 
@@ -167,6 +194,8 @@ def init_worker(data, flow_zero, change, encoder_state, seed):
         data.flow = normalise_subjects(data.flow, data.subjects)
     if change.get("texture_difference"):
         data.texture = texture_differences(data.texture, data.subjects)
+    if change.get("cutout"):
+        fold_training.augment_batch = with_cutout(fold_training.augment_batch)
     if encoder_state is not None or change.get("conv_stem_width"):
         swap_model_class(encoder_state, change.get("conv_stem_width", 0))
     defaults = ExperimentArguments()
@@ -234,9 +263,9 @@ def sweep(data, flow_zero, change, seed, processes):
     return scores, time.perf_counter() - started
 
 
-def uf1_uar(data, scores):
-    """`{"all" | source: "UF1 / UAR"}` of the argmax predictions of `scores` `(N, num_labels)`."""
-    summary = summarize(data, scores.argmax(-1))
+def uf1_uar(data, predictions):
+    """`{"all" | source: "UF1 / UAR"}` of one predicted label per sample."""
+    summary = summarize(data, predictions)
     pools = {"all": summary, **summary["per_dataset"]}
     return {name: f"{result['uf1']:.4f} / {result['uar']:.4f}" for name, result in pools.items()}
 
@@ -260,11 +289,11 @@ def main():
     for name in ideas:
         description, change = IDEAS[name]
         scores, seconds = sweep(data, flow_zero, change, args.seed, args.processes)
-        plain, tta = uf1_uar(data, scores[:, 0].mean(0)), uf1_uar(data, scores.mean((0, 1)))
+        plain, tta = uf1_uar(data, scores[:, 0].mean(0).argmax(-1)), uf1_uar(data, scores.mean((0, 1)).argmax(-1))
         print(f"| {name} | {description} | {plain['all']} | " + " | ".join(plain[s] for s in sources)
               + f" | {tta['all']} | {seconds:.0f} |", flush=True)
         if len(scores) > 1:
-            members = ", ".join(uf1_uar(data, member)["all"] for member in scores[:, 0])
+            members = ", ".join(uf1_uar(data, member.argmax(-1))["all"] for member in scores[:, 0])
             wrong = scores[:, 0].argmax(-1) != data.labels.numpy()
             print(f"\n{name}: its members alone, all UF1 / UAR: {members}; samples wrong for every member: "
                   f"{wrong.all(0).sum()}, for at least one: {wrong.any(0).sum()} of {len(data)}\n", flush=True)
