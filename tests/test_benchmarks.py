@@ -16,16 +16,20 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,flow_patch_sizes=[7,14]"
 
 
+def offline_env(tmp_path) -> dict:
+    """The benchmark's environment: offline, one thread, caches under `tmp_path`."""
+    return {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+            "HF_MMMER_DATASETS_CACHE": str(tmp_path / "datasets")}
+
+
 def test_megc2019_benchmark_writes_per_seed_mean_std_and_references(tmp_path):
     data = precomputed_tree(tmp_path / "pre")
     output = tmp_path / "results.json"
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "HF_MMMER_DATASETS_CACHE": str(tmp_path / "datasets")}
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "megc2019.py"), "--data_dir", str(data), "--seeds", "2",
          "--processes", "1", "--output", str(output), "--work_dir", str(tmp_path / "work"), "--baseline",
          "--baseline_epochs", "2", "--train_args", f"--epochs 2 --batch_size 4 --config_overrides {TINY}"],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=offline_env(tmp_path), capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(output.read_text())
@@ -45,3 +49,17 @@ def test_megc2019_benchmark_writes_per_seed_mean_std_and_references(tmp_path):
     assert sum(report["linear_reference"]["chosen_C"].values()) == 7  # one choice per subject fold
     assert "| all | 8 |" in result.stdout and "STSTNet-style CNN" in result.stdout
     assert "Logistic regression on the raw flow maps" in result.stdout
+
+
+def test_nested_selection_scores_every_candidate_and_the_nested_choice(tmp_path):
+    data = precomputed_tree(tmp_path / "pre")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "nested_selection.py"), "--data_dir", str(data),
+         "--candidates", "recipe,one_layer", "--inner_folds", "2", "--epochs", "1", "--processes", "1"],
+        env=offline_env(tmp_path), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| candidate `recipe` |" in result.stdout and "| candidate `one_layer` |" in result.stdout
+    assert "| nested: chosen per fold on its training subjects |" in result.stdout
+    chosen = result.stdout.split("Folds choosing each candidate: ")[1].split()
+    assert int(chosen[1].rstrip(",")) + int(chosen[3]) == 7  # one choice per held-out subject

@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Choosing a recipe without the test subject: nested leave-one-subject-out over candidate recipes.
+
+    python benchmarks/nested_selection.py --data_dir ../shared/data/megc2019-dev \
+        --candidates recipe,with_4x4 [--inner_folds 3] [--seed 0] [--processes 2]
+
+The package's recipe was picked among candidates by their pooled LOSO score on the same subjects it
+is reported on: a recipe-level use of the test labels (benchmarks/RESULTS.md says which choices).
+This script measures what that costs. For every held-out subject it scores each candidate by grouped
+`--inner_folds`-fold cross-validation over the *training* subjects only (pooled UF1 of the inner
+predictions), keeps the winner (ties go to the earlier candidate), and scores the winner's model,
+trained on all training subjects, on the held-out subject. The table prints each candidate's own
+LOSO score, the candidate a reader of that table would pick (selected on the test subjects: not a
+result) and the nested score (selected on training subjects only: an honest estimate of the recipe
+*and* its selection). Candidates are `recipe_ideas.py` ideas that change only the config or the
+trainer's arguments; every model is the package's `train_fold_model` at the final epoch (EMA).
+"""
+
+import argparse
+import multiprocessing
+import time
+from collections import Counter
+
+import numpy as np
+import torch
+from sklearn.model_selection import GroupKFold
+
+from hf_mmmer import MMMERConfig
+from hf_mmmer.training.arguments import ExperimentArguments
+from hf_mmmer.training.fold_training import FoldRecipe, fold_seed, predict_probabilities, train_fold_model
+from hf_mmmer.training.metrics import classification_scores
+from recipe_ideas import IDEAS, load_data, uf1_uar
+
+WORKER = {}
+
+
+def candidate_setup(name: str, epochs=None):
+    """`(MMMERConfig, FoldRecipe)` of a `recipe_ideas` idea that changes only config or trainer arguments;
+    `epochs` (for smoke tests) overrides the recipe's."""
+    _, change = IDEAS[name]
+    if set(change) - {"config", "recipe"}:
+        raise ValueError(f"candidate {name!r} changes more than the config or the trainer's arguments")
+    arguments = ExperimentArguments() if epochs is None else ExperimentArguments(epochs=epochs)
+    for key, value in change.get("recipe", {}).items():
+        setattr(arguments, key, value)
+    return MMMERConfig(**change.get("config", {})), FoldRecipe.from_arguments(arguments)
+
+
+def inner_splits(subjects: np.ndarray, train: np.ndarray, inner_folds: int):
+    """`[(inner_train, inner_validation)]` sample indices: grouped folds over the training subjects."""
+    folds = GroupKFold(n_splits=inner_folds).split(train, groups=subjects[train])
+    return [(train[fit], train[held]) for fit, held in folds]
+
+
+def init_worker(data, flow_zero, candidates, seed, inner_folds, epochs):
+    torch.set_num_threads(1)
+    WORKER.update(data=data, flow_zero=flow_zero, seed=seed, inner_folds=inner_folds,
+                  setups={name: candidate_setup(name, epochs) for name in candidates})
+
+
+def run_task(task):
+    """Train one candidate on one split; return `(task, indices predicted, predicted labels)`.
+
+    `task` is `(subject, candidate, inner)`: `inner` None trains on all of the subject's training
+    subjects and predicts the subject, an integer trains on that inner fold's training part and
+    predicts its validation subjects.
+    """
+    subject, candidate, inner = task
+    data = WORKER["data"]
+    subjects = np.asarray(data.subjects)
+    train = np.flatnonzero(subjects != subject)
+    if inner is None:
+        fit, predict, fold_name = train, np.flatnonzero(subjects == subject), subject
+    else:
+        fit, predict = inner_splits(subjects, train, WORKER["inner_folds"])[inner]
+        fold_name = f"{subject}/inner{inner}"
+    config, recipe = WORKER["setups"][candidate]
+    model, _ = train_fold_model(config, data, fit, recipe, fold_seed(WORKER["seed"], fold_name), WORKER["flow_zero"])
+    return task, predict, predict_probabilities(model, data, predict).argmax(-1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--candidates", default="recipe,with_4x4", help="Comma list of recipe_ideas.py ideas.")
+    parser.add_argument("--inner_folds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=None, help="Override the recipe's epochs (smoke tests).")
+    args = parser.parse_args()
+    candidates = [name.strip() for name in args.candidates.split(",") if name.strip()]
+    for name in candidates:
+        if name not in IDEAS:
+            parser.error(f"unknown candidate {name!r}; choose from {list(IDEAS)}")
+        candidate_setup(name)  # fails early on an idea that is not a plain config or trainer change
+    if len(candidates) < 2 or args.inner_folds < 2:
+        parser.error("nested selection needs at least two candidates and two inner folds")
+
+    started = time.perf_counter()
+    data, flow_zero = load_data(args.data_dir)
+    subjects = np.asarray(data.subjects)
+    labels = data.labels.numpy()
+    held_out = sorted(set(data.subjects), key=lambda s: -data.subjects.count(s))  # largest folds first
+    tasks = [(s, c, inner) for s in held_out for c in candidates for inner in [None, *range(args.inner_folds)]]
+    context = multiprocessing.get_context("fork")
+    with context.Pool(args.processes, initializer=init_worker,
+                      initargs=(data, flow_zero, candidates, args.seed, args.inner_folds, args.epochs)) as pool:
+        results = pool.map(run_task, tasks, chunksize=1)
+
+    outer = {name: np.full(len(data), -1) for name in candidates}
+    inner_predictions = {}
+    for (subject, candidate, inner), indices, predicted in results:
+        if inner is None:
+            outer[candidate][indices] = predicted
+        else:
+            inner_predictions.setdefault((subject, candidate), []).append((indices, predicted))
+    nested, choices = np.full(len(data), -1), Counter()
+    for subject in held_out:
+        inner_uf1 = {}
+        for candidate in candidates:
+            indices, predicted = map(np.concatenate, zip(*inner_predictions[(subject, candidate)]))
+            inner_uf1[candidate] = classification_scores(labels[indices], predicted, len(data.label_names))["uf1"]
+        chosen = max(candidates, key=lambda c: (inner_uf1[c], -candidates.index(c)))
+        choices[chosen] += 1
+        test = subjects == subject
+        nested[test] = outer[chosen][test]
+    seconds = time.perf_counter() - started
+
+    sources = sorted(set(data.datasets))
+    print(f"Nested LOSO, seed {args.seed}, {args.inner_folds} inner folds, {args.processes} process(es), "
+          f"{len(tasks)} models in {seconds:.0f} s; UF1 / UAR\n")
+    print("| selection | all | " + " | ".join(sources) + " |")
+    print("| --- " * (len(sources) + 2) + "|")
+    rows = {f"candidate `{name}`": outer[name] for name in candidates}
+    by_test = max(candidates, key=lambda c: classification_scores(labels, outer[c], len(data.label_names))["uf1"])
+    rows[f"best candidate by the test subjects' pooled UF1 (`{by_test}`; not a result)"] = outer[by_test]
+    rows["nested: chosen per fold on its training subjects"] = nested
+    for name, predictions in rows.items():
+        scores = uf1_uar(data, predictions)
+        print(f"| {name} | {scores['all']} | " + " | ".join(scores[s] for s in sources) + " |")
+    print("\nFolds choosing each candidate: " + ", ".join(f"{c} {choices[c]}" for c in candidates))
+
+
+if __name__ == "__main__":
+    main()
