@@ -1,84 +1,121 @@
 #!/usr/bin/env python
-"""Where one CPU training step of the recipe's model spends its time (torch.profiler, one thread).
+"""Where a CPU training fold spends its time: the trainer's own `train_fold_model`, timed and profiled.
 
-    python benchmarks/train_step_profile.py [--batch_size 32] [--steps 20] [--threads 1] [--compile]
+    python benchmarks/train_step_profile.py [--samples 301] [--epochs 30] [--profile_epochs 3] [--threads 1]
 
-A step is what `train_fold_model` does per batch: forward with labels, backward, AdamW. Random inputs of
-the recipe's shape stand in for flow maps (the cost does not depend on the values). Prints the mean
-step time and the operators with the largest self time, so speed work goes where the time is.
-`--compile` also times the same step with `torch.compile(model)` (inductor, CPU) and its one-off
-compilation, to decide whether compiling pays for a fold's few hundred steps.
+A fold is what every LOSO sweep repeats 40 times on the MEGC2019 dev folder: `train_fold_model` with the
+recipe's defaults (augmentation, class weights, AdamW, schedule, EMA) on `--samples` training samples.
+Random inputs of the recipe's shapes stand in for flow maps (the cost does not depend on the values),
+so this runs without any dataset. Prints the seconds of one whole fold and the mean time per step,
+the operators with the largest self CPU time over `--profile_epochs` more epochs, and the per-step
+cost of the alternatives the trainer chose between (optimizer implementation, patch projection as a
+convolution or a matrix product, the EMA update), so that speed work goes where the time is.
+
+`torch.compile` was measured with the earlier version of this script that timed a hand-made step
+(`git show 480ed1e:benchmarks/train_step_profile.py`, `--compile`): it does not pay on CPU
+(benchmarks/RESULTS.md, third pass).
 """
 
 import argparse
+import math
 import time
 
 import torch
-import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
 from hf_mmmer import MMMERConfig
-from hf_mmmer.modeling_mmmer import MMMERForMicroExpressionClassification
+from hf_mmmer.modeling_mmmer import MMMERForMicroExpressionClassification, MMMERPatchEmbeddings
+from hf_mmmer.training.arguments import ExperimentArguments
+from hf_mmmer.training.encoding import EncodedDataset
+from hf_mmmer.training.fold_training import FoldRecipe, train_fold_model
+
+
+def random_dataset(config: MMMERConfig, samples: int) -> EncodedDataset:
+    """`samples` random flow maps (and textures) of the recipe's shapes, three classes, one subject each."""
+    generator = torch.Generator().manual_seed(0)
+    shape = lambda m: (samples, config.channels(m), config.image_size(m), config.image_size(m))  # noqa: E731
+    return EncodedDataset(
+        flow=torch.randn(*shape("flow"), generator=generator),
+        texture=torch.randn(*shape("texture"), generator=generator),
+        labels=torch.randint(0, config.num_labels, (samples,), generator=generator),
+        sample_ids=[str(i) for i in range(samples)], subjects=[str(i) for i in range(samples)],
+        datasets=["random"] * samples, label_names=[str(c) for c in range(config.num_labels)],
+    )
+
+
+def milliseconds(call, repeats: int = 300) -> float:
+    """Best of three means of `call()` over `repeats` calls, after a warm-up, in ms."""
+    for _ in range(20):
+        call()
+    means = []
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            call()
+        means.append((time.perf_counter() - started) / repeats * 1000)
+    return min(means)
+
+
+def component_costs(config: MMMERConfig, batch_size: int) -> dict:
+    """`{alternative: ms per training step}` of the pieces the trainer chose between."""
+    model = MMMERForMicroExpressionClassification(config)
+    for parameter in model.parameters():
+        parameter.grad = torch.randn_like(parameter)
+    costs = {}
+    for name, options in [("AdamW, for-loop (torch's CPU default)", {}), ("AdamW, foreach", {"foreach": True}),
+                          ("AdamW, fused (the trainer's)", {"fused": True})]:
+        costs[name] = milliseconds(torch.optim.AdamW(model.parameters(), lr=1e-3, **options).step)
+    pixels = torch.randn(batch_size, config.channels("flow"), config.image_size("flow"), config.image_size("flow"))
+    embeddings = [MMMERPatchEmbeddings(config, "flow", p).eval() for p in config.flow_patch_sizes]  # no dropout
+    as_convolution = lambda: sum(e.projection(pixels).sum() for e in embeddings).backward()  # noqa: E731
+    as_matmul = lambda: sum(e(pixels).sum() for e in embeddings).backward()  # noqa: E731
+    costs["patch projections, forward + backward, strided convolutions"] = milliseconds(as_convolution)
+    costs["patch projections, forward + backward, one matmul each (the package's)"] = milliseconds(as_matmul)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.98), use_buffers=True)
+    costs["EMA update (torch's AveragedModel, the trainer's)"] = milliseconds(lambda: ema.update_parameters(model))
+    return costs
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--samples", type=int, default=301, help="Training samples of a fold (309 minus one subject).")
+    parser.add_argument("--epochs", type=int, default=ExperimentArguments().epochs)
+    parser.add_argument("--profile_epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rows", type=int, default=12)
-    parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
     config = MMMERConfig()
-    config.class_weights = [1.0] * config.num_labels  # the weighted cross-entropy the trainer's balancing runs
-    size = config.flow_image_size
-    flow = torch.randn(args.batch_size, config.flow_channels, size, size)
-    labels = F.one_hot(torch.randint(0, config.num_labels, (args.batch_size,)), config.num_labels).float()
+    data = random_dataset(config, args.samples)
+    indices = torch.arange(args.samples)
+    zero = torch.zeros(config.channels("flow"))
 
-    def make_step(compiled: bool):
-        torch.manual_seed(0)
-        model = MMMERForMicroExpressionClassification(config).train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-        forward = torch.compile(model) if compiled else model
+    def fold(epochs: int):
+        recipe = FoldRecipe.from_arguments(ExperimentArguments(epochs=epochs))
+        train_fold_model(config, data, indices, recipe, seed=0, flow_zero=zero)
+        return epochs * math.ceil(args.samples / recipe.batch_size)  # optimizer steps taken
 
-        def step():
-            loss = forward(flow_values=flow, labels=labels).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
-        return step
-
-    def time_steps(step):
-        """(seconds of the first 5 steps, compilation included; mean ms of the next `--steps`)."""
-        started = time.perf_counter()
-        for _ in range(5):
-            step()
-        warmup = time.perf_counter() - started
-        started = time.perf_counter()
-        for _ in range(args.steps):
-            step()
-        return warmup, (time.perf_counter() - started) / args.steps * 1000
-
-    step = make_step(compiled=False)
-    _, milliseconds = time_steps(step)
-    if args.compile:
-        compile_seconds, compiled_milliseconds = time_steps(make_step(compiled=True))
-        print(f"torch.compile: {compiled_milliseconds:.1f} ms per step against {milliseconds:.1f} eager; its first "
-              f"5 steps (compilation included) took {compile_seconds:.1f} s\n")
+    fold(1)  # first-call allocations and kernel selection
+    started = time.perf_counter()
+    steps = fold(args.epochs)
+    seconds = time.perf_counter() - started
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
-        for _ in range(args.steps):
-            step()
+        profiled_steps = fold(args.profile_epochs)
     events = sorted(profiler.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events)
-    print(f"recipe model, batch {args.batch_size}, {args.threads} thread(s): {milliseconds:.1f} ms per training "
-          f"step (mean of {args.steps}, unprofiled)\n")
+    print(f"train_fold_model, recipe defaults, {args.samples} samples, {args.threads} thread(s): {seconds:.2f} s for "
+          f"{args.epochs} epochs, {1000 * seconds / steps:.1f} ms per step (unprofiled)\n")
     print("| operator | share of self CPU time | calls per step |")
     print("| --- | --- | --- |")
     for event in events[: args.rows]:
-        print(f"| `{event.key}` | {100 * event.self_cpu_time_total / total:.1f} % | {event.count / args.steps:.0f} |")
+        print(f"| `{event.key}` | {100 * event.self_cpu_time_total / total:.1f} % | "
+              f"{event.count / profiled_steps:.0f} |")
+    print(f"\n| alternative | ms per step (batch {ExperimentArguments().batch_size}) | s per fold of {steps} steps |")
+    print("| --- | --- | --- |")
+    for name, cost in component_costs(config, ExperimentArguments().batch_size).items():
+        print(f"| {name} | {cost:.2f} | {cost * steps / 1000:.2f} |")
 
 
 if __name__ == "__main__":
