@@ -190,7 +190,7 @@ class MMMERPatchEmbeddings(nn.Module):
         # The stride-p convolution as one matrix product over the flattened patches: the same result from
         # the same `projection` weights in half the CPU time at these tiny sizes (forward + backward of the
         # recipe's three scales: 2.4 ms a step as oneDNN convolutions, 1.1 ms so; benchmarks/RESULTS.md).
-        batch, channels, size, _ = pixel_values.shape
+        batch, channels = pixel_values.shape[:2]
         p, grid = self.patch_size, self.grid_size
         patches = pixel_values.reshape(batch, channels, grid, p, grid, p).permute(0, 2, 4, 1, 3, 5)
         patches = patches.reshape(batch, grid * grid, channels * p * p)
