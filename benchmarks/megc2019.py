@@ -20,7 +20,6 @@ maps (benchmarks/ststnet.py) and a logistic regression on the raw maps (benchmar
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,18 +48,12 @@ ABLATIONS = {
 SCORES = ("uf1", "uar", "accuracy")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def run_sweep(data_dir, output_dir, seed, processes, extra_args=()):
     """One LOSO sweep with the package's trainer; returns (metrics, fold records, wall seconds)."""
     command = [sys.executable, str(REPO / "examples" / "train.py")]
     if processes > 1:
         torchrun = Path(sys.executable).with_name("torchrun")
-        command = [str(torchrun), "--nproc_per_node", str(processes), "--master_port", str(free_port()),
+        command = [str(torchrun), "--standalone", "--nproc_per_node", str(processes),  # a free port of its own
                    str(REPO / "examples" / "train.py")]
     command += ["--dataset", "precomputed", "--data_dir", str(data_dir), "--output_dir", str(output_dir),
                 "--seed", str(seed), "--final_model", "false", "--record_test_curve", "--num_threads", "1",
