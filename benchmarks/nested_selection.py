@@ -25,11 +25,9 @@ import numpy as np
 import torch
 from sklearn.model_selection import GroupKFold
 
-from hf_mmmer import MMMERConfig
-from hf_mmmer.training.arguments import ExperimentArguments
-from hf_mmmer.training.fold_training import FoldRecipe, fold_seed, predict_probabilities, train_fold_model
+from hf_mmmer.training.fold_training import fold_seed, predict_probabilities, train_fold_model
 from hf_mmmer.training.metrics import classification_scores
-from recipe_ideas import IDEAS, load_data, uf1_uar
+from recipe_ideas import IDEAS, idea_setup, load_data, uf1_uar
 
 WORKER = {}
 
@@ -40,10 +38,7 @@ def candidate_setup(name: str, epochs=None):
     _, change = IDEAS[name]
     if set(change) - {"config", "recipe"}:
         raise ValueError(f"candidate {name!r} changes more than the config or the trainer's arguments")
-    arguments = ExperimentArguments() if epochs is None else ExperimentArguments(epochs=epochs)
-    for key, value in change.get("recipe", {}).items():
-        setattr(arguments, key, value)
-    return MMMERConfig(**change.get("config", {})), FoldRecipe.from_arguments(arguments)
+    return idea_setup(change, epochs)
 
 
 def inner_splits(subjects: np.ndarray, train: np.ndarray, inner_folds: int):

@@ -187,6 +187,15 @@ def swap_model_class(encoder_state=None, conv_stem_width=0):
     fold_training.MMMERForMicroExpressionClassification = Variant
 
 
+def idea_setup(change: dict, epochs=None):
+    """`(MMMERConfig, FoldRecipe)` of an idea's `config` and `recipe` changes; `epochs` overrides the
+    recipe's (smoke tests)."""
+    arguments = ExperimentArguments() if epochs is None else ExperimentArguments(epochs=epochs)
+    for key, value in change.get("recipe", {}).items():
+        setattr(arguments, key, value)
+    return MMMERConfig(**change.get("config", {})), FoldRecipe.from_arguments(arguments)
+
+
 def init_worker(data, flow_zero, change, encoder_state, seed):
     torch.set_num_threads(1)
     threadpool_limits(1)  # scikit-learn's BLAS too: two workers share two cores
@@ -198,11 +207,8 @@ def init_worker(data, flow_zero, change, encoder_state, seed):
         fold_training.augment_batch = with_cutout(fold_training.augment_batch)
     if encoder_state is not None or change.get("conv_stem_width"):
         swap_model_class(encoder_state, change.get("conv_stem_width", 0))
-    defaults = ExperimentArguments()
-    for key, value in change.get("recipe", {}).items():
-        setattr(defaults, key, value)
-    WORKER.update(data=data, change=change, seed=seed, recipe=FoldRecipe.from_arguments(defaults),
-                  config=MMMERConfig(**change.get("config", {})), flow_zero=flow_zero)
+    config, recipe = idea_setup(change)
+    WORKER.update(data=data, change=change, seed=seed, recipe=recipe, config=config, flow_zero=flow_zero)
 
 
 def plain_and_mirrored_scores(predict, flow, texture, flow_zero) -> list:
@@ -249,7 +255,7 @@ def sweep(data, flow_zero, change, seed, processes):
     encoder_state = None
     if change.get("simclr_epochs"):
         torch.set_num_threads(processes)
-        encoder_state = simclr_pretrain(MMMERConfig(**change.get("config", {})), data.flow, flow_zero,
+        encoder_state = simclr_pretrain(idea_setup(change)[0], data.flow, flow_zero,
                                         change["simclr_epochs"], seed)
     subjects = sorted(set(data.subjects), key=lambda s: -data.subjects.count(s))  # largest folds first
     context = multiprocessing.get_context("fork")
