@@ -13,6 +13,7 @@ from hf_mmmer.training.experiment import plan_folds
 from hf_mmmer.training.fold_training import (
     FoldRecipe,
     balanced_class_weights,
+    epoch_order,
     fold_seed,
     predict_probabilities,
     train_fold_model,
@@ -32,6 +33,23 @@ def encoded(n=12, subjects=("casme2/sub01", "casme2/sub02", "smic/s01")):
 def test_balanced_class_weights_follow_training_counts():
     weights = balanced_class_weights(torch.tensor([0, 0, 0, 0, 1, 1, 2, 2]), 4)
     assert weights == pytest.approx([8 / (4 * 4), 8 / (4 * 2), 8 / (4 * 2), 1.0])  # absent class: weight 1
+
+
+def test_balanced_sampling_draws_every_class_equally_often():
+    labels = torch.tensor([0] * 80 + [1] * 15 + [2] * 5)
+    indices = torch.arange(100, 200)
+    generator = torch.Generator().manual_seed(0)
+    drawn = torch.cat([epoch_order(indices, labels, "balanced_sampling", generator) for _ in range(30)])
+    shares = torch.bincount(labels[drawn - 100], minlength=3) / len(drawn)
+    assert shares.tolist() == pytest.approx([1 / 3] * 3, abs=0.03)  # the raw shares are 0.80 / 0.15 / 0.05
+    shuffled = epoch_order(indices, labels, "balanced", generator)
+    assert sorted(shuffled.tolist()) == indices.tolist()  # the other settings shuffle every sample once
+
+
+def test_unknown_class_weighting_is_named():
+    recipe = FoldRecipe.from_arguments(ExperimentArguments(epochs=1, class_weighting="oversample"))
+    with pytest.raises(ValueError, match="'oversample'"):
+        train_fold_model(tiny_config(), encoded(), np.arange(8), recipe, 0, torch.zeros(3))
 
 
 def test_fold_seed_is_stable_and_distinct():

@@ -45,7 +45,9 @@ class ExperimentArguments:
     lr_scheduler: str = field(default="cosine", metadata={"help": "cosine or constant (after warmup)."})
     class_weighting: str = field(
         default="balanced",
-        metadata={"help": "none, or balanced: cross-entropy weights from each fold's training labels."},
+        metadata={"help": "none; balanced: cross-entropy weights from each fold's training labels; or "
+                          "balanced_sampling: each epoch draws its samples with replacement, every class equally "
+                          "likely, and the loss is unweighted."},
     )
     ema_decay: float = field(
         default=0.98, metadata={"help": "Per-step exponential moving average of the weights (0 disables); the EMA "
