@@ -40,7 +40,7 @@ from ststnet import train_ststnet
 
 # name -> (what it changes, keyword changes). Keys: config (MMMERConfig), recipe (ExperimentArguments),
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
-# same_source, cnn_member, linear_member, cutout.
+# same_source, cnn_member, linear_member, cutout, center_flow.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -71,6 +71,17 @@ IDEAS = {
                  "epochs) trained on the same fold", {"cnn_member": True}),
     "cutout": ("cutout: each training map, with probability 0.5, gets one random square of 7-14 px set to zero "
                "motion (after flip and affine jitter)", {"cutout": True}),
+    "median_center": ("u and v of each map shifted so that their spatial median is zero motion (per sample, no "
+                      "labels: removes global head motion and the min-max scaling's offset)", {"center_flow": "median"}),
+    "median_center_maxabs": ("median_center, then u and v divided by their largest absolute value (per sample)",
+                             {"center_flow": "median_maxabs"}),
+    "balanced_sampling": ("class-balanced sampling (each epoch's samples drawn with replacement, every class "
+                          "equally likely) instead of class-weighted loss", {"recipe": {"class_weighting": "balanced_sampling"}}),
+    "epochs_20": ("20 epochs instead of 30 (same schedule shape)", {"recipe": {"epochs": 20}}),
+    "batch_16": ("batch 16 instead of 32", {"recipe": {"batch_size": 16}}),
+    "ema_0.99": ("EMA decay 0.99 a step instead of 0.98", {"recipe": {"ema_decay": 0.99}}),
+    "lr_2e-3": ("learning rate 2e-3 instead of 1e-3", {"recipe": {"learning_rate": 2e-3}}),
+    "wd_0.2": ("weight decay 0.2 instead of 0.05", {"recipe": {"weight_decay": 0.2}}),
     "with_linear": ("mean score of the recipe's model and the logistic regression on the raw maps "
                     "(benchmarks/linear_reference.py, C chosen on the fold's training subjects)",
                     {"linear_member": True}),
@@ -97,6 +108,17 @@ def subject_means(images: torch.Tensor, subjects) -> torch.Tensor:
 def normalise_subjects(flow: torch.Tensor, subjects) -> torch.Tensor:
     """Shift every subject's flow maps so that their mean is the mean over all samples."""
     return flow - subject_means(flow, subjects) + flow.mean(0, keepdim=True)
+
+
+def center_flow(flow: torch.Tensor, mode: str) -> torch.Tensor:
+    """u and v of each map minus their spatial median (zero motion is 0 in model units); with
+    `mode="median_maxabs"` then divided by their largest absolute value."""
+    centered = flow.clone()
+    motion = centered[:, :2]
+    motion -= motion.flatten(2).median(-1).values[..., None, None]
+    if mode == "median_maxabs":
+        motion /= motion.flatten(2).abs().amax(-1)[..., None, None].clamp_min(1e-6)
+    return centered
 
 
 def texture_differences(texture: torch.Tensor, subjects) -> torch.Tensor:
@@ -201,6 +223,8 @@ def init_worker(data, flow_zero, change, encoder_state, seed):
     threadpool_limits(1)  # scikit-learn's BLAS too: two workers share two cores
     if change.get("subject_norm"):
         data.flow = normalise_subjects(data.flow, data.subjects)
+    if change.get("center_flow"):
+        data.flow = center_flow(data.flow, change["center_flow"])
     if change.get("texture_difference"):
         data.texture = texture_differences(data.texture, data.subjects)
     if change.get("cutout"):
