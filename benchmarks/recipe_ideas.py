@@ -40,7 +40,7 @@ from ststnet import train_ststnet
 
 # name -> (what it changes, keyword changes). Keys: config (MMMERConfig), recipe (ExperimentArguments),
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
-# same_source, cnn_member, linear_member, cutout, center_flow.
+# same_source, subject_share, cnn_member, linear_member, cutout, center_flow.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -82,6 +82,10 @@ IDEAS = {
     "ema_0.99": ("EMA decay 0.99 a step instead of 0.98", {"recipe": {"ema_decay": 0.99}}),
     "lr_2e-3": ("learning rate 2e-3 instead of 1e-3", {"recipe": {"learning_rate": 2e-3}}),
     "wd_0.2": ("weight decay 0.2 instead of 0.05", {"recipe": {"weight_decay": 0.2}}),
+    "subjects_25": ("each fold trains on a random quarter of its training subjects", {"subject_share": 0.25}),
+    "subjects_50": ("each fold trains on a random half of its 39 training subjects (a learning-curve point)",
+                    {"subject_share": 0.5}),
+    "subjects_75": ("each fold trains on a random three quarters of its training subjects", {"subject_share": 0.75}),
     "with_linear": ("mean score of the recipe's model and the logistic regression on the raw maps "
                     "(benchmarks/linear_reference.py, C chosen on the fold's training subjects)",
                     {"linear_member": True}),
@@ -244,6 +248,13 @@ def plain_and_mirrored_scores(predict, flow, texture, flow_zero) -> list:
                 torch.softmax(predict(mirrored, None if texture is None else texture.flip(-1)), -1).numpy()]
 
 
+def share_of_subjects(subjects, share: float, seed: int) -> np.ndarray:
+    """A random `share` of the distinct `subjects` (at least one), drawn from `seed`."""
+    distinct = np.unique(subjects)
+    count = max(1, round(share * len(distinct)))
+    return np.random.default_rng(seed).choice(distinct, count, replace=False)
+
+
 def run_fold(subject):
     """Scores `(members, 2 [plain, mirrored], n_test, num_labels)` of one held-out subject."""
     data, change, flow_zero = WORKER["data"], WORKER["change"], WORKER["flow_zero"]
@@ -252,6 +263,9 @@ def run_fold(subject):
     train = subjects != subject
     if change.get("same_source"):
         train &= sources == sources[test[0]]
+    if change.get("subject_share"):
+        train &= np.isin(subjects, share_of_subjects(subjects[train], change["subject_share"],
+                                                     fold_seed(WORKER["seed"], subject)))
     train = np.flatnonzero(train)
     ensemble = change.get("ensemble", 1)
     test_flow = data.flow[test]
