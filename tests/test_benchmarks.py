@@ -1,7 +1,9 @@
-"""The MEGC2019 benchmark script end to end on a tiny precomputed tree (the real folder is never needed).
+"""The benchmark scripts on tiny precomputed trees and tensors (the real folder is never needed).
 
-It guards the script's command line and its `--output` JSON (keys named in the design's interfaces),
-which no other test exercises: a benchmark that has rotted is found out only when a long run fails.
+They guard the MEGC2019 script's command line and its `--output` JSON (keys named in the design's
+interfaces), the nested selection's command line, and the data transforms of the recipe ideas, which no
+other test exercises: a benchmark that has rotted is found out only when a long run fails, and a wrong
+transform only as a wrong number.
 """
 
 import json
@@ -9,6 +11,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from test_data_fixtures import precomputed_tree
 
@@ -63,3 +68,23 @@ def test_nested_selection_scores_every_candidate_and_the_nested_choice(tmp_path)
     assert "| nested: chosen per fold on its training subjects |" in result.stdout
     chosen = result.stdout.split("Folds choosing each candidate: ")[1].split()
     assert int(chosen[1].rstrip(",")) + int(chosen[3]) == 7  # one choice per held-out subject
+
+
+def test_recipe_ideas_centring_and_subject_share(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from recipe_ideas import center_flow, share_of_subjects
+
+    flow = torch.rand(2, 3, 28, 28)
+    flow[1, :2] = flow[1, :2] * 0.2 + 0.7  # a map whose zero motion sits off the middle
+    centered = center_flow(flow, "median")
+    assert torch.allclose(centered[:, :2].flatten(2).median(-1).values, torch.zeros(2, 2), atol=1e-6)
+    assert torch.equal(centered[:, 2], flow[:, 2])  # strain untouched
+    assert centered[:, :2].sub(flow[:, :2]).flatten(2).std(-1).max() < 1e-6  # a shift, nothing else
+    scaled = center_flow(flow, "median_maxabs")
+    assert torch.allclose(scaled[:, :2].flatten(2).abs().amax(-1), torch.ones(2, 2))
+
+    subjects = np.repeat([f"s{i:02d}" for i in range(39)], 3)
+    half = share_of_subjects(subjects, 0.5, seed=7)
+    assert len(half) == 20 and len(set(half)) == 20 and set(half) <= set(subjects)
+    assert list(half) == list(share_of_subjects(subjects, 0.5, seed=7))  # the fold's seed decides
+    assert len(share_of_subjects(subjects[:3], 0.25, seed=0)) == 1  # never an empty training set
