@@ -86,7 +86,7 @@ IDEAS = {
     "subjects_50": ("each fold trains on a random half of its 39 training subjects (a learning-curve point)",
                     {"subject_share": 0.5}),
     "subjects_75": ("each fold trains on a random three quarters of its training subjects", {"subject_share": 0.75}),
-    "no_ema": ("no EMA of the weights: the last step's weights are scored (the first pass's plain flow recipe)",
+    "no_ema": ("no EMA of the weights: the last step's weights are scored (the first pass's alternative)",
                {"recipe": {"ema_decay": 0.0}}),
     "with_texture": ("adds the texture branch on the raw apex face (the paper's two modalities, contrastive loss "
                      "at the config's weight)", {"config": {"modalities": ["flow", "texture"]}}),
