@@ -61,3 +61,15 @@ def test_script_path_and_changed_data_at_the_same_path(tmp_path):
 def test_unknown_dataset_name():
     with pytest.raises(ValueError, match="unknown dataset 'casme3'"):
         load_me_dataset("casme3")
+
+
+def test_held_out_split_is_whole_keys_and_refuses_leaks_and_unknowns():
+    from hf_mmmer.data import held_out_split
+
+    keys = ["casme2/sub01", "smic/s1", "casme2/sub01", "smic/s2"]
+    train, test = held_out_split(keys, ["casme2/sub01"])
+    assert test.tolist() == [0, 2] and train.tolist() == [1, 3]
+    with pytest.raises(ValueError, match="casme2/sub09"):
+        held_out_split(keys, ["casme2/sub09"])
+    with pytest.raises(ValueError, match="no training rows"):
+        held_out_split(keys, set(keys))

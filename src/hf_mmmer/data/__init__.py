@@ -19,11 +19,12 @@ Builders: `casme2`, `smic`, `samm` (licensed clip datasets, read from the user's
 from .checks import AnnotationWarning
 from .labels import COMPOSITE_MAPPING, THREE_CLASSES
 from .loading import BUILDERS, load_me_dataset
-from .loso import fold_key, loso_folds, select_subjects, subject_keys
+from .loso import fold_key, held_out_split, loso_folds, select_subjects, subject_keys
 from .synthetic_clips import SyntheticClip, render_clip
 
 __all__ = [
     "load_me_dataset",
+    "held_out_split",
     "loso_folds",
     "fold_key",
     "subject_keys",

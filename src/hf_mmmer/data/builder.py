@@ -11,7 +11,7 @@ from pathlib import Path
 import datasets
 
 from .features import SAMPLE_ID, SOURCE_DATASET, SUBJECT
-from .loso import fold_key, select_subjects
+from .loso import fold_key, held_out_split, select_subjects
 
 
 @dataclass
@@ -68,10 +68,9 @@ class MEBuilder(datasets.GeneratorBasedBuilder):
         if not self.config.test_subjects:
             return [datasets.SplitGenerator(datasets.Split.TRAIN, gen_kwargs={"rows": rows})]
         keys = [fold_key(row[SOURCE_DATASET], row[SUBJECT]) for row in rows]
-        test = set(select_subjects(keys, self.config.test_subjects))
-        sides = {split: [row for row, key in zip(rows, keys) if (key in test) == is_test]
-                 for split, is_test in ((datasets.Split.TRAIN, False), (datasets.Split.TEST, True))}
-        return [datasets.SplitGenerator(split, gen_kwargs={"rows": side}) for split, side in sides.items()]
+        train, test = held_out_split(keys, select_subjects(keys, self.config.test_subjects))
+        return [datasets.SplitGenerator(split, gen_kwargs={"rows": [rows[i] for i in side]})
+                for split, side in ((datasets.Split.TRAIN, train), (datasets.Split.TEST, test))]
 
     def _generate_examples(self, rows):
         for row in rows:

@@ -47,6 +47,28 @@ def select_subjects(keys: Iterable[str], requested: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
+def held_out_split(keys: Sequence[str], held_out: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    """`(train indices, test indices)` of the rows whose key is, or is not, in `held_out`.
+
+    The one place every protocol (LOSO, holdout, leave-one-dataset-out) and every benchmark splits rows,
+    so the leak check below guards them all. `keys` are fold keys (one per row); `held_out` names the
+    keys of the test side. A held-out key with no row, an empty train side, or a key on both sides raises.
+    """
+    keys = np.asarray(keys)
+    held_out = list(dict.fromkeys(held_out))
+    missing = sorted(set(held_out) - set(keys.tolist()))
+    if missing:
+        raise ValueError(f"held-out subjects {missing} have no rows")
+    is_test = np.isin(keys, held_out)
+    train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    if not len(train):
+        raise ValueError(f"holding out {held_out} leaves no training rows")
+    shared = set(keys[train].tolist()) & set(keys[test].tolist())
+    if shared:
+        raise RuntimeError(f"subjects {sorted(shared)} are in both train and test")
+    return train, test
+
+
 def loso_folds(
     dataset: datasets.Dataset, subjects: Sequence[str] | None = None
 ) -> Iterator[tuple[str, datasets.Dataset, datasets.Dataset]]:
@@ -55,11 +77,7 @@ def loso_folds(
     The test set holds all rows of one subject and the train set all other rows; a subject on both
     sides raises (it would leak identity into the evaluation).
     """
-    keys = np.asarray(subject_keys(dataset))
+    keys = subject_keys(dataset)
     for key in select_subjects(keys, subjects) if subjects is not None else sorted(set(keys)):
-        test = np.flatnonzero(keys == key)
-        train = np.flatnonzero(keys != key)
-        shared = set(keys[train]) & set(keys[test])
-        if shared:
-            raise RuntimeError(f"fold {key}: subjects {sorted(shared)} are in both train and test")
+        train, test = held_out_split(keys, [key])
         yield key, dataset.select(train), dataset.select(test)

@@ -20,7 +20,7 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from ..configuration_mmmer import MMMERConfig
-from ..data import load_me_dataset, select_subjects
+from ..data import held_out_split, load_me_dataset, select_subjects
 from ..image_processing_mmmer import MMMERImageProcessor
 from .arguments import DataArguments, ExperimentArguments, parse_overrides, run_signature
 from .encoding import EncodedDataset, encode_dataset
@@ -121,9 +121,8 @@ def fold_file(output_dir: Path, fold: str) -> Path:
 def run_fold(fold, test_indices, data, config, recipe, args, flow_zero, accelerator, progress):
     """Train without the fold's subject, predict it, and return the fold's result record."""
     started = time.perf_counter()
-    train_indices = np.setdiff1d(np.arange(len(data)), test_indices)
-    test_subjects = {data.subjects[i] for i in test_indices}
-    assert not test_subjects & {data.subjects[i] for i in train_indices}, "a subject is on both sides"
+    train_indices, checked = held_out_split(data.subjects, {data.subjects[i] for i in test_indices})
+    assert np.array_equal(checked, np.sort(test_indices)), f"fold {fold}: test rows are not whole subjects"
     model, history = train_fold_model(
         config, data, train_indices, recipe, fold_seed(args.seed, fold), flow_zero,
         eval_indices=test_indices if args.record_test_curve else None, progress=progress, accelerator=accelerator,
