@@ -5,7 +5,7 @@
     python examples/predict.py --model runs/demo/final_model path/to/frames_or_clip.avi [--heatmap out.png]
 
 1. AutoModel + image processor: the Hugging Face classes, for full control of the tensors.
-2. The `micro-expression-classification` pipeline: sorted labels, the spotted apex, importance maps.
+2. The `micro-expression-classification` pipeline: sorted labels; on request the spotted apex, importance maps.
 3. The `hf-mmmer predict` command, for shells and scripts.
 
 Forms 1 and 2 load the code saved next to the weights (`trust_remote_code=True`), as a user without
@@ -40,7 +40,8 @@ def with_pipeline(model_dir, sample, heatmap=None):
     """2. The pipeline (it takes the processor's forms too, and plain paths or frame lists); with `heatmap`, also
     draw where the model looked (the drawing needs `hf_mmmer`)."""
     classify = pipeline(task="micro-expression-classification", model=model_dir, trust_remote_code=True)
-    result = classify(sample, return_importance=heatmap is not None)
+    print(f"[pipeline] {classify(sample)[0]['label']}")  # the scores, best first, as Hugging Face's pipelines
+    result = classify(sample, return_details=True, return_importance=heatmap is not None)
     print(f"[pipeline] {result['predictions']}; apex index {result['apex_index']}")
     if heatmap is not None:
         from hf_mmmer.visualization import save_heatmap

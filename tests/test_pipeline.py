@@ -76,37 +76,45 @@ def clip():
 
 
 def scores_of(result):
-    return {entry["label"]: entry["score"] for entry in result["predictions"]}
+    """`{label: score}` of a plain result (the list) or of a detailed one (its `predictions`)."""
+    predictions = result["predictions"] if isinstance(result, dict) else result
+    return {entry["label"]: entry["score"] for entry in predictions}
 
 
 def test_pair_gives_sorted_scores_over_all_labels(classify, clip):
-    result = classify({"onset": clip[0], "apex": clip[APEX]})
-    scores = [entry["score"] for entry in result["predictions"]]
+    pair = {"onset": clip[0], "apex": clip[APEX]}
+    result = classify(pair)
+    assert isinstance(result, list) and set(result[0]) == {"label", "score"}  # Hugging Face's shape
+    scores = [entry["score"] for entry in result]
     assert sorted(scores_of(result)) == sorted(classify.model.config.id2label.values())
     assert scores == sorted(scores, reverse=True)
     assert sum(scores) == pytest.approx(1.0, abs=1e-5)
-    assert result["apex_index"] is None and result["face_crop"] == "off"
+    details = classify(pair, return_details=True)
+    assert details == {"predictions": result, "apex_index": None, "face_crop": "off"}
 
 
 def test_clip_as_list_folder_and_video(classify, clip, tmp_path):
-    from_list = classify(clip)
-    from_folder = classify(str(write_folder(clip, tmp_path / "frames")))
-    from_video = classify(str(write_video(clip, tmp_path / "clip.avi")))
+    from_list = classify(clip, return_details=True)
+    from_folder = classify(str(write_folder(clip, tmp_path / "frames")), return_details=True)
+    from_video = classify(str(write_video(clip, tmp_path / "clip.avi")), return_details=True)
     assert from_list["apex_index"] == from_folder["apex_index"] == APEX
     assert scores_of(from_list) == pytest.approx(scores_of(from_folder), abs=1e-6)  # PNG is lossless
     assert 0 <= from_video["apex_index"] < len(clip)  # MJPG is lossy: the spotted apex may move by a frame
-    assert classify({"frames": clip})["apex_index"] == APEX
+    assert classify({"frames": clip}, return_details=True)["apex_index"] == APEX
 
 
 def test_precomputed_flow_input(classify):
     rng = np.random.default_rng(1)
     flow = rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)
-    result = classify({"flow": flow, "apex": rng.integers(0, 256, (56, 56), dtype=np.uint8)})
+    result = classify({"flow": flow, "apex": rng.integers(0, 256, (56, 56), dtype=np.uint8)}, return_details=True)
     assert result["apex_index"] is None and len(result["predictions"]) == 3
 
 
 def test_batch_matches_one_by_one(classify, clip):
     samples = [{"onset": clip[0], "apex": clip[APEX]}, clip, {"onset": clip[1], "apex": clip[2]}]
+    plain = classify(samples, batch_size=2, top_k=1)
+    assert [len(result) for result in plain] == [1, 1, 1]  # a list of lists, as Hugging Face's pipelines
+    assert [result[0] for result in plain] == [classify(sample)[0] for sample in samples]
     batched = classify(samples, batch_size=2, return_importance=True)
     for sample, result in zip(samples, batched):
         alone = classify(sample, return_importance=True)
@@ -117,9 +125,9 @@ def test_batch_matches_one_by_one(classify, clip):
 
 def test_top_k_is_clipped_to_the_labels(classify, clip):
     pair = {"onset": clip[0], "apex": clip[APEX]}
-    assert len(classify(pair, top_k=10)["predictions"]) == 3
-    best = classify(pair, top_k=1)["predictions"]
-    assert len(best) == 1 and best[0] == classify(pair)["predictions"][0]
+    assert len(classify(pair, top_k=10)) == 3
+    best = classify(pair, top_k=1)
+    assert len(best) == 1 and best[0] == classify(pair)[0]
     with pytest.raises(ValueError, match="top_k"):
         classify(pair, top_k=0)
     with pytest.raises(TypeError, match=r"Unknown argument\(s\) \['topk'\]"):
@@ -127,7 +135,7 @@ def test_top_k_is_clipped_to_the_labels(classify, clip):
 
 
 def test_processor_parameters_per_call(classify, clip):
-    assert classify(clip, apex_spotting="middle")["apex_index"] == len(clip) // 2
+    assert classify(clip, apex_spotting="middle", return_details=True)["apex_index"] == len(clip) // 2
 
 
 def test_importance_maps(classify, clip):
@@ -144,7 +152,7 @@ def test_importance_maps(classify, clip):
     # The face the model saw is the apex frame resized (normalisation undone).
     expected = cv2.resize(clip[APEX], (28, 28), interpolation=cv2.INTER_AREA)
     assert np.abs(result["apex_face"].astype(int) - expected).max() <= 1
-    assert "importance" not in classify(clip)
+    assert "importance" not in classify(clip, return_details=True)
 
 
 def test_fuse_scales_spreads_each_patch_over_its_pixels():
@@ -235,7 +243,7 @@ def test_fresh_process_loads_the_pipeline(fresh_python, model_dir, trained_model
             classify = pipeline(task="micro-expression-classification", model=directory, trust_remote_code=True)
             pair = classify({{"onset": {str(frames / "img0.png")!r}, "apex": {str(frames / "img4.png")!r}}}, top_k=2)
             folder = classify({str(frames)!r}, return_importance=True)
-            results[name] = {{"pair": pair["predictions"], "apex": folder["apex_index"],
+            results[name] = {{"pair": pair, "apex": folder["apex_index"],
                              "maps": {{k: list(v.shape) for k, v in folder["importance"].items()}},
                              "module": type(classify).__module__}}
         assert not [m for m in sys.modules if m.startswith("hf_mmmer")], "hf_mmmer was imported"

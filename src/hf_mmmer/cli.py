@@ -58,7 +58,7 @@ def _sample(args, parser) -> tuple[object, str]:
 def predict(args, parser) -> int:
     sample, description = _sample(args, parser)
     classify = load_pipeline(args.model)
-    options = {"return_importance": args.heatmap is not None}
+    options = {"return_details": True, "return_importance": args.heatmap is not None}
     if args.top_k is not None:
         options["top_k"] = args.top_k
     if args.face_crop is not None:

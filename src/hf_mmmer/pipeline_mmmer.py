@@ -9,8 +9,9 @@ from transformers import pipeline
 
 classify = pipeline(task="micro-expression-classification", model="path/to/saved_model", trust_remote_code=True)
 classify({"onset": "onset.jpg", "apex": "apex.jpg"})
-# {'predictions': [{'label': 'surprise', 'score': 0.61}, ...], 'apex_index': None, 'face_crop': 'face'}
-classify("clip.avi", return_importance=True, top_k=1)
+# [{'label': 'surprise', 'score': 0.61}, {'label': 'positive', 'score': 0.25}, ...]
+classify("clip.avi", return_details=True, top_k=1)
+# {'predictions': [{'label': 'surprise', 'score': 0.61}], 'apex_index': 3, 'face_crop': 'face'}
 ```
 """
 
@@ -104,12 +105,16 @@ class MicroExpressionClassificationPipeline(Pipeline):
 
     - `top_k` (`int`, *optional*): how many classes to return, best first; all by default, and clipped to
       the number of labels when larger;
-    - `return_importance` (`bool`, defaults to `False`): also return where the model looked (below);
+    - `return_details` (`bool`, defaults to `False`): return a dict of details (below) instead of the list;
+    - `return_importance` (`bool`, defaults to `False`): also return where the model looked (below); implies
+      `return_details`, since the maps do not fit in the list;
     - any image processor parameter (e.g. `do_crop_face=False`, `apex_spotting="middle"`) for this call.
 
-    Returns, per sample, a dict:
+    Returns, like Hugging Face's classification pipelines, per sample a list `[{"label": str, "score": float},
+    ...]` of softmax scores sorted best first (`classify(x)[0]["label"]` is the prediction); for a list of
+    samples, a list of such lists. With `return_details=True`, per sample a dict:
 
-    - `"predictions"`: `[{"label": str, "score": float}, ...]`, softmax scores sorted best first;
+    - `"predictions"`: that list;
     - `"apex_index"`: the index of the frame spotted as the apex for clip inputs, `None` when the apex was given;
     - `"face_crop"`: `"face"`, `"full_frame"` (no face found, whole frame used) or `"off"`;
     - with `return_importance=True`:
@@ -139,14 +144,14 @@ class MicroExpressionClassificationPipeline(Pipeline):
                 "`hf_mmmer.training.export.save_model_directory`), or passed as `image_processor=`."
             )
 
-    def _sanitize_parameters(self, top_k=None, return_importance=None, **processor_kwargs):
+    def _sanitize_parameters(self, top_k=None, return_details=None, return_importance=None, **processor_kwargs):
         if self.image_processor is not None:  # None only in the base __init__, before ours reports it missing
             parameters = list(self.image_processor.valid_kwargs.__annotations__)
             unknown = sorted(set(processor_kwargs) - set(parameters))
             if unknown:
                 raise TypeError(
-                    f"Unknown argument(s) {unknown}: the pipeline takes top_k, return_importance, batch_size and "
-                    f"the image processor's parameters {parameters}."
+                    f"Unknown argument(s) {unknown}: the pipeline takes top_k, return_details, return_importance, "
+                    f"batch_size and the image processor's parameters {parameters}."
                 )
         postprocess = {}
         forward = {}
@@ -154,6 +159,8 @@ class MicroExpressionClassificationPipeline(Pipeline):
             if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
                 raise ValueError(f"top_k must be a positive int; got {top_k!r}.")
             postprocess["top_k"] = top_k
+        if return_details is not None:
+            postprocess["return_details"] = bool(return_details)
         if return_importance is not None:
             forward["return_importance"] = postprocess["return_importance"] = bool(return_importance)
         return processor_kwargs, forward, postprocess
@@ -185,14 +192,17 @@ class MicroExpressionClassificationPipeline(Pipeline):
             result.update({f"importance/{key}": value for key, value in outputs.patch_importance.items()})
         return result
 
-    def postprocess(self, model_outputs, top_k=None, return_importance=False):
+    def postprocess(self, model_outputs, top_k=None, return_details=False, return_importance=False):
         config = self.model.config
         scores = torch.softmax(model_outputs["logits"][0].float(), dim=-1).tolist()
         ranked = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)
         top_k = len(scores) if top_k is None else min(top_k, len(scores))
+        predictions = [{"label": config.id2label[i], "score": scores[i]} for i in ranked[:top_k]]
+        if not (return_details or return_importance):
+            return predictions
         apex_index = model_outputs["apex_index"][0]
         result = {
-            "predictions": [{"label": config.id2label[i], "score": scores[i]} for i in ranked[:top_k]],
+            "predictions": predictions,
             "apex_index": None if apex_index < 0 else int(apex_index),
             "face_crop": model_outputs["face_crop"][0],
         }
