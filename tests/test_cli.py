@@ -48,8 +48,11 @@ def test_predict_on_a_frame_folder_with_heatmap(capsys, model_dir, clip_files, t
     lines = out.splitlines()
     assert f"apex spotted at frame {APEX}" in lines[0] and len(lines) == 3 and lines[-1] == f"heatmap: {heatmap}"
     image = cv2.imread(str(heatmap))
-    assert image.shape == (256, 3 * 256, 3)  # plain face, motion and texture panels
-    assert np.abs(image[64:, 256:].astype(int) - np.tile(image[64:, :256], (1, 2, 1))).mean() > 5
+    assert image.shape == (256, 2 * 256, 3)  # plain face and motion importance (the default view)
+    assert np.abs(image[64:, 256:].astype(int) - image[64:, :256]).mean() > 5
+    code, _, _ = run(capsys, "predict", "--model", model_dir, clip_files["folder"], "--heatmap", heatmap,
+                     "--heatmap_view", "attention")
+    assert code == 0 and cv2.imread(str(heatmap)).shape == (256, 3 * 256, 3)  # motion and texture attention
 
 
 def test_predict_on_onset_apex_and_on_precomputed_flow(capsys, model_dir, clip_files, tmp_path):
@@ -87,7 +90,7 @@ def test_predict_needs_exactly_one_input(capsys, argv):
 
 @pytest.mark.parametrize("command, expected", [
     ([], ["predict", "train", "evaluate"]),
-    (["predict"], ["--model", "--onset", "--apex", "--flow", "--heatmap", "--json", "--top_k", "--no_face_crop"]),
+    (["predict"], ["--model", "--onset", "--apex", "--flow", "--heatmap", "--heatmap_view", "--json", "--top_k", "--no_face_crop"]),
     (["evaluate"], ["--model", "--dataset", "--data_dir", "--output_dir", "--num_subjects"]),
     (["train"], ["--dataset", "--epochs", "--output_dir", "--config_overrides", "--push_to_hub"]),
 ])

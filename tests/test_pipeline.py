@@ -12,7 +12,7 @@ from conftest import tiny_config
 
 from hf_mmmer import MMMERForMicroExpressionClassification, MMMERImageProcessor, MicroExpressionClassificationPipeline
 from hf_mmmer.cli import load_pipeline
-from hf_mmmer.pipeline_mmmer import fuse_scales
+from hf_mmmer.pipeline_mmmer import fuse_scales, motion_importance
 from hf_mmmer.training.export import save_model_directory
 
 APEX = 4
@@ -148,6 +148,9 @@ def test_importance_maps(classify, clip):
         assert importance.sum() == pytest.approx(1.0, abs=1e-4) and importance.min() >= 0
     assert {key: m.shape for key, m in result["scale_importance"].items()} == {
         "flow/p7": (4, 4), "flow/p14": (2, 2), "texture/p14": (2, 2)}
+    motion = result["motion_importance"]
+    assert motion.shape == (28, 28) and motion.dtype == np.float32
+    assert motion.sum() == pytest.approx(1.0, abs=1e-4) and motion.min() >= 0
     assert result["apex_face"].shape == (28, 28) and result["apex_face"].dtype == np.uint8
     # The face the model saw is the apex frame resized (normalisation undone).
     expected = cv2.resize(clip[APEX], (28, 28), interpolation=cv2.INTER_AREA)
@@ -162,6 +165,19 @@ def test_fuse_scales_spreads_each_patch_over_its_pixels():
     assert fused.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(fused[:2, :2], (1 / 4 + 1 / 16) / 2)
     np.testing.assert_allclose(fused[2:, 2:], (0 + 1 / 16) / 2)
+
+
+def test_motion_importance_points_at_the_moved_pixels_weighted_by_attention():
+    flow = np.full((3, 8, 8), 0.4, np.float32)  # "still" is the median level, not 0, after min-max scaling
+    flow[0, 1, 2], flow[1, 6, 5] = 1.0, 0.0  # one pixel moved right, one up
+    unweighted = motion_importance(flow, None)
+    assert unweighted.sum() == pytest.approx(1.0)
+    assert unweighted[1, 2] == pytest.approx(0.6 / 1.0) and unweighted[6, 5] == pytest.approx(0.4 / 1.0)
+    attention = np.full((8, 8), 1 / 64, np.float32)
+    attention[6, 5] *= 3
+    weighted = motion_importance(flow, attention)
+    assert weighted[6, 5] == pytest.approx(1.2 / 1.8) and weighted[1, 2] == pytest.approx(0.6 / 1.8)
+    np.testing.assert_allclose(motion_importance(np.full((3, 4, 4), 0.5, np.float32), None), 1 / 16)  # no motion
 
 
 def test_single_modality_model_returns_its_map_only(tmp_path, clip):

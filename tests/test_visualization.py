@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hf_mmmer.visualization import overlay_importance, render_heatmap, save_heatmap
+from hf_mmmer.visualization import heatmap_image, overlay_importance, render_heatmap, save_heatmap
 
 
 @pytest.fixture
@@ -41,18 +41,30 @@ def test_render_heatmap_layout_for_gray_and_rgb_faces(face):
     assert render_heatmap(face, {"flow": maps["flow"]}, panel_size=64).shape == (64, 128, 3)
 
 
-def test_save_heatmap_writes_a_png_that_differs_from_the_plain_face(face, tmp_path):
-    prediction = {
+def motion_blob():
+    """A 28 x 28 motion map whose mass sits in rows 20 to 24, columns 4 to 8 (a lip corner, say)."""
+    importance = np.full((28, 28), 0.01, np.float32)
+    importance[20:25, 4:9] = 1.0
+    return importance / importance.sum()
+
+
+@pytest.fixture
+def prediction(face):
+    return {
         "predictions": [{"label": "surprise", "score": 0.9}, {"label": "negative", "score": 0.1}],
         "apex_index": 3,
         "importance": {"flow": peaked_map(28, 4, 20), "texture": peaked_map(112, 90, 10)},
+        "motion_importance": motion_blob(),
         "apex_face": face,
     }
+
+
+def test_save_heatmap_writes_a_png_that_differs_from_the_plain_face(prediction, face, tmp_path):
     path = tmp_path / "figures" / "heatmap.png"
-    returned = save_heatmap(prediction, path, panel_size=128)
+    returned = save_heatmap(prediction, path, panel_size=128, view="attention")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     written = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    assert written.shape == (128, 3 * 128, 3)
+    assert written.shape == (128, 3 * 128, 3)  # face, motion attention, texture attention
     np.testing.assert_array_equal(written, returned)
     plain = cv2.cvtColor(cv2.resize(face, (128, 128), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2RGB)
     below_titles = slice(40, None)  # the rows under the text
@@ -61,6 +73,16 @@ def test_save_heatmap_writes_a_png_that_differs_from_the_plain_face(face, tmp_pa
         assert np.abs(panel[below_titles].astype(int) - plain[below_titles]).mean() > 10
 
 
-def test_save_heatmap_needs_importance(face, tmp_path):
+def test_the_default_view_draws_the_motion_importance(prediction):
+    image = heatmap_image(prediction, panel_size=112)
+    assert image.shape == (112, 2 * 112, 3)  # face and one overlay
+    red_minus_blue = image[:, 112:, 0].astype(int) - image[:, 112:, 2].astype(int)
+    assert red_minus_blue[84:96, 20:32].mean() > red_minus_blue[:40, 60:].mean() + 50  # the blob, 4x upscaled
+
+
+def test_bad_prediction_or_view(face, prediction, tmp_path):
     with pytest.raises(ValueError, match="return_importance=True"):
         save_heatmap({"predictions": [{"label": "positive", "score": 1.0}], "apex_face": face}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="Unknown heatmap view 'gradcam'"):
+        heatmap_image(prediction, view="gradcam")
+    assert not (tmp_path / "x.png").exists()

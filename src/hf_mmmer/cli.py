@@ -2,6 +2,7 @@
 
 ```
 hf-mmmer predict --model DIR (--onset A --apex B | --flow F --apex B | FRAMES_DIR | VIDEO) [--heatmap out.png]
+                 [--heatmap_view {motion,attention}]
                  [--json] [--top_k K] [--face_crop | --no_face_crop] [--apex_spotting {flow_magnitude,middle}]
                  [--num_threads N]
 hf-mmmer train ...                      (the trainer's arguments; `hf-mmmer train --help`)
@@ -24,6 +25,7 @@ from .image_processing_mmmer import MMMERImageProcessor
 from .modeling_mmmer import MMMERForMicroExpressionClassification
 from .optical_flow import APEX_SPOTTING
 from .pipeline_mmmer import PROCESSOR_FILE, MicroExpressionClassificationPipeline
+from .visualization import HEATMAP_VIEWS, save_heatmap
 
 PROG = "hf-mmmer"
 USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, TypeError)
@@ -67,9 +69,7 @@ def predict(args, parser) -> int:
         options["apex_spotting"] = args.apex_spotting
     result = classify(sample, **options)
     if args.heatmap is not None:
-        from .visualization import save_heatmap
-
-        save_heatmap(result, args.heatmap)
+        save_heatmap(result, args.heatmap, view=args.heatmap_view)
     report = {"input": description, **{key: result[key] for key in ("predictions", "apex_index", "face_crop")}}
     if args.heatmap is not None:
         report["heatmap"] = args.heatmap
@@ -141,8 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("--onset", help="onset frame image (with --apex)")
     predict_parser.add_argument("--flow", help="precomputed flow image, channels u, v, strain in 0..255 (with --apex)")
     predict_parser.add_argument("--apex", help="apex frame image (with --onset), or the face crop of --flow")
-    predict_parser.add_argument("--heatmap", metavar="PNG", help="write the apex face with the motion and texture "
-                                "importance maps drawn over it to this PNG file")
+    predict_parser.add_argument("--heatmap", metavar="PNG", help="write the apex face with an importance map drawn "
+                                "over it to this PNG file")
+    predict_parser.add_argument("--heatmap_view", choices=list(HEATMAP_VIEWS), default="motion",
+                                help="what --heatmap draws: " + "; ".join(f"{name}: {text}" for name, text in
+                                HEATMAP_VIEWS.items()) + " (default: motion, the one that points at the moved region)")
     predict_parser.add_argument("--json", action="store_true", help="print the result as JSON")
     predict_parser.add_argument("--top_k", type=int, help="print only the K best classes (default: all)")
     face_crop = predict_parser.add_mutually_exclusive_group()

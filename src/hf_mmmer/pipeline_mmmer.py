@@ -86,6 +86,25 @@ def fuse_scales(scale_maps: dict, modality: str, size: int) -> np.ndarray:
     return np.mean(densities, axis=0).astype(np.float32)
 
 
+def motion_importance(unit_flow: np.ndarray, attention: np.ndarray | None) -> np.ndarray:
+    """Where the face moved, weighted by where the model looked: a `(S, S)` map summing to 1.
+
+    `unit_flow` is the model's flow input with its mean / std normalisation undone, `(3, S, S)` channels u, v,
+    strain in [0, 1]. Min-max scaling moved "no motion" away from 0, to a level that is unknown per sample;
+    most of a face stays still, so each channel's median stands for it. The map is the (u, v) distance from
+    that level at every pixel of the flow map, times the fused motion attention (`attention`, `None` for a
+    model without the flow modality: unweighted). Measured against the attention alone and gradient-based
+    maps on warps of a real face in `benchmarks/attribution.py` (`benchmarks/RESULTS.md`).
+    """
+    still = np.median(unit_flow[:2], axis=(1, 2), keepdims=True)
+    magnitude = np.hypot(*(unit_flow[:2] - still))
+    weighted = magnitude if attention is None else magnitude * attention
+    total = float(weighted.sum())
+    if total <= 0:  # no motion at all: nothing is more important than anything else
+        return np.full(weighted.shape, 1.0 / weighted.size, np.float32)
+    return (weighted / total).astype(np.float32)
+
+
 class MicroExpressionClassificationPipeline(Pipeline):
     r"""
     Micro-expression classification with an MMMER model and its image processor. The model is used as given:
@@ -122,6 +141,10 @@ class MicroExpressionClassificationPipeline(Pipeline):
         size (`flow_image_size`, `texture_image_size` squared), the mean over its patch scales of the fused
         attention importances spread over each patch's pixels ([`fuse_scales`]); each map sums to 1. Both maps
         cover the same face crop (the flow is computed on it and the texture is its apex frame);
+      - `"motion_importance"`: a float32 `(flow_image_size, flow_image_size)` map summing to 1, where the face
+        moved (optical flow magnitude at every pixel of the flow map) weighted by the motion attention
+        ([`motion_importance`]): the map that points at a moving lip corner, where the attention alone is
+        patch-coarse;
       - `"scale_importance"`: the per-scale patch importances as the model returns them, keyed `"flow/p7"` etc.,
         each `(image_size // patch, image_size // patch)` and summing to 1;
       - `"apex_face"`: the apex face as the model saw it (uint8, `texture_image_size` squared, gray or RGB), for
@@ -188,6 +211,7 @@ class MicroExpressionClassificationPipeline(Pipeline):
         result = {"logits": outputs.logits, "apex_index": model_inputs["apex_index"],
                   "face_crop": model_inputs["face_crop"]}
         if return_importance:
+            result["flow_values"] = model_inputs["flow_values"]
             result["texture_values"] = model_inputs["texture_values"]
             result.update({f"importance/{key}": value for key, value in outputs.patch_importance.items()})
         return result
@@ -212,16 +236,22 @@ class MicroExpressionClassificationPipeline(Pipeline):
                 for key, value in model_outputs.items()
                 if key.startswith("importance/")
             }
-            result["importance"] = {m: fuse_scales(scale_maps, m, config.image_size(m)) for m in config.modalities}
+            importance = {m: fuse_scales(scale_maps, m, config.image_size(m)) for m in config.modalities}
+            result["importance"] = importance
+            result["motion_importance"] = motion_importance(
+                self._unnormalize(model_outputs["flow_values"][0], "flow_mean", "flow_std").transpose(2, 0, 1),
+                importance.get("flow"),
+            )
             result["scale_importance"] = scale_maps
-            result["apex_face"] = self._apex_face(model_outputs["texture_values"][0])
+            face = np.clip(self._unnormalize(model_outputs["texture_values"][0]) * 255.0, 0, 255).round()
+            result["apex_face"] = face.astype(np.uint8)[..., 0] if face.shape[-1] == 1 else face.astype(np.uint8)
         return result
 
-    def _apex_face(self, texture_values: torch.Tensor) -> np.ndarray:
-        """Undo the processor's texture normalisation: `(C, T, T)` model input to uint8 `(T, T)` or `(T, T, 3)`."""
+    def _unnormalize(self, values: torch.Tensor, mean: str = "image_mean", std: str = "image_std") -> np.ndarray:
+        """Undo the processor's mean / std normalisation: `(C, S, S)` model input to `(S, S, C)` in [0, 1]."""
         processor = self.image_processor
-        face = texture_values.float().numpy().transpose(1, 2, 0)
+        image = values.float().numpy().transpose(1, 2, 0)
         if processor.do_normalize:
-            face = face * np.asarray(processor.image_std, np.float32) + np.asarray(processor.image_mean, np.float32)
-        face = np.clip(face * 255.0, 0, 255).round().astype(np.uint8)
-        return face[..., 0] if face.shape[-1] == 1 else face
+            scale, shift = (np.asarray(getattr(processor, name), np.float32) for name in (std, mean))
+            image = image * scale + shift
+        return image

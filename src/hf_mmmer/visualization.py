@@ -1,9 +1,10 @@
-"""Heatmaps of where an MMMER model looked: its patch-importance maps drawn over the apex face.
+"""Heatmaps of where an MMMER model looked: importance maps drawn over the apex face.
 
-The pipeline (`return_importance=True`) returns one importance map per modality, motion (the onset-to-apex
-optical flow) and texture (the apex face), both over the face crop the model saw, and that apex face. A
-person reads the prediction from one image: the plain face next to one overlay per modality, so a
-region that drove the decision (a brow, a lip corner) is found by comparing the panels.
+The pipeline (`return_importance=True`) returns, over the face crop the model saw, the fused attention per
+modality (the paper's patch importances: motion, the onset-to-apex optical flow, and texture, the apex
+face), the motion importance (flow magnitude weighted by that attention, at every pixel of the flow map),
+and the apex face. A person reads the prediction from one image: the plain face next to the overlays, so
+a region that drove the decision (a brow, a lip corner) is found by comparing the panels.
 """
 
 import os
@@ -14,7 +15,11 @@ import numpy as np
 
 PANEL_SIZE = 256
 """Default side of each square panel in pixels; small faces (112 px model input) are enlarged to it."""
-MODALITY_TITLES = {"flow": "motion", "texture": "texture"}
+HEATMAP_VIEWS = {"motion": "motion importance", "attention": "fused attention per modality"}
+"""What a heatmap draws. `motion` (the default) points at the moved region: on warps of a real face it puts
+most of its mass there, where the attention, a mean over patch grids, is close to uniform
+(benchmarks/RESULTS.md, attribution section); `attention` is the paper's view."""
+MAP_TITLES = {"motion": "motion x attention", "flow": "motion attention", "texture": "texture attention"}
 
 
 def _as_rgb(face: np.ndarray) -> np.ndarray:
@@ -54,8 +59,8 @@ def _label(panel: np.ndarray, lines: list[str]) -> np.ndarray:
 def render_heatmap(face: np.ndarray, importance: dict, caption: list[str] | None = None,
                    panel_size: int = PANEL_SIZE) -> np.ndarray:
     """Side-by-side panels, each `panel_size` square: the plain face (with `caption`), then one overlay per
-    entry of `importance` (`{"flow": map, "texture": map}`), titled by modality and by the map's peak as a
-    multiple of its mean (1x: uniform, the model looked everywhere alike).
+    entry of `importance` (e.g. `{"flow": map, "texture": map}` or `{"motion": map}`), titled by its name and
+    by the map's peak as a multiple of its mean (1x: uniform, the model looked everywhere alike).
 
     Returns uint8 RGB `(panel_size, panel_size * (1 + len(importance)), 3)`.
     """
@@ -66,24 +71,33 @@ def render_heatmap(face: np.ndarray, importance: dict, caption: list[str] | None
     for modality, importance_map in importance.items():
         overlay = overlay_importance(face_panel, importance_map)
         peak = float(np.max(importance_map) / max(np.mean(importance_map), np.finfo(np.float32).tiny))
-        title = f"{MODALITY_TITLES.get(modality, modality)}, peak {peak:.1f}x mean"
+        title = f"{MAP_TITLES.get(modality, modality)}, peak {peak:.1f}x mean"
         panels.append(_label(overlay, [title]))
     return np.concatenate(panels, axis=1)
 
 
-def save_heatmap(prediction: dict, path: str | os.PathLike, panel_size: int = PANEL_SIZE) -> np.ndarray:
-    """Write the heatmap of one pipeline output (called with `return_importance=True`) as a PNG at `path`.
+def heatmap_image(prediction: dict, view: str = "motion", panel_size: int = PANEL_SIZE) -> np.ndarray:
+    """The heatmap of one pipeline output (called with `return_importance=True`) in one of `HEATMAP_VIEWS`.
 
     The face panel is captioned with the best class and its score (and the spotted apex frame, if any).
-    Returns the image (uint8 RGB, as [`render_heatmap`]).
+    Returns uint8 RGB, as [`render_heatmap`].
     """
+    if view not in HEATMAP_VIEWS:
+        raise ValueError(f"Unknown heatmap view {view!r}; choose one of {sorted(HEATMAP_VIEWS)}.")
     if "importance" not in prediction:
         raise ValueError("This prediction has no importance maps: call the pipeline with return_importance=True.")
     best = prediction["predictions"][0]
     caption = [f"{best['label']} {best['score']:.2f}"]
     if prediction.get("apex_index") is not None:
         caption.append(f"apex frame {prediction['apex_index']}")
-    image = render_heatmap(prediction["apex_face"], prediction["importance"], caption, panel_size)
+    maps = {"motion": prediction["motion_importance"]} if view == "motion" else prediction["importance"]
+    return render_heatmap(prediction["apex_face"], maps, caption, panel_size)
+
+
+def save_heatmap(prediction: dict, path: str | os.PathLike, panel_size: int = PANEL_SIZE,
+                 view: str = "motion") -> np.ndarray:
+    """Write [`heatmap_image`] of one pipeline output as a PNG at `path` and return the image."""
+    image = heatmap_image(prediction, view, panel_size)
     ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError(f"OpenCV could not encode the heatmap for {os.fspath(path)!r}.")
