@@ -14,6 +14,7 @@ from hf_mmmer import MMMERForMicroExpressionClassification, MMMERImageProcessor,
 from hf_mmmer.cli import load_pipeline
 from hf_mmmer.pipeline_mmmer import fuse_scales, motion_importance
 from hf_mmmer.training.export import save_model_directory
+from hf_mmmer.visualization import heatmap_image
 
 APEX = 4
 
@@ -121,6 +122,7 @@ def test_batch_matches_one_by_one(classify, clip):
         assert scores_of(result) == pytest.approx(scores_of(alone), abs=1e-5)
         assert result["apex_index"] == alone["apex_index"]
         np.testing.assert_allclose(result["importance"]["flow"], alone["importance"]["flow"], atol=1e-6)
+        np.testing.assert_allclose(result["motion_importance"], alone["motion_importance"], atol=1e-5)
 
 
 def test_top_k_is_clipped_to_the_labels(classify, clip):
@@ -167,22 +169,41 @@ def test_fuse_scales_spreads_each_patch_over_its_pixels():
     np.testing.assert_allclose(fused[2:, 2:], (0 + 1 / 16) / 2)
 
 
-def test_motion_importance_points_at_the_moved_pixels_weighted_by_attention():
-    flow = np.full((3, 8, 8), 0.4, np.float32)  # "still" is the median level, not 0, after min-max scaling
-    flow[0, 1, 2], flow[1, 6, 5] = 1.0, 0.0  # one pixel moved right, one up
-    unweighted = motion_importance(flow, None)
-    assert unweighted.sum() == pytest.approx(1.0)
-    assert unweighted[1, 2] == pytest.approx(0.6 / 1.0) and unweighted[6, 5] == pytest.approx(0.4 / 1.0)
-    attention = np.full((8, 8), 1 / 64, np.float32)
-    attention[6, 5] *= 3
-    weighted = motion_importance(flow, attention)
-    assert weighted[6, 5] == pytest.approx(1.2 / 1.8) and weighted[1, 2] == pytest.approx(0.6 / 1.8)
-    np.testing.assert_allclose(motion_importance(np.full((3, 4, 4), 0.5, np.float32), None), 1 / 16)  # no motion
+def test_motion_importance_is_gradient_times_the_distance_from_still():
+    flow = torch.full((2, 3, 8, 8), 0.4)  # "still" is each channel's median level, not 0, after min-max scaling
+    flow[0, 0, 1, 2], flow[0, 1, 6, 5] = 1.0, 0.0  # sample 0: one pixel moved right, one up
+    gradient = torch.ones_like(flow)
+    gradient[0, 1] = 2.0  # the model cares twice as much about v
+    maps = motion_importance(flow, gradient)
+    assert maps.shape == (2, 8, 8)
+    assert maps[0, 1, 2] == pytest.approx(0.6 / 1.4) and maps[0, 6, 5] == pytest.approx(0.8 / 1.4)
+    assert maps[0].sum() == pytest.approx(1.0)
+    torch.testing.assert_close(maps[1], torch.full((8, 8), 1 / 64))  # no motion: uniform, not NaN
+
+
+def test_motion_importance_localises_a_moved_patch(classify):
+    """On a smooth texture whose lower-left quarter moves 1.5 px, most of the map's mass lands there."""
+    rng = np.random.default_rng(3)
+    onset = cv2.GaussianBlur(rng.uniform(0, 255, (112, 112)).astype(np.float32), (0, 0), 3.0)
+    onset = cv2.normalize(onset, None, 0, 255, cv2.NORM_MINMAX)
+    y, x = np.mgrid[0:112, 0:112].astype(np.float32)
+    shift = 1.5 * np.exp(-(((x - 28) / 12) ** 2 + ((y - 84) / 12) ** 2))
+    apex = cv2.remap(onset, x, y + shift, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    result = classify({"onset": onset.astype(np.uint8), "apex": apex.astype(np.uint8)}, return_importance=True)
+    motion = result["motion_importance"]
+    assert motion[14:, :14].sum() > 0.5  # a quarter of the area
+    assert motion[14:, :14].sum() > 2 * result["importance"]["flow"][14:, :14].sum()
 
 
 def test_single_modality_model_returns_its_map_only(tmp_path, clip):
     single = load_pipeline(save_tiny_model(tmp_path / "flow_only", modalities=["flow"]))
     assert set(single(clip, return_importance=True)["importance"]) == {"flow"}
+    texture = load_pipeline(save_tiny_model(tmp_path / "texture_only", modalities=["texture"]))
+    result = texture(clip, return_importance=True)
+    assert set(result["importance"]) == {"texture"} and "motion_importance" not in result
+    with pytest.raises(ValueError, match="no motion importance: draw the attention view"):
+        heatmap_image(result)
+    assert heatmap_image(result, view="attention").shape == (256, 512, 3)
 
 
 def test_video_that_cannot_be_opened(classify, tmp_path):

@@ -15,6 +15,7 @@ classify("clip.avi", return_details=True, top_k=1)
 ```
 """
 
+import contextlib
 import os
 from typing import Any
 
@@ -86,23 +87,23 @@ def fuse_scales(scale_maps: dict, modality: str, size: int) -> np.ndarray:
     return np.mean(densities, axis=0).astype(np.float32)
 
 
-def motion_importance(unit_flow: np.ndarray, attention: np.ndarray | None) -> np.ndarray:
-    """Where the face moved, weighted by where the model looked: a `(S, S)` map summing to 1.
+def motion_importance(flow_values: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+    """Where the motion drove the decision: gradient x (input - still), `(B, S, S)`, each map summing to 1.
 
-    `unit_flow` is the model's flow input with its mean / std normalisation undone, `(3, S, S)` channels u, v,
-    strain in [0, 1]. Min-max scaling moved "no motion" away from 0, to a level that is unknown per sample;
-    most of a face stays still, so each channel's median stands for it. The map is the (u, v) distance from
-    that level at every pixel of the flow map, times the fused motion attention (`attention`, `None` for a
-    model without the flow modality: unweighted). Measured against the attention alone and gradient-based
-    maps on warps of a real face in `benchmarks/attribution.py` (`benchmarks/RESULTS.md`).
+    `flow_values` `(B, 3, S, S)` is the model's flow input (u, v, strain) and `gradient` the gradient of the
+    predicted class's logit with respect to it. The processor's per-sample min-max scaling moved "no motion"
+    away from 0, to a level unknown per sample; most of a face stays still, so each channel's median stands
+    for it, and the product with the gradient is the first-order share of the logit that the motion at each
+    pixel of the flow map carries. Its absolute value summed over the channels is the map: fine where the
+    fused attention is patch-coarse, and near zero where motion (noise, a blink) did not matter to the model.
+    Measured against the attention, the flow magnitude and other gradient maps on warps of a real face in
+    `benchmarks/attribution.py` (`benchmarks/RESULTS.md`). A map with no contribution at all is uniform.
     """
-    still = np.median(unit_flow[:2], axis=(1, 2), keepdims=True)
-    magnitude = np.hypot(*(unit_flow[:2] - still))
-    weighted = magnitude if attention is None else magnitude * attention
-    total = float(weighted.sum())
-    if total <= 0:  # no motion at all: nothing is more important than anything else
-        return np.full(weighted.shape, 1.0 / weighted.size, np.float32)
-    return (weighted / total).astype(np.float32)
+    still = flow_values.flatten(2).median(dim=-1).values[..., None, None]
+    contribution = (gradient * (flow_values - still)).sum(dim=1).abs()
+    total = contribution.sum(dim=(1, 2), keepdim=True)
+    uniform = torch.full_like(contribution, 1.0 / contribution[0].numel())
+    return torch.where(total > 0, contribution / total.clamp_min(torch.finfo(total.dtype).tiny), uniform)
 
 
 class MicroExpressionClassificationPipeline(Pipeline):
@@ -141,10 +142,9 @@ class MicroExpressionClassificationPipeline(Pipeline):
         size (`flow_image_size`, `texture_image_size` squared), the mean over its patch scales of the fused
         attention importances spread over each patch's pixels ([`fuse_scales`]); each map sums to 1. Both maps
         cover the same face crop (the flow is computed on it and the texture is its apex frame);
-      - `"motion_importance"`: a float32 `(flow_image_size, flow_image_size)` map summing to 1, where the face
-        moved (optical flow magnitude at every pixel of the flow map) weighted by the motion attention
-        ([`motion_importance`]): the map that points at a moving lip corner, where the attention alone is
-        patch-coarse;
+      - `"motion_importance"` (models that use the flow): a float32 `(flow_image_size, flow_image_size)` map
+        summing to 1, gradient x (input - still) of the predicted class on the flow ([`motion_importance`]):
+        the map that points at a moving lip corner, where the attention is patch-coarse (one backward pass);
       - `"scale_importance"`: the per-scale patch importances as the model returns them, keyed `"flow/p7"` etc.,
         each `(image_size // patch, image_size // patch)` and summing to 1;
       - `"apex_face"`: the apex face as the model saw it (uint8, `texture_image_size` squared, gray or RGB), for
@@ -202,18 +202,26 @@ class MicroExpressionClassificationPipeline(Pipeline):
         return self.image_processor(**processor_inputs(sample), return_tensors="pt", **processor_kwargs)
 
     def _forward(self, model_inputs, return_importance=False):
-        outputs = self.model(
-            flow_values=model_inputs["flow_values"].to(self.dtype),
-            texture_values=model_inputs["texture_values"].to(self.dtype),
-            output_patch_importance=return_importance,
-        )
+        flow_values = model_inputs["flow_values"].to(self.dtype)
+        uses_motion = return_importance and "flow" in self.model.config.modalities
+        # The pipeline runs without gradients; the motion importance needs the one of the logit w.r.t. the flow.
+        with torch.enable_grad() if uses_motion else contextlib.nullcontext():
+            flow_values.requires_grad_(uses_motion)
+            outputs = self.model(
+                flow_values=flow_values,
+                texture_values=model_inputs["texture_values"].to(self.dtype),
+                output_patch_importance=return_importance,
+            )
+            if uses_motion:  # samples do not interact in eval mode: one backward gives every sample's gradient
+                (gradient,) = torch.autograd.grad(outputs.logits.max(dim=-1).values.sum(), flow_values)
         # Flat, batch-first entries: the base class splits a batch back into samples key by key.
-        result = {"logits": outputs.logits, "apex_index": model_inputs["apex_index"],
+        result = {"logits": outputs.logits.detach(), "apex_index": model_inputs["apex_index"],
                   "face_crop": model_inputs["face_crop"]}
+        if uses_motion:
+            result["motion_importance"] = motion_importance(flow_values.detach(), gradient)
         if return_importance:
-            result["flow_values"] = model_inputs["flow_values"]
             result["texture_values"] = model_inputs["texture_values"]
-            result.update({f"importance/{key}": value for key, value in outputs.patch_importance.items()})
+            result.update({f"importance/{key}": value.detach() for key, value in outputs.patch_importance.items()})
         return result
 
     def postprocess(self, model_outputs, top_k=None, return_details=False, return_importance=False):
@@ -236,22 +244,18 @@ class MicroExpressionClassificationPipeline(Pipeline):
                 for key, value in model_outputs.items()
                 if key.startswith("importance/")
             }
-            importance = {m: fuse_scales(scale_maps, m, config.image_size(m)) for m in config.modalities}
-            result["importance"] = importance
-            result["motion_importance"] = motion_importance(
-                self._unnormalize(model_outputs["flow_values"][0], "flow_mean", "flow_std").transpose(2, 0, 1),
-                importance.get("flow"),
-            )
+            result["importance"] = {m: fuse_scales(scale_maps, m, config.image_size(m)) for m in config.modalities}
+            if "motion_importance" in model_outputs:
+                result["motion_importance"] = model_outputs["motion_importance"][0].float().numpy()
             result["scale_importance"] = scale_maps
-            face = np.clip(self._unnormalize(model_outputs["texture_values"][0]) * 255.0, 0, 255).round()
-            result["apex_face"] = face.astype(np.uint8)[..., 0] if face.shape[-1] == 1 else face.astype(np.uint8)
+            result["apex_face"] = self._apex_face(model_outputs["texture_values"][0])
         return result
 
-    def _unnormalize(self, values: torch.Tensor, mean: str = "image_mean", std: str = "image_std") -> np.ndarray:
-        """Undo the processor's mean / std normalisation: `(C, S, S)` model input to `(S, S, C)` in [0, 1]."""
+    def _apex_face(self, texture_values: torch.Tensor) -> np.ndarray:
+        """Undo the processor's texture normalisation: `(C, T, T)` model input to uint8 `(T, T)` or `(T, T, 3)`."""
         processor = self.image_processor
-        image = values.float().numpy().transpose(1, 2, 0)
+        face = texture_values.float().numpy().transpose(1, 2, 0)
         if processor.do_normalize:
-            scale, shift = (np.asarray(getattr(processor, name), np.float32) for name in (std, mean))
-            image = image * scale + shift
-        return image
+            face = face * np.asarray(processor.image_std, np.float32) + np.asarray(processor.image_mean, np.float32)
+        face = np.clip(face * 255.0, 0, 255).round().astype(np.uint8)
+        return face[..., 0] if face.shape[-1] == 1 else face

@@ -2,8 +2,8 @@
 
 The pipeline (`return_importance=True`) returns, over the face crop the model saw, the fused attention per
 modality (the paper's patch importances: motion, the onset-to-apex optical flow, and texture, the apex
-face), the motion importance (flow magnitude weighted by that attention, at every pixel of the flow map),
-and the apex face. A person reads the prediction from one image: the plain face next to the overlays, so
+face), the motion importance (gradient x (input - still) on the flow, at every pixel of the flow map), and
+the apex face. A person reads the prediction from one image: the plain face next to the overlays, so
 a region that drove the decision (a brow, a lip corner) is found by comparing the panels.
 """
 
@@ -15,11 +15,11 @@ import numpy as np
 
 PANEL_SIZE = 256
 """Default side of each square panel in pixels; small faces (112 px model input) are enlarged to it."""
-HEATMAP_VIEWS = {"motion": "motion importance", "attention": "fused attention per modality"}
+HEATMAP_VIEWS = {"motion": "motion importance, gradient x (flow - still)", "attention": "fused attention per modality"}
 """What a heatmap draws. `motion` (the default) points at the moved region: on warps of a real face it puts
 most of its mass there, where the attention, a mean over patch grids, is close to uniform
 (benchmarks/RESULTS.md, attribution section); `attention` is the paper's view."""
-MAP_TITLES = {"motion": "motion x attention", "flow": "motion attention", "texture": "texture attention"}
+MAP_TITLES = {"motion": "motion importance", "flow": "motion attention", "texture": "texture attention"}
 
 
 def _as_rgb(face: np.ndarray) -> np.ndarray:
@@ -90,6 +90,9 @@ def heatmap_image(prediction: dict, view: str = "motion", panel_size: int = PANE
     caption = [f"{best['label']} {best['score']:.2f}"]
     if prediction.get("apex_index") is not None:
         caption.append(f"apex frame {prediction['apex_index']}")
+    if view == "motion" and "motion_importance" not in prediction:
+        raise ValueError("This model does not use the motion (flow) modality, so there is no motion importance: "
+                         "draw the attention view.")
     maps = {"motion": prediction["motion_importance"]} if view == "motion" else prediction["importance"]
     return render_heatmap(prediction["apex_face"], maps, caption, panel_size)
 
