@@ -153,6 +153,7 @@ def test_importance_maps(classify, clip):
     motion = result["motion_importance"]
     assert motion.shape == (28, 28) and motion.dtype == np.float32
     assert motion.sum() == pytest.approx(1.0, abs=1e-4) and motion.min() >= 0
+    assert result["flow"].shape == (28, 28, 3) and result["flow"].min() >= -1e-6 and result["flow"].max() <= 1 + 1e-6
     assert result["apex_face"].shape == (28, 28) and result["apex_face"].dtype == np.uint8
     # The face the model saw is the apex frame resized (normalisation undone).
     expected = cv2.resize(clip[APEX], (28, 28), interpolation=cv2.INTER_AREA)

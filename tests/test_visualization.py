@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hf_mmmer.visualization import heatmap_image, overlay_importance, render_heatmap, save_heatmap
+from hf_mmmer.visualization import flow_to_color, heatmap_image, overlay_importance, render_heatmap, save_heatmap
 
 
 @pytest.fixture
@@ -86,3 +86,16 @@ def test_bad_prediction_or_view(face, prediction, tmp_path):
     with pytest.raises(ValueError, match="Unknown heatmap view 'gradcam'"):
         heatmap_image(prediction, view="gradcam")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_flow_to_color_codes_direction_as_hue_and_magnitude_as_brightness():
+    flow = np.full((28, 28, 3), 0.3, np.float32)  # still: the median level
+    flow[2:6, 2:6, 0] = 1.0  # moved right: red
+    flow[20:24, 20:24, 1] = 0.8  # moved down (image v grows downwards), half as far: dimmer, another hue
+    image = flow_to_color(flow, size=56)
+    assert image.shape == (56, 56, 3) and image.dtype == np.uint8
+    right, down, still = image[4:12, 4:12].mean((0, 1)), image[40:48, 40:48].mean((0, 1)), image[28:36, 4:12]
+    assert right[0] == 255 and right[1:].max() == 0  # pure red at full brightness
+    assert 0 < down.max() < 255 and down.argmax() != 0  # dimmer, not red
+    assert still.max() == 0
+    assert flow_to_color(np.full((4, 4, 3), 0.5, np.float32), size=8).max() == 0  # no motion: black

@@ -147,6 +147,8 @@ class MicroExpressionClassificationPipeline(Pipeline):
         the map that points at a moving lip corner, where the attention is patch-coarse (one backward pass);
       - `"scale_importance"`: the per-scale patch importances as the model returns them, keyed `"flow/p7"` etc.,
         each `(image_size // patch, image_size // patch)` and summing to 1;
+      - `"flow"`: the flow as the model saw it, float32 `(flow_image_size, flow_image_size, 3)`, channels u, v,
+        strain, each min-max scaled to [0, 1] per sample (see `hf_mmmer.visualization.flow_to_color`);
       - `"apex_face"`: the apex face as the model saw it (uint8, `texture_image_size` squared, gray or RGB), for
         drawing the maps on (see `hf_mmmer.visualization`).
     """
@@ -220,6 +222,7 @@ class MicroExpressionClassificationPipeline(Pipeline):
         if uses_motion:
             result["motion_importance"] = motion_importance(flow_values.detach(), gradient)
         if return_importance:
+            result["flow_values"] = flow_values.detach()
             result["texture_values"] = model_inputs["texture_values"]
             result.update({f"importance/{key}": value.detach() for key, value in outputs.patch_importance.items()})
         return result
@@ -248,14 +251,16 @@ class MicroExpressionClassificationPipeline(Pipeline):
             if "motion_importance" in model_outputs:
                 result["motion_importance"] = model_outputs["motion_importance"][0].float().numpy()
             result["scale_importance"] = scale_maps
-            result["apex_face"] = self._apex_face(model_outputs["texture_values"][0])
+            result["flow"] = self._unnormalize(model_outputs["flow_values"][0], "flow_mean", "flow_std")
+            face = np.clip(self._unnormalize(model_outputs["texture_values"][0]) * 255.0, 0, 255).round()
+            result["apex_face"] = face.astype(np.uint8)[..., 0] if face.shape[-1] == 1 else face.astype(np.uint8)
         return result
 
-    def _apex_face(self, texture_values: torch.Tensor) -> np.ndarray:
-        """Undo the processor's texture normalisation: `(C, T, T)` model input to uint8 `(T, T)` or `(T, T, 3)`."""
+    def _unnormalize(self, values: torch.Tensor, mean: str = "image_mean", std: str = "image_std") -> np.ndarray:
+        """Undo the processor's mean / std normalisation: `(C, S, S)` model input to float32 `(S, S, C)` in [0, 1]."""
         processor = self.image_processor
-        face = texture_values.float().numpy().transpose(1, 2, 0)
+        image = values.float().numpy().transpose(1, 2, 0)
         if processor.do_normalize:
-            face = face * np.asarray(processor.image_std, np.float32) + np.asarray(processor.image_mean, np.float32)
-        face = np.clip(face * 255.0, 0, 255).round().astype(np.uint8)
-        return face[..., 0] if face.shape[-1] == 1 else face
+            scale, shift = (np.asarray(getattr(processor, name), np.float32) for name in (std, mean))
+            image = image * scale + shift
+        return image

@@ -45,6 +45,25 @@ def overlay_importance(face: np.ndarray, importance: np.ndarray, alpha: float = 
     return cv2.addWeighted(rgb, 1.0 - alpha, colours, alpha, 0.0)
 
 
+def flow_to_color(flow: np.ndarray, size: int = PANEL_SIZE) -> np.ndarray:
+    """The flow of a pipeline output (`"flow"`, `(S, S, 3)` u, v, strain in [0, 1]) as a `size` square RGB image.
+
+    The usual optical-flow colour code: hue is the direction of (u, v), brightness its magnitude. Min-max
+    scaling moved "no motion" to an unknown level per sample; most of a face stays still, so each channel's
+    median is taken as that level (as the pipeline's motion importance does). The brightest pixel is the
+    largest motion of this sample: brightness compares regions, not samples.
+    """
+    u, v = (flow[..., channel] - np.median(flow[..., channel]) for channel in (0, 1))
+    magnitude, angle = cv2.cartToPolar(u.astype(np.float32), v.astype(np.float32), angleInDegrees=True)
+    hsv = np.zeros((*u.shape, 3), np.uint8)
+    hsv[..., 0] = np.round(angle / 2).astype(np.uint8) % 180  # OpenCV's hue runs over 0..179
+    hsv[..., 1] = 255
+    peak = float(magnitude.max())
+    hsv[..., 2] = np.round(255 * magnitude / peak).astype(np.uint8) if peak > 0 else 0
+    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_NEAREST)
+
+
 def _label(panel: np.ndarray, lines: list[str]) -> np.ndarray:
     """Write `lines` at the panel's top left, white on a dark outline so they read on any face."""
     scale = panel.shape[0] / 512
