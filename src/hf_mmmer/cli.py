@@ -7,6 +7,7 @@ hf-mmmer predict --model DIR (--onset A --apex B | --flow F --apex B | FRAMES_DI
                  [--num_threads N]
 hf-mmmer train ...                      (the trainer's arguments; `hf-mmmer train --help`)
 hf-mmmer evaluate --model DIR --dataset NAME [--data_dir DIR] [--output_dir OUT] [--json] [--num_threads N]
+hf-mmmer demo --model DIR [--port P] [--host H]  |  hf-mmmer demo --model DIR --export_space OUT
 ```
 
 A saved model is loaded with this package's classes, not with the code files saved next to it, so the
@@ -112,6 +113,24 @@ def evaluate(args, parser) -> int:
     return 0
 
 
+def demo(args, parser) -> int:
+    """The web demo (Gradio, an optional extra): serve it, or write it as a Hugging Face Space folder."""
+    try:
+        from .demo.app import launch
+        from .demo.space import export_space
+    except ModuleNotFoundError as error:
+        if error.name != "gradio":
+            raise
+        print(f"{PROG} demo: error: {error.msg}", file=sys.stderr)
+        return 1
+    if args.export_space is not None:
+        written = export_space(args.model, args.export_space)
+        print(f"Space written to {written}: run `python app.py` there, or push the folder to a Gradio Space.")
+        return 0
+    launch(args.model, host=args.host, port=args.port)
+    return 0
+
+
 def add_threads_argument(parser: argparse.ArgumentParser):
     parser.add_argument("--num_threads", type=int, help="torch threads (default: one per core); 1 is much faster on "
                         "a machine busy with other jobs (benchmarks/RESULTS.md)")
@@ -123,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Micro-expression recognition with MMMER: predict, train and evaluate.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{predict,train,evaluate}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{predict,train,evaluate,demo}")
 
     predict_parser = commands.add_parser(
         "predict", help="classify one sample with a saved model",
@@ -186,6 +205,24 @@ def build_parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--seed", type=int, default=0, help="seed of the rendered clips (default 0)")
     add_threads_argument(evaluate_parser)
     evaluate_parser.set_defaults(run=evaluate)
+
+    demo_parser = commands.add_parser(
+        "demo", help="web demo of a saved model (Gradio: pip install 'hf-mmmer[demo]')",
+        description="Serve a web page (Gradio) that classifies two uploaded frames, a clip or a webcam\n"
+        "recording with a saved model and shows the scores, the face crop, the flow and a heatmap; or\n"
+        "write it as a folder that runs as a Hugging Face Space.",
+        epilog="examples:\n  hf-mmmer demo --model runs/demo/final_model --port 7860\n"
+        "  hf-mmmer demo --model runs/demo/final_model --export_space my_space",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo_parser.add_argument("--model", required=True, help="saved model directory")
+    demo_parser.add_argument("--port", type=int, help="port to serve on (default: Gradio's, 7860, or the next free)")
+    demo_parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1, this "
+                             "machine only; 0.0.0.0 for every network interface)")
+    demo_parser.add_argument("--export_space", metavar="OUT", help="write a Hugging Face Space folder (app.py, "
+                             "requirements.txt, the model, README.md) to OUT, a new or empty folder, and exit")
+    add_threads_argument(demo_parser)
+    demo_parser.set_defaults(run=demo)
     return parser
 
 

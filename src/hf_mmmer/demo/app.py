@@ -1,0 +1,185 @@
+"""The Gradio app: a micro-expression from two frames, a clip or a webcam recording, and why the model said so.
+
+The page shows the class scores, the face crop the model saw, the onset-to-apex optical flow as a colour
+image, and a heatmap over the face (the motion importance by default, the paper's fused attention on
+request; `hf_mmmer.visualization`). Where the package has spotting (`hf_mmmer.spotting`), a third tab finds
+the micro-expressions of a long video through `hf-mmmer spot --json` and draws them on a timeline.
+
+```python
+from hf_mmmer.demo.app import build_app
+
+build_app("runs/demo/final_model").launch(**LAUNCH_OPTIONS)   # or: hf-mmmer demo --model runs/demo/final_model
+```
+"""
+
+import functools
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+
+from . import require_gradio
+
+require_gradio()
+import gradio as gr  # noqa: E402  (after the check that turns its absence into an install hint)
+
+from ..cli import USER_ERRORS, load_pipeline  # noqa: E402
+from ..visualization import HEATMAP_VIEWS, PANEL_SIZE, flow_to_color, heatmap_image  # noqa: E402
+
+TITLE = "hf-mmmer: micro-expression recognition"
+SPOTTING_MODULE = "hf_mmmer.spotting"
+LAUNCH_OPTIONS = {"ssr_mode": False}
+"""Server-side rendering needs Node.js, which neither this package nor a Space needs for this page."""
+
+
+def spotting_available() -> bool:
+    """Whether this install has spotting (`hf-mmmer spot`): the spotting tab is shown only then."""
+    return importlib.util.find_spec(SPOTTING_MODULE) is not None
+
+
+def analyse(classify, sample, crop_face: bool, view: str) -> tuple:
+    """Classify one pipeline input and draw what the page shows.
+
+    Returns `(scores, face, flow, heatmap, info)`: `{label: score}`, three uint8 RGB images (the face as the
+    model saw it, the flow in colour, the heatmap in `view`) and a Markdown line on the apex frame and crop.
+    Raises the pipeline's errors (`ValueError` for a frame without a face, an unreadable file, ...).
+    """
+    result = classify(sample, return_importance=True, do_crop_face=crop_face)
+    scores = {entry["label"]: entry["score"] for entry in result["predictions"]}
+    face = result["apex_face"]
+    face = cv2.resize(face if face.ndim == 3 else cv2.cvtColor(face, cv2.COLOR_GRAY2RGB), (PANEL_SIZE, PANEL_SIZE),
+                      interpolation=cv2.INTER_CUBIC)
+    crops = {"face": "the face found on the onset", "full_frame": "no face found: the whole frame",
+             "off": "the frames as given (face crop off)"}
+    info = [f"**{result['predictions'][0]['label']}** ({result['predictions'][0]['score']:.2f}); model input: "
+            f"{crops[result['face_crop']]}"]
+    if result["apex_index"] is not None:
+        info.append(f"apex spotted at frame {result['apex_index']}")
+    return scores, face, flow_to_color(result["flow"]), heatmap_image(result, view), "; ".join(info) + "."
+
+
+def _shown_to_user(callback):
+    """Report the user's mistakes (no face, unreadable file, missing input) in the page, as one line."""
+
+    @functools.wraps(callback)
+    def wrapper(*args):
+        try:
+            return callback(*args)
+        except USER_ERRORS as error:
+            raise gr.Error(str(error), print_exception=False) from error
+
+    return wrapper
+
+
+def video_seconds(path: str) -> float:
+    """Duration of a video from its frame count and rate (0 when OpenCV reports neither)."""
+    capture = cv2.VideoCapture(path)
+    frames, fps = capture.get(cv2.CAP_PROP_FRAME_COUNT), capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    return frames / fps if frames > 0 and fps > 0 else 0.0
+
+
+def spotting_timeline(intervals: list[dict], seconds: float):
+    """A matplotlib figure: one bar per spotted interval (`hf-mmmer spot --json` entries) over the video's time."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: the figure is rendered by Gradio
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 1.8))
+    end = max([seconds, *(entry["offset_time"] for entry in intervals)]) or 1.0
+    for entry in intervals:
+        axes.barh(0, entry["offset_time"] - entry["onset_time"], left=entry["onset_time"], height=0.6)
+        axes.annotate(f"{entry['label']} {entry['score']:.2f}", (entry["onset_time"], 0.35), fontsize=8)
+    axes.set(xlim=(0, end), ylim=(-0.5, 0.8), yticks=[], xlabel="seconds",
+             title=f"{len(intervals)} micro-expression(s) spotted")
+    figure.tight_layout()
+    return figure
+
+
+def build_app(model_dir) -> "gr.Blocks":
+    """The demo page around the saved model in `model_dir` (loaded once; a wrong folder fails here, in one line)."""
+    model_dir = Path(model_dir)
+    classify = load_pipeline(model_dir)
+
+    @_shown_to_user
+    def classify_pair(onset, apex, crop_face, view):
+        if onset is None or apex is None:
+            raise ValueError("Give both frames: the onset (neutral face) and the apex (the expression at its peak).")
+        return analyse(classify, {"onset": onset, "apex": apex}, crop_face, view)
+
+    @_shown_to_user
+    def classify_video(video, crop_face, view):
+        if not video:
+            raise ValueError("Upload a clip or record one with the webcam first.")
+        return analyse(classify, {"video": video}, crop_face, view)
+
+    @_shown_to_user
+    def spot(video):
+        if not video:
+            raise ValueError("Upload a long video first.")
+        command = [sys.executable, "-m", "hf_mmmer.cli", "spot", video, "--model", str(model_dir), "--json"]
+        finished = subprocess.run(command, capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise ValueError(finished.stderr.strip().splitlines()[-1] if finished.stderr.strip() else "spotting failed")
+        intervals = json.loads(finished.stdout)
+        rows = [[entry[key] for key in ("onset", "apex", "offset", "onset_time", "offset_time", "label", "score")]
+                for entry in intervals]
+        return spotting_timeline(intervals, video_seconds(video)), rows
+
+    frame_sources = ["upload", "webcam", "clipboard"]
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+        gr.Markdown(f"# {TITLE}\nModel: `{model_dir.name}` ({', '.join(classify.model.config.id2label.values())}). "
+                    "Give the neutral onset and the apex of an expression, or a short clip whose first frame is "
+                    "the onset; the page shows the scores and where the face moved.")
+        with gr.Row():
+            with gr.Column():
+                with gr.Tabs():
+                    with gr.Tab("Two frames"):
+                        with gr.Row():
+                            onset = gr.Image(label="onset (neutral)", type="numpy", sources=frame_sources,
+                                             elem_id="onset")
+                            apex = gr.Image(label="apex", type="numpy", sources=frame_sources, elem_id="apex")
+                        pair_button = gr.Button("Classify the two frames", variant="primary", elem_id="classify-pair")
+                    with gr.Tab("Clip or webcam"):
+                        video = gr.Video(label="clip, onset first (the apex is spotted)",
+                                         sources=["upload", "webcam"], elem_id="video")
+                        video_button = gr.Button("Classify the clip", variant="primary", elem_id="classify-video")
+                    if spotting_available():
+                        with gr.Tab("Spotting (long video)"):
+                            long_video = gr.Video(label="long video", sources=["upload"], elem_id="long-video")
+                            spot_button = gr.Button("Find the micro-expressions", variant="primary")
+                            timeline = gr.Plot(label="timeline")
+                            table = gr.Dataframe(headers=["onset", "apex", "offset", "onset s", "offset s", "label",
+                                                          "score"], label="intervals (frames and seconds)")
+                            spot_button.click(spot, [long_video], [timeline, table], api_name="spot")
+                crop_face = gr.Checkbox(value=classify.image_processor.do_crop_face, label="crop the face first "
+                                        "(untick for frames that are already face crops)")
+                view = gr.Radio([(text, name) for name, text in HEATMAP_VIEWS.items()], value="motion",
+                                label="heatmap")
+            with gr.Column():
+                scores = gr.Label(label="class scores", elem_id="scores")
+                info = gr.Markdown(elem_id="info")
+                # Gradio draws an image's label and buttons over its top corners, where the heatmap has its
+                # titles: the images go without, under a caption of their own.
+                gr.Markdown("face crop (model input) | optical flow, onset to apex (hue: direction, brightness: size)")
+                with gr.Row():
+                    face = gr.Image(show_label=False, buttons=[], elem_id="face")
+                    flow = gr.Image(show_label=False, buttons=[], elem_id="flow")
+                gr.Markdown("heatmap over the face")
+                heatmap = gr.Image(show_label=False, buttons=[], elem_id="heatmap")
+        outputs = [scores, face, flow, heatmap, info]
+        pair_button.click(classify_pair, [onset, apex, crop_face, view], outputs, api_name="classify_pair")
+        video_button.click(classify_video, [video, crop_face, view], outputs, api_name="classify_video")
+    return app
+
+
+def launch(model_dir, host: str = "127.0.0.1", port: int | None = None, **options):
+    """Start the demo server and block (`hf-mmmer demo`); `options` go to `gr.Blocks.launch`."""
+    build_app(model_dir).launch(server_name=host, server_port=port, **{**LAUNCH_OPTIONS, **options})
+
+
+__all__ = ["build_app", "launch", "analyse", "spotting_available", "spotting_timeline", "LAUNCH_OPTIONS"]

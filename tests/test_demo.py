@@ -1,0 +1,147 @@
+"""The web demo without a browser: what the page computes, its errors, the `hf-mmmer demo` command, the
+spotting hook, and the exported Space run as its own app (called through `gradio_client`)."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+from test_pipeline import save_tiny_model
+
+from hf_mmmer.cli import main
+from hf_mmmer.data import render_clip
+
+gr = pytest.importorskip("gradio", reason="the demo extra (pip install 'hf-mmmer[demo]') is not installed")
+from hf_mmmer.demo import app as demo_app  # noqa: E402  (needs Gradio)
+from hf_mmmer.demo.space import export_space  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("demo") / "model")
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    """Onset and apex of a built-in synthetic clip (a procedural face whose lip corners or brows move), as PNGs."""
+    clip = render_clip(seed=0, subject=0, index=0, label=1, image_size=112)
+    folder = tmp_path_factory.mktemp("frames")
+    paths = {"onset": folder / "onset.png", "apex": folder / "apex.png"}
+    cv2.imwrite(str(paths["onset"]), clip.frames[0])
+    cv2.imwrite(str(paths["apex"]), clip.frames[clip.apex_index])
+    return paths
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_analyse_gives_scores_and_three_images(model_dir, frames):
+    classify = demo_app.load_pipeline(model_dir)
+    sample = {key: str(path) for key, path in frames.items()}
+    scores, face, flow, heatmap, info = demo_app.analyse(classify, sample, False, "motion")
+    assert set(scores) == {"negative", "positive", "surprise"} and sum(scores.values()) == pytest.approx(1, abs=1e-5)
+    assert face.shape == flow.shape == (256, 256, 3) and heatmap.shape == (256, 512, 3)
+    assert flow.max() > 0  # the lip corners or brows moved
+    assert info.startswith(f"**{max(scores, key=scores.get)}**") and "face crop off" in info
+    assert demo_app.analyse(classify, sample, False, "attention")[3].shape == (256, 768, 3)
+
+
+def test_page_errors_are_one_line_gradio_errors(model_dir, frames, tmp_path):
+    app = demo_app.build_app(model_dir)
+    functions = {block.api_name: block.fn for block in app.fns.values()}
+    with pytest.raises(gr.Error, match="Give both frames"):
+        functions["classify_pair"](None, str(frames["apex"]), False, "motion")
+    blank = np.full((120, 120, 3), 128, np.uint8)
+    with pytest.raises(gr.Error, match="No face found"):
+        functions["classify_pair"](blank, blank, True, "motion")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 64)
+    with pytest.raises(gr.Error, match="cannot read any frame"):
+        functions["classify_video"](str(broken), False, "motion")
+
+
+def test_spotting_tab_appears_only_with_spotting(model_dir, monkeypatch):
+    def tabs(app):
+        return [block.label for block in app.blocks.values() if isinstance(block, gr.Tab)]
+
+    monkeypatch.setattr(demo_app, "spotting_available", lambda: False)
+    assert tabs(demo_app.build_app(model_dir)) == ["Two frames", "Clip or webcam"]
+    monkeypatch.setattr(demo_app, "spotting_available", lambda: True)
+    assert tabs(demo_app.build_app(model_dir))[-1] == "Spotting (long video)"
+
+
+def test_spotting_timeline_draws_each_interval():
+    intervals = [{"onset": 10, "apex": 14, "offset": 20, "onset_time": 0.4, "offset_time": 0.8, "label": "positive",
+                  "score": 0.9}, {"onset": 60, "apex": 65, "offset": 70, "onset_time": 2.4, "offset_time": 2.8,
+                                  "label": "surprise", "score": 0.7}]
+    figure = demo_app.spotting_timeline(intervals, seconds=4.0)
+    axes = figure.axes[0]
+    assert [round(bar.get_x(), 2) for bar in axes.patches] == [0.4, 2.4] and axes.get_xlim() == (0.0, 4.0)
+    assert "2 micro-expression(s)" in axes.get_title()
+
+
+def test_demo_command_reports_a_wrong_model_folder_and_a_missing_gradio(capsys, tmp_path, monkeypatch):
+    assert main(["demo", "--model", str(tmp_path / "nowhere")]) == 1
+    assert "no config.json" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "gradio", None)  # as if Gradio were not installed: find_spec says None
+    monkeypatch.delitem(sys.modules, "hf_mmmer.demo.app")  # so that the command imports it anew
+    assert main(["demo", "--model", str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err
+    assert "pip install 'hf-mmmer[demo]'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_export_space_refuses_a_non_empty_folder_and_a_wrong_model(model_dir, tmp_path):
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not an empty folder"):
+        export_space(model_dir, occupied)
+    assert [p.name for p in occupied.iterdir()] == ["notes.txt"]
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        export_space(tmp_path / "nowhere", tmp_path / "space")
+    assert not (tmp_path / "space").exists()
+
+
+def test_exported_space_runs_as_its_own_app(capsys, model_dir, frames, tmp_path):
+    from gradio_client import Client, handle_file
+
+    space = tmp_path / "space"
+    assert main(["demo", "--model", str(model_dir), "--export_space", str(space)]) == 0
+    assert "Space written to" in capsys.readouterr().out
+    readme = (space / "README.md").read_text()
+    assert readme.startswith("---\n") and "sdk: gradio" in readme and f"sdk_version: {gr.__version__}" in readme
+    assert "app_file: app.py" in readme and (space / "model" / "model.safetensors").is_file()
+    assert any(line.startswith("torch") for line in (space / "requirements.txt").read_text().splitlines())
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the Space's own copy of the package
+    env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1",
+               GRADIO_ANALYTICS_ENABLED="False", HF_HOME=str(tmp_path / "hf_home"))
+    server = subprocess.Popen([sys.executable, "-c", "import runpy, hf_mmmer; print(hf_mmmer.__file__, flush=True); "
+                               "runpy.run_path('app.py', run_name='__main__')"], cwd=space, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout.readline().strip() == str(space / "hf_mmmer" / "__init__.py")
+        client = None
+        for _ in range(120):
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "files"))
+                break
+            except Exception:  # not listening yet
+                assert server.poll() is None, server.stdout.read()
+                time.sleep(0.5)
+        assert client is not None, "the Space's app did not start"
+        scores, face, flow, heatmap, info = client.predict(
+            handle_file(str(frames["onset"])), handle_file(str(frames["apex"])), False, "motion",
+            api_name="/classify_pair")
+        assert scores["label"] in {"negative", "positive", "surprise"} and info.startswith(f"**{scores['label']}**")
+        assert cv2.imread(heatmap).shape == (256, 512, 3)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
