@@ -90,8 +90,7 @@ def render_heatmap(face: np.ndarray, importance: dict, caption: list[str] | None
     for modality, importance_map in importance.items():
         overlay = overlay_importance(face_panel, importance_map)
         peak = float(np.max(importance_map) / max(np.mean(importance_map), np.finfo(np.float32).tiny))
-        title = f"{MAP_TITLES.get(modality, modality)}, peak {peak:.1f}x mean"
-        panels.append(_label(overlay, [title]))
+        panels.append(_label(overlay, [MAP_TITLES.get(modality, modality), f"peak {peak:.1f}x mean"]))
     return np.concatenate(panels, axis=1)
 
 
