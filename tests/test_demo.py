@@ -20,6 +20,17 @@ from hf_mmmer.demo import app as demo_app  # noqa: E402  (needs Gradio)
 from hf_mmmer.demo.space import export_space  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def environment_untouched():
+    """Undo what Gradio writes to `os.environ` (`HF_HUB_DISABLE_TELEMETRY=True` when an app is built without
+    analytics): later tests' child processes inherit the environment, and the Hub upload tests count the
+    endpoints their client calls, which include one that telemetry-free clients skip."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return save_tiny_model(tmp_path_factory.mktemp("demo") / "model")

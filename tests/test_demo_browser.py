@@ -10,7 +10,7 @@ import shutil
 import time
 
 import pytest
-from test_demo import free_port, frames, model_dir  # noqa: F401  (fixtures)
+from test_demo import environment_untouched, free_port, frames, model_dir  # noqa: F401  (fixtures)
 
 pytest.importorskip("gradio", reason="the demo extra (pip install 'hf-mmmer[demo]') is not installed")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the dev extra) is not installed")
