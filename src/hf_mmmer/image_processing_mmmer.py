@@ -91,15 +91,16 @@ def _is_truncated_jpeg(path: str) -> bool:
 
 
 def _read_file(path: str, name: str) -> np.ndarray:
+    """The image at `path`; `name` already names the file (see `_with_path`)."""
     if os.path.isdir(path):
-        raise ValueError(f"{name}: {path!r} is a folder; expected an image file.")
+        raise ValueError(f"{name}: is a folder; expected an image file.")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{name}: no such file {path!r}.")
+        raise FileNotFoundError(f"{name}: no such file.")
     if _is_truncated_jpeg(path):
-        raise ValueError(f"{name}: {path!r} is a truncated JPEG (no end-of-image marker); its decoded bottom would be grey.")
+        raise ValueError(f"{name}: truncated JPEG (no end-of-image marker); its decoded bottom would be grey.")
     array = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if array is None:
-        raise ValueError(f"{name}: cannot read {path!r} as an image (unreadable or not an image format).")
+        raise ValueError(f"{name}: cannot read it as an image (unreadable or not an image format).")
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGBA if array.shape[-1] == 4 else cv2.COLOR_BGR2RGB)
     return array
