@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from hf_mmmer import MMMERImageProcessor
+from hf_mmmer import MMMERConfig, MMMERForMicroExpressionClassification, MMMERImageProcessor
 from hf_mmmer.image_processing_mmmer import load_clip
 
 
@@ -370,3 +370,29 @@ def test_save_and_load_in_a_fresh_process_gives_identical_outputs(astronaut_pair
     assert np.array_equal(loaded["texture"], here["texture_values"])
     assert np.array_equal(loaded["clip_flow"], here_clip["flow_values"])
     assert list(loaded["apex_index"]) == here_clip["apex_index"] == [3]
+
+
+# Agreement with the model
+
+
+@pytest.mark.parametrize("modalities", [["flow"], ["texture"], ["flow", "texture"]])
+def test_the_default_processor_feeds_every_default_model(modalities):
+    model = MMMERForMicroExpressionClassification(MMMERConfig(modalities=modalities)).eval()
+    onset, apex = shifted_pair()
+    out = MMMERImageProcessor()(onset=onset, apex=apex, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(flow_values=out["flow_values"], texture_values=out["texture_values"]).logits
+    assert logits.shape == (1, 3)
+    MMMERImageProcessor().check_matches(model.config)
+
+
+def test_from_config_matches_any_config_and_mismatches_name_the_file():
+    config = MMMERConfig(modalities=["flow", "texture"], flow_image_size=14, flow_patch_sizes=[7],
+                         texture_image_size=28, texture_patch_sizes=[14], texture_channels=3)
+    processor = MMMERImageProcessor.from_config(config, do_crop_face=True)
+    assert (processor.flow_size, processor.texture_size, processor.texture_channels) == (14, 28, 3)
+    assert processor.do_crop_face
+    with pytest.raises(ValueError, match=r"preprocessor_config.json\) makes flow inputs of 28x28 .*expects 14x14"):
+        MMMERImageProcessor().check_matches(config)
+    with pytest.raises(ValueError, match=r"makes texture inputs of 28x28 pixels with 1 channel\(s\).*expects 28x28 with 3"):
+        MMMERImageProcessor.from_config(config, texture_channels=1)

@@ -146,7 +146,9 @@ class MMMERConfig(PretrainedConfig):
         known = cls.known_keys()
         unknown = sorted(set(kwargs) - set(known))
         if unknown:
-            raise ValueError(f"MMMERConfig has no field(s) {unknown}; known fields: {known}")
+            raise ValueError(
+                f"MMMERConfig has no field(s) {unknown} (a key of config.json or an override); known fields: {known}"
+            )
 
     def image_size(self, modality: str) -> int:
         """Side of the square input of `modality` (`"flow"` or `"texture"`)."""
