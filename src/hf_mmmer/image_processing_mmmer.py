@@ -346,8 +346,8 @@ class MMMERImageProcessor(BaseImageProcessor):
             `face_crop` in the output records which happened.
         flow_method (`str`, *optional*, defaults to `"dis"`):
             Dense optical flow method: `"dis"`, `"farneback"`, or `"tvl1"` with opencv-contrib. DIS is the
-            default: on synthetic sub-pixel facial motion it is as accurate as TV-L1 at about 1/30 of its time
-            (benchmarks/RESULTS.md).
+            default: as accurate as TV-L1 on sub-pixel facial motion at a small fraction of its time (see
+            benchmarks/RESULTS.md).
         flow_normalization (`str`, *optional*, defaults to `"minmax"`):
             Per-sample normalisation of u, v, strain, described above. Saved with the processor so that
             training and inference agree.
@@ -507,9 +507,10 @@ class MMMERImageProcessor(BaseImageProcessor):
         - `flow=`, `apex=`: a precomputed flow image (u, v, strain in 0..255) and the apex face crop that goes
           with it. The apex is used as given (not face-cropped again) since the flow was made on that crop.
 
-        A frame is a file path, a PIL image or a NumPy array, `(H, W)` or `(H, W, 3)`, uint8 or float (floats
-        with maximum <= 1 are taken as [0, 1], others as [0, 255]). `onset`, `apex` and `flow` are one item or
-        a list (a batch). Any processor parameter (e.g. `do_crop_face=False`) can be overridden for this call.
+        A frame is a file path, a PIL image or a NumPy array (any view), `(H, W)` or `(H, W, 3)`, at least
+        `MIN_FRAME_SIZE` (12) pixels a side; uint8, uint16 (0..65535), other integers holding 0..255, or float in
+        [0, 1] (other float ranges are refused, not guessed). `onset`, `apex` and `flow` are one item or a list
+        (a batch). Any processor parameter (e.g. `do_crop_face=False`) can be overridden for this call.
 
         Args:
             return_tensors (`str` or `TensorType`, *optional*):

@@ -37,7 +37,7 @@ def _tvl1_flow(onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
 def _dis_flow(onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     # The preset stops one pyramid level above full resolution, which blurs sub-pixel facial motion; going
-    # down to full resolution about halves the endpoint error on the moving face (benchmarks/RESULTS.md).
+    # down to full resolution tracks it better (see benchmarks/RESULTS.md).
     dis.setFinestScale(0)
     return dis.calc(onset, apex, None)
 
@@ -62,7 +62,7 @@ FLOW_METHODS: dict[str, FlowFunction] = _build_registry()
 """Dense optical flow methods by name; each maps two uint8 gray frames of one size to an `(H, W, 2)` flow."""
 
 DEFAULT_FLOW_METHOD = "dis"
-"""As accurate as TV-L1 on synthetic sub-pixel facial motion at about 1/30 of its time (benchmarks/RESULTS.md)."""
+"""As accurate as TV-L1 on sub-pixel facial motion at a small fraction of its time (see benchmarks/RESULTS.md)."""
 
 
 def get_flow_method(name: str) -> FlowFunction:
