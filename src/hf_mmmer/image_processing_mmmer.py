@@ -60,7 +60,9 @@ class MMMERImageProcessorKwargs(TypedDict, total=False):
 
 _PARAMETERS = tuple(MMMERImageProcessorKwargs.__annotations__)
 # Keys transformers writes into (or once wrote into) preprocessor_config.json besides the processor's parameters.
-_TRANSFORMERS_KEYS = {"image_processor_type", "auto_map", "processor_class", "_processor_class", "feature_extractor_type"}
+_TRANSFORMERS_KEYS = {
+    "image_processor_type", "auto_map", "processor_class", "_processor_class", "feature_extractor_type",
+}
 
 
 def _name(base: str, index: int | None) -> str:
@@ -97,7 +99,7 @@ def _read_file(path: str, name: str) -> np.ndarray:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{name}: no such file.")
     if _is_truncated_jpeg(path):
-        raise ValueError(f"{name}: truncated JPEG (no end-of-image marker); its decoded bottom would be grey.")
+        raise ValueError(f"{name}: truncated JPEG (no end-of-image marker); its bottom would decode as grey.")
     array = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if array is None:
         raise ValueError(f"{name}: cannot read it as an image (unreadable or not an image format).")
@@ -142,7 +144,9 @@ def _to_uint8(array: np.ndarray, name: str) -> np.ndarray:
             )
         return array.astype(np.uint8)
     if kind != "f":
-        raise ValueError(f"{name} has dtype {array.dtype}; expected uint8, uint16, 0..255 integers or float in [0, 1].")
+        raise ValueError(
+            f"{name} has dtype {array.dtype}; expected uint8, uint16, integers in 0..255 or float in [0, 1]."
+        )
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or inf values.")
     low, high = float(array.min()), float(array.max())
@@ -394,8 +398,8 @@ class MMMERImageProcessor(BaseImageProcessor):
         unknown = sorted(set(kwargs) - _TRANSFORMERS_KEYS)
         if unknown:
             raise ValueError(
-                f"MMMERImageProcessor has no parameter(s) {unknown} (a key of preprocessor_config.json or an argument); "
-                f"known parameters: {list(_PARAMETERS)}."
+                f"MMMERImageProcessor has no parameter(s) {unknown} (a key of preprocessor_config.json or an "
+                f"argument); known parameters: {list(_PARAMETERS)}."
             )
         super().__init__(**kwargs)
         self.flow_size = flow_size

@@ -397,10 +397,9 @@ class MMMERPreTrainedModel(PreTrainedModel):
         architecture fields recorded in the weights' metadata, so that a later edit of config.json is caught."""
         self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
         result = super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
-            architecture = json.dumps(self.config.architecture(), sort_keys=True)
-            for path in Path(save_directory).glob("*.safetensors"):
-                _add_metadata(path, {ARCHITECTURE_KEY: architecture})
+        weights = Path(save_directory) / SAFE_WEIGHTS_NAME  # a sharded save is not recorded, and not checked
+        if kwargs.get("is_main_process", True) and weights.is_file():
+            _add_metadata(weights, {ARCHITECTURE_KEY: json.dumps(self.config.architecture(), sort_keys=True)})
         return result
 
     @classmethod
@@ -410,20 +409,23 @@ class MMMERPreTrainedModel(PreTrainedModel):
         [`~MMMERPreTrainedModel.check_ready_for_inference`]."""
         wants_info = kwargs.pop("output_loading_info", False)
         try:
-            model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
         except SafetensorError as error:
             raise ValueError(
                 f"{os.fspath(pretrained_model_name_or_path)}: {SAFE_WEIGHTS_NAME} cannot be read ({error}); the file "
                 "is damaged or not a safetensors file."
             ) from error
         model.loading_info = info
-        weights = cached_file(
-            pretrained_model_name_or_path, SAFE_WEIGHTS_NAME, cache_dir=kwargs.get("cache_dir"),
-            revision=kwargs.get("revision"), subfolder=kwargs.get("subfolder", ""), local_files_only=True,
-            _raise_exceptions_for_missing_entries=False,
-        )
-        if weights is not None:
-            _check_architecture(weights, model.config)
+        if pretrained_model_name_or_path is not None:
+            weights = cached_file(
+                pretrained_model_name_or_path, SAFE_WEIGHTS_NAME, cache_dir=kwargs.get("cache_dir"),
+                revision=kwargs.get("revision"), subfolder=kwargs.get("subfolder") or "", local_files_only=True,
+                _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False,
+            )
+            if weights is not None:
+                _check_architecture(weights, model.config)
         return (model, info) if wants_info else model
 
     def check_ready_for_inference(self):
@@ -433,8 +435,9 @@ class MMMERPreTrainedModel(PreTrainedModel):
         missing = sorted((getattr(self, "loading_info", None) or {}).get("missing_keys", []))
         if missing:
             raise ValueError(
-                f"{source}: {SAFE_WEIGHTS_NAME} lacks {len(missing)} tensor(s) the model needs ({', '.join(missing[:3])}"
-                f"{', ...' if len(missing) > 3 else ''}); they would be randomly initialised. Use a complete checkpoint."
+                f"{source}: {SAFE_WEIGHTS_NAME} lacks {len(missing)} tensor(s) the model needs "
+                f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); they would be randomly initialised. "
+                "Use a complete checkpoint."
             )
         tensors = [*self.named_parameters(), *self.named_buffers()]
         broken = [name for name, tensor in tensors if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
@@ -603,8 +606,11 @@ class MMMERForMicroExpressionClassification(MMMERPreTrainedModel):
                     f"({batch_size}, {num_labels})"
                 )
             sums = labels.sum(-1)
-            if not torch.isfinite(labels).all() or (labels < 0).any() or not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
-                raise ValueError("labels: soft labels must be class probabilities, each row non-negative and summing to 1")
+            distributions = torch.isfinite(labels).all() and (labels >= 0).all()
+            if not distributions or not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
+                raise ValueError(
+                    "labels: soft labels must be class probabilities, each row non-negative and summing to 1"
+                )
             return labels.to(self.dtype)
         if labels.dtype == torch.bool or tuple(labels.shape) != (batch_size,):
             raise ValueError(
