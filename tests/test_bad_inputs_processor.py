@@ -184,6 +184,8 @@ def test_one_channel_flow_image_in_a_batch_names_its_file(processor, tmp_path):
     cv2.imwrite(str(bad), np.zeros((28, 28), np.uint8))
     with pytest.raises(ValueError, match=r"^flow\[1\] \(.*bad\.png\) has shape \(28, 28\); a flow image must have 3"):
         processor(flow=[str(good), str(bad)], apex=[textured(), textured()])
+    with pytest.raises(ValueError, match=r"^flow\[1\] \(.*bad\.png\) has shape \(28, 28\)"):
+        processor(flow=[Image.open(good), Image.open(bad)], apex=[textured(), textured()])  # as `datasets` decodes
 
 
 # Settings

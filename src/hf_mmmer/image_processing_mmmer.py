@@ -70,8 +70,10 @@ def _name(base: str, index: int | None) -> str:
 
 
 def _with_path(name: str, item: Any) -> str:
-    """`name` plus the file it came from, so that an error about a batch item names the file to fix."""
-    return f"{name} ({os.fspath(item)})" if isinstance(item, (str, os.PathLike)) else name
+    """`name` plus the file it came from (a path, or the file a PIL image was opened from, as `datasets` does),
+    so that an error about one item of a batch names the file to fix."""
+    path = item if isinstance(item, (str, os.PathLike)) else getattr(item, "filename", "")
+    return f"{name} ({os.fspath(path)})" if path else name
 
 
 def _natural_key(file_name: str) -> list:
