@@ -83,15 +83,14 @@ def _natural_key(file_name: str) -> list:
 
 def _is_truncated_jpeg(path: str) -> bool:
     """
-    A JPEG that stops before its end-of-image marker: OpenCV decodes it with a grey bottom part and says so
-    only on stderr. The marker cannot occur inside the entropy-coded data (0xFF is stuffed there), so its
-    absence from the file's last bytes means the file was cut.
+    A JPEG whose last scan has no end-of-image marker after it: OpenCV decodes it with a grey bottom part and
+    says so only on stderr. The marker cannot occur inside entropy-coded data (0xFF is stuffed there), and data
+    some cameras append after the marker does not hide it.
     """
     with open(path, "rb") as file:
-        if file.read(2) != b"\xff\xd8":
-            return False
-        file.seek(max(0, os.path.getsize(path) - 64))
-        return b"\xff\xd9" not in file.read()
+        content = file.read()
+    last_scan = content.rfind(b"\xff\xda")
+    return content.startswith(b"\xff\xd8") and last_scan >= 0 and b"\xff\xd9" not in content[last_scan:]
 
 
 def _read_file(path: str, name: str) -> np.ndarray:
