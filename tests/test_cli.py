@@ -74,6 +74,8 @@ def test_predict_reports_bad_input_in_one_line(capsys, model_dir, clip_files, tm
     code, _, err = run(capsys, "predict", "--model", incomplete, clip_files["folder"])
     assert code == 1 and "has no preprocessor_config.json" in err
     code, _, err = run(capsys, "predict", "--model", tmp_path / "nowhere", clip_files["folder"])
+    assert code == 1 and f"no model folder at {tmp_path / 'nowhere'}" in err
+    code, _, err = run(capsys, "predict", "--model", tmp_path, clip_files["folder"])
     assert code == 1 and "no config.json" in err
 
 

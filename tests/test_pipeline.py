@@ -50,8 +50,8 @@ def write_video(frames, path):
 
 
 def tiny_processor() -> MMMERImageProcessor:
-    """Matches `tiny_config` (28x28 flow and texture); face crop off since the test texture has no face."""
-    return MMMERImageProcessor(flow_size=28, texture_size=28, do_crop_face=False)
+    """The processor of `tiny_config` (28x28 flow and texture); face crop off, the default: the texture has no face."""
+    return MMMERImageProcessor.from_config(tiny_config())
 
 
 def save_tiny_model(directory, **config_overrides):

@@ -33,6 +33,8 @@ USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, TypeError)
 def load_pipeline(model_dir) -> MicroExpressionClassificationPipeline:
     """A saved model directory (model, config and `preprocessor_config.json`) as a pipeline."""
     model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"no model folder at {model_dir}")
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a saved model directory: it has no config.json.")
     model = MMMERForMicroExpressionClassification.from_pretrained(model_dir)

@@ -76,10 +76,7 @@ def build_model_config(args: ExperimentArguments, label_names) -> MMMERConfig:
 
 def build_processor(config: MMMERConfig, data_args: DataArguments) -> MMMERImageProcessor:
     """The processor whose output sizes match `config` (it is saved with the final model)."""
-    return MMMERImageProcessor(
-        flow_size=config.flow_image_size, texture_size=config.texture_image_size,
-        texture_channels=config.texture_channels, do_crop_face=data_args.crop_face,
-    )
+    return MMMERImageProcessor.from_config(config, do_crop_face=data_args.crop_face)
 
 
 def load_dataset_for(data_args: DataArguments, seed: int):
