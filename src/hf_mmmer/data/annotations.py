@@ -7,11 +7,13 @@ becomes "not annotated" for the caller to handle explicitly.
 """
 
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from .checks import listing
 from .features import ACTION_UNITS, APEX_FRAME, EMOTION, OFFSET_FRAME, ONSET_FRAME, SUBJECT
 
 CLIP = "clip"
@@ -23,7 +25,7 @@ FRAME_COLUMNS = (ONSET_FRAME, APEX_FRAME, OFFSET_FRAME)
 
 def find_file(directory: Path, pattern: str, what: str) -> Path:
     """The last (newest-dated, for date-stamped names) file matching glob `pattern` in `directory`."""
-    matches = sorted(directory.glob(pattern))
+    matches = sorted(path for path in directory.glob(pattern) if path.is_file())
     if not matches:
         raise FileNotFoundError(f"{what}: expected a file matching {pattern!r} in {directory}; found none")
     return matches[-1]
@@ -35,13 +37,44 @@ def require_columns(table: pd.DataFrame, columns, where) -> None:
         raise ValueError(f"{where}: missing columns {missing}; the columns found are {list(table.columns)}")
 
 
+def require_filled(table: pd.DataFrame, columns, where) -> None:
+    """Every cell of `columns` has text; an empty one is named by its line in the file (header = line 1)."""
+    empty = [f"line {index + 2} {column}" for index, row in table.iterrows() for column in columns if not row[column]]
+    if empty:
+        raise ValueError(f"{where}: empty cells ({listing(empty)})")
+
+
+def read_csv_table(path: Path) -> pd.DataFrame:
+    """A CSV table with every cell as text, surrounding spaces stripped (spreadsheet exports add them).
+
+    An empty file, a header without rows or a file the CSV parser rejects is an error naming the file,
+    never an empty dataset or a parser traceback.
+    """
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} is empty; expected a header line and one line per sample") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        reason = str(error).strip().splitlines()[-1]
+        raise ValueError(f"{path} is not a readable CSV table ({reason})") from None
+    if table.empty:
+        raise ValueError(f"{path} has a header line but no samples")
+    return table.set_axis([str(name).strip() for name in table.columns], axis=1).map(str.strip)
+
+
 def read_sheet(path: Path, columns: dict[str, str], header_first_cell: str) -> pd.DataFrame:
     """The table of the first sheet of `path` whose header row starts with `header_first_cell`.
 
     `columns` maps our column names to the sheet's; the result has ours, in that order. Rows that are
     entirely empty are dropped (spreadsheets often end in a few).
     """
-    raw = pd.read_excel(path, header=None, dtype=object)
+    try:
+        raw = pd.read_excel(path, header=None, dtype=object)
+    except (ValueError, KeyError, zipfile.BadZipFile) as error:  # what pandas and openpyxl raise on non-workbooks
+        raise ValueError(f"{path} is not a readable .xlsx workbook ({type(error).__name__}: {error})") from None
+    if raw.empty:
+        raise ValueError(f"{path}: its first sheet is empty; expected a table whose header starts with "
+                         f"{header_first_cell!r}")
     first_cells = raw.iloc[:, 0].astype(str).str.strip()
     header_rows = first_cells.index[first_cells == header_first_cell]
     if header_rows.empty:
@@ -93,7 +126,10 @@ class SheetLayout:
         """The annotation table, with each clip's folder `frames_root/{subject}/{clip}`."""
         sheet = sheet or find_file(data_dir, self.pattern, "annotation sheet")
         table = read_sheet(sheet, self.columns, self.header_first_cell)
-        subjects = table[SUBJECT].map(lambda value: normalize_id(value, self.subject_prefix, self.subject_width))
+        try:
+            subjects = table[SUBJECT].map(lambda value: normalize_id(value, self.subject_prefix, self.subject_width))
+        except ValueError as error:
+            raise ValueError(f"{sheet}: {error}") from None
         clips = table[CLIP].astype(str).str.strip()
         return table.assign(
             **{
