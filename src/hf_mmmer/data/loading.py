@@ -22,6 +22,7 @@ import datasets
 
 from .casme2 import Casme2
 from .megc2019 import Megc2019
+from .megc2019_maps import Megc2019Maps
 from .precomputed import Precomputed
 from .samm import Samm
 from .smic import Smic
@@ -32,6 +33,7 @@ BUILDERS = {
     "smic": Smic,
     "samm": Samm,
     "megc2019": Megc2019,
+    "megc2019_maps": Megc2019Maps,
     "precomputed": Precomputed,
     "synthetic": Synthetic,
 }
@@ -89,8 +91,8 @@ def load_me_dataset(
     """Build (or reuse from the cache) a micro-expression dataset.
 
     Args:
-        name: one of `BUILDERS` (`"casme2"`, `"smic"`, `"samm"`, `"megc2019"`, `"precomputed"`,
-            `"synthetic"`) or the path of a dataset script from `dataset_scripts/`.
+        name: one of `BUILDERS` (`"casme2"`, `"smic"`, `"samm"`, `"megc2019"`, `"megc2019_maps"`,
+            `"precomputed"`, `"synthetic"`) or the path of a dataset script from `dataset_scripts/`.
         data_dir: the folder of a licensed dataset (see each builder's manual download instructions),
             or of a precomputed `samples.csv`.
         config: a builder config name, e.g. `"3class"` or `"5class"`; default: the builder's default.
