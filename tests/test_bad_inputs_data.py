@@ -182,6 +182,32 @@ def test_subject_cell_that_is_not_a_subject_names_the_sheet(tmp_path):
         load_casme2(tmp_path, data_dir)
 
 
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([], r"no rows under the header row \(row 1\)"),
+        ([("01", None, None, 46, 49, 52, None, "12", "happiness")], r"empty cells \(row 2 Filename\)"),
+        ([("01", "EP02_01f", None, 46, 49, 52, None, "12", None), (None, "EP03_02", None, 10, 13, 16, None, "4", "disgust")],
+         r"empty cells \(row 2 Estimated Emotion, row 3 Subject\)"),
+    ],
+    ids=["header_only", "empty_filename", "empty_emotion_and_subject"],
+)
+def test_sheet_without_rows_or_with_empty_key_cells_is_named(tmp_path, rows, message):
+    data_dir = casme2_tree(tmp_path / "casme2", rows=GOOD_ROWS)
+    write_sheet(data_dir / CASME2_SHEET, CASME2_HEADER, rows)
+    with pytest.raises(ValueError, match=rf"{CASME2_SHEET}: {message}"):
+        load_casme2(tmp_path, data_dir)
+
+
+def test_empty_sample_list_and_all_samples_skipped_are_named(tmp_path):
+    (tmp_path / "list.txt").write_text("\n")
+    with pytest.raises(ValueError, match=r"list\.txt: no sample ids"):
+        load_me_dataset("megc2019", data_dir=tmp_path, cache_dir=tmp_path / "cache", sample_list=tmp_path / "list.txt")
+    data_dir = precomputed_tree(tmp_path / "pre", rows=PRECOMPUTED_ROWS[:2], write_images=False)
+    with pytest.warns(AnnotationWarning, match="skipped 2 samples"), pytest.raises(ValueError, match="precomputed: no samples in"):
+        load_me_dataset("precomputed", data_dir=data_dir, cache_dir=tmp_path / "cache", skip_missing=True)
+
+
 def precomputed_dataset(tmp_path, rows=PRECOMPUTED_ROWS[:3]):
     data_dir = precomputed_tree(tmp_path / "pre", rows=rows)
     return data_dir, load_me_dataset("precomputed", data_dir=data_dir, cache_dir=tmp_path / "cache")

@@ -37,9 +37,20 @@ def require_columns(table: pd.DataFrame, columns, where) -> None:
         raise ValueError(f"{where}: missing columns {missing}; the columns found are {list(table.columns)}")
 
 
-def require_filled(table: pd.DataFrame, columns, where) -> None:
-    """Every cell of `columns` has text; an empty one is named by its line in the file (header = line 1)."""
-    empty = [f"line {index + 2} {column}" for index, row in table.iterrows() for column in columns if not row[column]]
+def csv_line(index: int) -> str:
+    """Where row `index` of a table read with `read_csv_table` is in its file (the header is line 1)."""
+    return f"line {index + 2}"
+
+
+def sheet_row(index: int) -> str:
+    """Where row `index` of a raw sheet (`read_sheet` keeps the sheet's row index) is in the workbook."""
+    return f"row {index + 1}"
+
+
+def require_filled(table: pd.DataFrame, columns, where, place=csv_line) -> None:
+    """Every cell of `columns` holds something; empty ones are named by `place(row index)` and column."""
+    empty = [f"{place(index)} {column}" for index, row in table.iterrows() for column in columns
+             if pd.isna(row[column]) or not str(row[column]).strip()]
     if empty:
         raise ValueError(f"{where}: empty cells ({listing(empty)})")
 
@@ -62,11 +73,12 @@ def read_csv_table(path: Path) -> pd.DataFrame:
     return table.set_axis([str(name).strip() for name in table.columns], axis=1).map(str.strip)
 
 
-def read_sheet(path: Path, columns: dict[str, str], header_first_cell: str) -> pd.DataFrame:
+def read_sheet(path: Path, columns: dict[str, str], header_first_cell: str, required=()) -> pd.DataFrame:
     """The table of the first sheet of `path` whose header row starts with `header_first_cell`.
 
     `columns` maps our column names to the sheet's; the result has ours, in that order. Rows that are
-    entirely empty are dropped (spreadsheets often end in a few).
+    entirely empty are dropped (spreadsheets often end in a few); an empty cell of a `required` column
+    (ours) in any other row is an error naming the cell.
     """
     try:
         raw = pd.read_excel(path, header=None, dtype=object)
@@ -83,6 +95,9 @@ def read_sheet(path: Path, columns: dict[str, str], header_first_cell: str) -> p
     table = raw.loc[header + 1 :].set_axis([str(name).strip() for name in raw.loc[header]], axis=1)
     require_columns(table, columns.values(), path)
     table = table[list(columns.values())].dropna(how="all")
+    if table.empty:
+        raise ValueError(f"{path}: no rows under the header row ({sheet_row(header)})")
+    require_filled(table, [columns[name] for name in required], path, place=sheet_row)
     return table.set_axis(list(columns), axis=1).reset_index(drop=True)
 
 
@@ -125,7 +140,7 @@ class SheetLayout:
     def read(self, data_dir: Path, frames_root: Path, sheet: Path | None = None) -> pd.DataFrame:
         """The annotation table, with each clip's folder `frames_root/{subject}/{clip}`."""
         sheet = sheet or find_file(data_dir, self.pattern, "annotation sheet")
-        table = read_sheet(sheet, self.columns, self.header_first_cell)
+        table = read_sheet(sheet, self.columns, self.header_first_cell, required=(SUBJECT, CLIP, EMOTION))
         try:
             subjects = table[SUBJECT].map(lambda value: normalize_id(value, self.subject_prefix, self.subject_width))
         except ValueError as error:

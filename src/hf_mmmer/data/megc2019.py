@@ -45,6 +45,8 @@ def read_sample_list(path: Path) -> pd.DataFrame:
     for sample_id in Path(path).read_text().split():
         source_name, subject = sample_source(sample_id, path)
         rows.append({SOURCE_DATASET: source_name, SUBJECT: subject, SAMPLE_ID: sample_id})
+    if not rows:
+        raise ValueError(f"{path}: no sample ids (expected one per line)")
     table = pd.DataFrame(rows, columns=[SOURCE_DATASET, SUBJECT, SAMPLE_ID])
     ensure_unique(table[SAMPLE_ID], str(path))
     return table
