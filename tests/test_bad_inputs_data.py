@@ -177,7 +177,8 @@ def test_annotation_sheets_that_are_not_workbooks_are_named(tmp_path, dataset, w
 
 def test_subject_cell_that_is_not_a_subject_names_the_sheet(tmp_path):
     data_dir = casme2_tree(tmp_path / "casme2", rows=GOOD_ROWS)
-    write_sheet(data_dir / CASME2_SHEET, CASME2_HEADER, [("Bob", "EP02_01f", None, 46, 49, 52, None, "12", "happiness")])
+    bob = ("Bob", "EP02_01f", None, 46, 49, 52, None, "12", "happiness")
+    write_sheet(data_dir / CASME2_SHEET, CASME2_HEADER, [bob])
     with pytest.raises(ValueError, match=rf"{CASME2_SHEET}: subject 'Bob' is not a subject number"):
         load_casme2(tmp_path, data_dir)
 
@@ -187,7 +188,8 @@ def test_subject_cell_that_is_not_a_subject_names_the_sheet(tmp_path):
     [
         ([], r"no rows under the header row \(row 1\)"),
         ([("01", None, None, 46, 49, 52, None, "12", "happiness")], r"empty cells \(row 2 Filename\)"),
-        ([("01", "EP02_01f", None, 46, 49, 52, None, "12", None), (None, "EP03_02", None, 10, 13, 16, None, "4", "disgust")],
+        ([("01", "EP02_01f", None, 46, 49, 52, None, "12", None),
+          (None, "EP03_02", None, 10, 13, 16, None, "4", "disgust")],
          r"empty cells \(row 2 Estimated Emotion, row 3 Subject\)"),
     ],
     ids=["header_only", "empty_filename", "empty_emotion_and_subject"],
@@ -204,7 +206,8 @@ def test_empty_sample_list_and_all_samples_skipped_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"list\.txt: no sample ids"):
         load_me_dataset("megc2019", data_dir=tmp_path, cache_dir=tmp_path / "cache", sample_list=tmp_path / "list.txt")
     data_dir = precomputed_tree(tmp_path / "pre", rows=PRECOMPUTED_ROWS[:2], write_images=False)
-    with pytest.warns(AnnotationWarning, match="skipped 2 samples"), pytest.raises(ValueError, match="precomputed: no samples in"):
+    with pytest.warns(AnnotationWarning, match="skipped 2 samples"), \
+            pytest.raises(ValueError, match="precomputed: no samples in"):
         load_me_dataset("precomputed", data_dir=data_dir, cache_dir=tmp_path / "cache", skip_missing=True)
 
 

@@ -65,7 +65,7 @@ class MEBuilder(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         rows = self._rows()
-        if not rows:  # e.g. every sample skipped; `datasets` would only say 'Instruction "train" corresponds to no data'
+        if not rows:  # e.g. every sample skipped; `datasets` would say 'Instruction "train" corresponds to no data'
             where = f" in {self.config.data_dir}" if self.config.data_dir else ""
             raise ValueError(f"{self.name}: no samples{where}")
         if not self.config.test_subjects:

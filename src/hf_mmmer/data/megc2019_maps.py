@@ -21,6 +21,7 @@ the `precomputed` builder. The maps derive from the licensed CASME II, SMIC and 
 """
 
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -102,38 +103,46 @@ def same_pixels(first: Path, second: Path) -> bool:
     return images[0].shape == images[1].shape and np.array_equal(*images)
 
 
+class TestMap(NamedTuple):
+    source: str
+    subject: str
+    label: str  # its label folder
+    path: Path
+
+
 def read_ststnet(root: Path, subject_dirs: list[Path]) -> pd.DataFrame:
     """The samples of the `u_test` folders, after checking every `u_train` copy against them."""
-    tests = {}  # sample id -> (source, subject, label folder, path)
+    tests: dict[str, TestMap] = {}
     for subject_dir in subject_dirs:
+        found = 0
         for label, path in split_maps(subject_dir / TEST_SPLIT):
             sample_id = map_sample_id(path)
             source, subject = sample_source(sample_id, path)
             if subject != subject_dir.name:
                 raise ValueError(f"{path}: a map of subject {subject} in the test split of {subject_dir.name}")
             if sample_id in tests:
-                raise ValueError(f"{path}: sample {sample_id} is also in {tests[sample_id][3]}")
-            tests[sample_id] = (source, subject, label, path)
-        if not any(test[1] == subject_dir.name for test in tests.values()):
+                raise ValueError(f"{path}: sample {sample_id} is also in {tests[sample_id].path}")
+            tests[sample_id] = TestMap(source, subject, label, path)
+            found += 1
+        if not found:
             raise ValueError(f"{subject_dir / TEST_SPLIT}: no maps (expected <label>/{map_name('<sample>')})")
     for subject_dir in subject_dirs:
         for label, path in split_maps(subject_dir / TRAIN_SPLIT):
-            sample_id = map_sample_id(path)
-            if sample_id not in tests:
-                raise ValueError(f"{path}: sample {sample_id} is in no {TEST_SPLIT} folder")
-            _, subject, test_label, test_path = tests[sample_id]
-            if subject == subject_dir.name:
+            test = tests.get(map_sample_id(path))
+            if test is None:
+                raise ValueError(f"{path}: sample {map_sample_id(path)} is in no {TEST_SPLIT} folder")
+            if test.subject == subject_dir.name:
                 raise ValueError(f"{path}: the subject's own sample in its training split (a test-subject leak)")
-            if label != test_label:
-                raise ValueError(f"{path}: label {label}, but {test_path} has label {test_label}")
-            if not same_pixels(path, test_path):
-                raise ValueError(f"{path}: its pixels differ from {test_path}")
+            if label != test.label:
+                raise ValueError(f"{path}: label {label}, but {test.path} has label {test.label}")
+            if not same_pixels(path, test.path):
+                raise ValueError(f"{path}: its pixels differ from {test.path}")
     return pd.DataFrame({
         SAMPLE_ID: list(tests),
-        SUBJECT: [test[1] for test in tests.values()],
-        SOURCE_DATASET: [test[0] for test in tests.values()],
-        LABEL: [THREE_CLASSES[int(test[2])] for test in tests.values()],
-        FLOW: [str(test[3].relative_to(root)) for test in tests.values()],
+        SUBJECT: [test.subject for test in tests.values()],
+        SOURCE_DATASET: [test.source for test in tests.values()],
+        LABEL: [THREE_CLASSES[int(test.label)] for test in tests.values()],
+        FLOW: [str(test.path.relative_to(root)) for test in tests.values()],
         APEX: [None] * len(tests),
     })
 
@@ -143,7 +152,8 @@ class Megc2019Maps(MEBuilder):
 
     HOMEPAGE = "https://github.com/wangzhifengharrison/HTNet"
     CITATION = (
-        "Wang, Z. et al. HTNet for micro-expression recognition. Neurocomputing 602: 128196, 2024. "
+        "Wang, Z., Zhang, K., Luo, W., Sankaranarayana, R. HTNet for micro-expression recognition. "
+        "Neurocomputing, 2024. "
         "Liong, S.-T. et al. Shallow triple stream three-dimensional CNN (STSTNet) for micro-expression "
         "recognition. IEEE FG 2019."
     )

@@ -39,11 +39,12 @@ def flow_rows(table: pd.DataFrame, root: Path, skip_missing: bool, where: str) -
     ensure_unique(table[SAMPLE_ID], where)
     rows, missing = [], []
     for row in table[[SAMPLE_ID, SUBJECT, SOURCE_DATASET, LABEL, FLOW, APEX]].to_dict("records"):
-        absent = [row[column] for column in (FLOW, APEX) if row[column] is not None and not (root / row[column]).is_file()]
+        paths = {column: None if row[column] is None else root / row[column] for column in (FLOW, APEX)}
+        absent = [row[column] for column, path in paths.items() if path is not None and not path.is_file()]
         if absent:
             missing.append(f"{row[SAMPLE_ID]} (not found: {', '.join(absent)})")
             continue
-        rows.append({**row, **{column: row[column] and str(root / row[column]) for column in (FLOW, APEX)}})
+        rows.append({**row, **{column: None if path is None else str(path) for column, path in paths.items()}})
     report_missing(missing, skip_missing, where)
     return rows
 
