@@ -300,3 +300,19 @@ def test_htnet_missing_maps_and_faces_are_listed_or_skipped(tmp_path):
     with pytest.warns(AnnotationWarning, match="skipped 2 samples with missing files"):
         ds = load_me_dataset("megc2019_maps", data_dir=root, cache_dir=tmp_path / "cache", skip_missing=True)
     assert len(ds) == len(HTNET_ROWS) - 2
+
+
+def test_misspelt_builder_argument_is_named_with_the_ones_it_takes(tmp_path):
+    with pytest.raises(ValueError, match=r"Casme2: unknown arguments \['skip_mising'\]; it takes \['skip_missing', "):
+        load_casme2(tmp_path, casme2_tree(tmp_path / "casme2", rows=GOOD_ROWS), skip_mising=True)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("num_subjects", 0, "num_subjects must be an int >= 1; got 0"),
+     ("samples_per_subject", "3", "samples_per_subject must be an int >= 1; got '3'"),
+     ("num_frames", 1, "num_frames must be an int >= 2; got 1")],
+)
+def test_synthetic_sizes_that_make_no_dataset_are_named(tmp_path, field, value, message):
+    with pytest.raises(ValueError, match=f"synthetic: {message}"):
+        load_me_dataset("synthetic", cache_dir=tmp_path, **{"num_subjects": 2, "samples_per_subject": 3, field: value})

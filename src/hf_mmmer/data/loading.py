@@ -12,6 +12,7 @@ therefore passes a fingerprint of the data (every file's path, size and modifica
 never share a cache entry, unchanged data is built once.
 """
 
+import dataclasses
 import hashlib
 import importlib.util
 import inspect
@@ -66,6 +67,15 @@ def builder_class(name: str) -> type[datasets.GeneratorBasedBuilder]:
     return found[0]
 
 
+def check_arguments(builder: type, builder_kwargs: dict):
+    """Refuse arguments the builder's config does not have (a typo would otherwise name the whole config)."""
+    base = {field.name for field in dataclasses.fields(datasets.BuilderConfig)}
+    known = [field.name for field in dataclasses.fields(builder.BUILDER_CONFIG_CLASS) if field.name not in base]
+    unknown = sorted(set(builder_kwargs) - set(known))
+    if unknown:
+        raise ValueError(f"{builder.__name__}: unknown arguments {unknown}; it takes {known}")
+
+
 def fingerprint(builder: type, paths) -> str:
     """A hash of the builder's code and of every file (path, size, mtime) under `paths`."""
     digest = hashlib.sha256()
@@ -103,6 +113,7 @@ def load_me_dataset(
             `num_subjects=8` (synthetic), `test_subjects=["casme2/sub01"]`.
     """
     builder_type = builder_class(str(name))
+    check_arguments(builder_type, builder_kwargs)
     paths = [data_dir, *(builder_kwargs.get(name) for name in PATH_ARGUMENTS)]
     data_paths = [path for path in paths if path is not None and os.path.exists(path)]
     builder = builder_type(
