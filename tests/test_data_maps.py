@@ -2,10 +2,6 @@
 
 import collections
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from test_data_fixtures import (
@@ -17,9 +13,10 @@ from test_data_fixtures import (
     write_flow_map,
 )
 
+from hf_mmmer.cli import main as cli_main
 from hf_mmmer.data import THREE_CLASSES, load_me_dataset, subject_keys
+from hf_mmmer.training.cli import main as train_main
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,flow_patch_sizes=[7,14]"
 
 
@@ -97,24 +94,19 @@ def test_a_folder_of_neither_layout_says_what_it_expected(tmp_path):
         load_maps(tmp_path, tmp_path / "empty")
 
 
-def test_train_script_trains_the_flow_only_maps(tmp_path):
-    """`examples/train.py --dataset megc2019_maps` on STSTNet folders: the default (flow-only) model trains."""
+def test_trainer_trains_and_scores_the_flow_only_maps(tmp_path, monkeypatch, capsys):
+    """`examples/train.py --dataset megc2019_maps` (its `main`) on STSTNet folders: the default flow-only model
+    trains, `hf-mmmer evaluate` scores its final model on the maps, and a texture model is refused by name."""
+    monkeypatch.setenv("HF_MMMER_DATASETS_CACHE", str(tmp_path / "cache"))
     data_dir = ststnet_tree(tmp_path / "maps")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update({"PYTHONPATH": str(REPO / "src"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-                "HF_MMMER_DATASETS_CACHE": str(tmp_path / "cache")})
-    output = tmp_path / "run"
-    train = [sys.executable, str(REPO / "examples" / "train.py"), "--dataset", "megc2019_maps", "--data_dir",
-             str(data_dir), "--epochs", "1", "--folds", "1", "--batch_size", "4", "--config_overrides", TINY,
-             "--num_threads", "1"]
-    done = subprocess.run([*train, "--output_dir", str(output)], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    metrics = json.loads((output / "metrics.json").read_text())
+    train = ["--dataset", "megc2019_maps", "--data_dir", str(data_dir), "--epochs", "1", "--folds", "1",
+             "--batch_size", "4", "--num_threads", "1"]
+    metrics = train_main([*train, "--config_overrides", TINY, "--output_dir", str(tmp_path / "run")])
     assert metrics["num_folds"] == 1 and metrics["n"] == 2  # the first subject in sorted order: casme2/sub01
-    assert (output / "final_model" / "model.safetensors").is_file()
-
-    texture = subprocess.run([*train, "--output_dir", str(tmp_path / "texture"), "--config_overrides",
-                              TINY + ',modalities=["flow","texture"],texture_image_size=28,texture_patch_sizes=[14]'],
-                             env=env, capture_output=True, text=True, timeout=300)
-    assert texture.returncode != 0
-    assert "no apex images (flow only), so it cannot feed the texture modality" in texture.stderr
+    capsys.readouterr()
+    assert cli_main(["evaluate", "--model", str(tmp_path / "run" / "final_model"), "--dataset", "megc2019_maps",
+                     "--data_dir", str(data_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == len(STSTNET_SAMPLES)
+    texture = TINY + ',modalities=["flow","texture"],texture_image_size=28,texture_patch_sizes=[14]'
+    with pytest.raises(ValueError, match=r"no apex images \(flow only\), so it cannot feed the texture modality"):
+        train_main([*train, "--config_overrides", texture, "--output_dir", str(tmp_path / "texture")])
