@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-DATASETS = ("synthetic", "precomputed", "casme2", "smic", "samm", "megc2019")
+DATASETS = ("synthetic", "precomputed", "casme2", "smic", "samm", "megc2019", "megc2019_maps")
 
 
 @dataclass

@@ -145,7 +145,7 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
     label_names = dataset.features["label"].names
     config = build_model_config(args, label_names)
     processor = build_processor(config, data_args)
-    data = encode_dataset(dataset, processor)
+    data = encode_dataset(dataset, processor, config.modalities)
     flow_zero = flow_zero_level(processor)
     recipe = FoldRecipe.from_arguments(args)
     folds = plan_folds(data, args)
