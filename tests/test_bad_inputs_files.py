@@ -7,12 +7,14 @@ and nothing on disk changed (every file's name and bytes hashed before and after
 import hashlib
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from datasets.exceptions import DatasetGenerationError
 from test_data_fixtures import precomputed_tree, write_image
 from test_pipeline import save_tiny_model
 
@@ -45,11 +47,20 @@ def data_dir(tmp_path):
     return precomputed_tree(tmp_path / "data")
 
 
+@pytest.fixture(scope="module")
+def template_run(tmp_path_factory):
+    """One finished run, trained once; tests get copies (`finished_run`) and so may change them."""
+    root = tmp_path_factory.mktemp("template")
+    data_dir = precomputed_tree(root / "data")
+    train_from_argv(train_args(root / "run", data_dir))
+    return data_dir, root / "run"
+
+
 @pytest.fixture
-def finished_run(tmp_path, data_dir):
-    output = tmp_path / "run"
-    train_from_argv(train_args(output, data_dir))
-    return output
+def finished_run(tmp_path, template_run):
+    """A finished run of this test's `data_dir` (the same files as the template's)."""
+    shutil.copytree(template_run[1], tmp_path / "run")
+    return tmp_path / "run"
 
 
 def test_overwrite_never_touches_a_folder_that_is_not_a_run(tmp_path, data_dir):
@@ -151,7 +162,9 @@ def test_a_failed_start_leaves_nothing_and_a_rerun_works(tmp_path, data_dir):
     assert (output / "metrics.json").is_file()
 
 
-def test_resume_refuses_changed_data_and_names_the_change(finished_run, data_dir):
+def test_resume_refuses_changed_data_and_names_the_change(tmp_path, data_dir):
+    finished_run = tmp_path / "run"
+    train_from_argv(train_args(finished_run, data_dir))
     before = folder_state(finished_run)
     lines = (data_dir / "samples.csv").read_text().splitlines()
     lines[1] = lines[1].replace(",1,positive,", ",2,surprise,")  # casme2/sub01_EP02_01f relabelled
@@ -180,13 +193,29 @@ def test_the_trainer_command_reports_a_user_error_in_one_line(tmp_path, capsys):
     assert err == "hf-mmmer train: error: --epochs must be a positive integer, got 0\n"
 
 
-def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch, data_dir):
-    def bug(*args):
-        raise KeyError("a bug, not a user error")
+def raise_from(error):
+    """A dataset loader that fails as `datasets` reports a builder's error: wrapped, with the cause chained."""
 
-    monkeypatch.setattr(experiment, "load_dataset_for", bug)
-    with pytest.raises(KeyError):
-        command(["train", *train_args(tmp_path / "run", data_dir)])
+    def load(*args):
+        try:
+            raise error
+        except Exception as cause:
+            raise DatasetGenerationError("An error occurred while generating the dataset") from cause
+
+    return load
+
+
+def test_a_builders_refusal_wrapped_by_datasets_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(experiment, "load_dataset_for", raise_from(ValueError("sample sub01_a: flow has 1 channel")))
+    assert command(["train", *train_args(tmp_path / "run", tmp_path / "data")]) == 1
+    assert capsys.readouterr().err == "hf-mmmer train: error: sample sub01_a: flow has 1 channel\n"
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiment, "load_dataset_for", raise_from(KeyError("a bug, not a user error")))
+    with pytest.raises(DatasetGenerationError) as raised:
+        command(["train", *train_args(tmp_path / "run", tmp_path / "data")])
+    assert isinstance(raised.value.__cause__, KeyError)
 
 
 def test_every_file_of_a_run_is_owned_and_readable_like_the_users(tmp_path, data_dir):

@@ -4,11 +4,14 @@ The package signals a problem with what the user gave it (an argument, a file, a
 raising one of the standard exceptions in `USER_ERRORS`, with a message that names the field, file or
 sample; library code everywhere already does, so no package-specific exception type is needed. The
 commands (`hf-mmmer ...`, `examples/train.py`) catch exactly these at their boundary and print the
-message alone. Anything else is a bug and keeps its traceback. Malformed command lines are argparse's
+message alone (a user error that `datasets` wrapped while building a dataset is unwrapped first).
+Anything else is a bug and keeps its traceback. Malformed command lines are argparse's
 (usage line and exit status 2).
 """
 
 import sys
+
+from datasets.exceptions import DatasetGenerationError
 
 USER_ERRORS = (
     ValueError,  # a bad value: argument, config field, sample, label
@@ -21,11 +24,20 @@ USER_ERRORS = (
 )
 
 
+def user_error(error: BaseException):
+    """The user error `error` is, or that `datasets` wrapped in it (a builder's refusal of a sample); else None."""
+    while isinstance(error, DatasetGenerationError):
+        error = error.__cause__
+    return error if isinstance(error, USER_ERRORS) else None
+
+
 def exit_status(command: str, run, *args) -> int:
     """Call `run(*args)`; return 0, or print a user error as `command: error: message` and return 1."""
     try:
         run(*args)
-    except USER_ERRORS as error:
-        print(f"{command}: error: {' '.join(str(error).split())}", file=sys.stderr)
+    except (*USER_ERRORS, DatasetGenerationError) as error:
+        if user_error(error) is None:
+            raise
+        print(f"{command}: error: {' '.join(str(user_error(error)).split())}", file=sys.stderr)
         return 1
     return 0
