@@ -321,3 +321,16 @@ def test_json_output_never_prints_nan(capsys, monkeypatch, frames):
     monkeypatch.setattr("hf_mmmer.cli.load_pipeline", lambda model: lambda sample, **options: broken)
     code, out, err = predict(capsys, "model", frames / "onset.png", frames / "apex.png", "--json")
     assert code == 1 and out == "" and "non-finite numbers (predictions[0].score)" in err
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["evaluate", "--model", "m", "--dataset", "synthetic", "--batch_size", "0"], "--batch_size"),
+    (["evaluate", "--model", "m", "--dataset", "synthetic", "--num_subjects", "-1"], "--num_subjects"),
+    (["predict", "--model", "m", "clip.avi", "--top_k", "0"], "--top_k"),
+    (["predict", "--model", "m", "clip.avi", "--num_threads", "-2"], "--num_threads"),
+])
+def test_counts_of_zero_or_less_are_usage_errors(capsys, argv, option):
+    with pytest.raises(SystemExit) as exit_info:
+        command(argv)
+    assert exit_info.value.code == 2
+    assert f"argument {option}: must be a positive integer" in capsys.readouterr().err

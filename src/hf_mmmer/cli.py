@@ -155,8 +155,15 @@ def evaluate(args, parser) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """argparse type of counts and sizes: a 0 or a negative would fail later, deep inside the work."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
 def add_threads_argument(parser: argparse.ArgumentParser):
-    parser.add_argument("--num_threads", type=int, help="torch threads (default: one per core); 1 is much faster on "
+    parser.add_argument("--num_threads", type=positive_int, help="torch threads (default: one per core); 1 is much faster on "
                         "a machine busy with other jobs (benchmarks/RESULTS.md)")
 
 
@@ -189,7 +196,7 @@ def build_command_parser() -> argparse.ArgumentParser:
                                 "importance maps drawn over it to this PNG file (never over an input)")
     predict_parser.add_argument("--overwrite", action="store_true", help="replace an existing --heatmap file")
     predict_parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    predict_parser.add_argument("--top_k", type=int, help="print only the K best classes (default: all)")
+    predict_parser.add_argument("--top_k", type=positive_int, help="print only the K best classes (default: all)")
     face_crop = predict_parser.add_mutually_exclusive_group()
     face_crop.add_argument("--face_crop", dest="face_crop", action="store_const", const=True,
                            help="crop the face (Haar cascade, found on the onset) before the flow")
@@ -223,11 +230,11 @@ def build_command_parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --output_dir, "
                                  "replacing its metrics.json and predictions.csv")
     evaluate_parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate_parser.add_argument("--batch_size", type=int, default=256, help="samples per forward pass (default 256)")
+    evaluate_parser.add_argument("--batch_size", type=positive_int, default=256, help="samples per forward pass (default 256)")
     evaluate_parser.add_argument("--cache_dir", help="cache of prepared datasets")
     synthetic = evaluate_parser.add_argument_group("synthetic dataset")
-    synthetic.add_argument("--num_subjects", type=int, default=8, help="number of subjects (default 8)")
-    synthetic.add_argument("--samples_per_subject", type=int, default=24, help="clips per subject (default 24)")
+    synthetic.add_argument("--num_subjects", type=positive_int, default=8, help="number of subjects (default 8)")
+    synthetic.add_argument("--samples_per_subject", type=positive_int, default=24, help="clips per subject (default 24)")
     synthetic.add_argument("--seed", type=int, default=0, help="seed of the rendered clips (default 0)")
     add_threads_argument(evaluate_parser)
     evaluate_parser.set_defaults(run=evaluate)
