@@ -319,8 +319,23 @@ def test_heatmap_replaces_an_existing_file_only_with_consent(capsys, model_dir, 
 def test_json_output_never_prints_nan(capsys, monkeypatch, frames):
     broken = {"predictions": [{"label": "negative", "score": float("nan")}], "apex_index": None, "face_crop": "off"}
     monkeypatch.setattr("hf_mmmer.cli.load_pipeline", lambda model: lambda sample, **options: broken)
-    code, out, err = predict(capsys, "model", frames / "onset.png", frames / "apex.png", "--json")
+    code, out, err = predict(capsys, "model", frames / "onset.png", frames / "apex.png", "--json", "--heatmap",
+                             frames.parent / "heat.png")
     assert code == 1 and out == "" and "non-finite numbers (predictions[0].score)" in err
+    assert not (frames.parent / "heat.png").exists()
+
+
+def test_a_run_of_an_older_version_is_neither_replaced_nor_evaluated_into(tmp_path, capsys, model_dir):
+    old = tmp_path / "old_run"
+    old.mkdir()
+    (old / "run_args.json").write_text("{}")
+    (old / "metrics.json").write_text("{}")
+    before = folder_state(old)
+    with pytest.raises(FileExistsError, match="holds a run of an older hf-mmmer"):
+        run_folder.place_run(old, resume=False, overwrite=True)
+    code, err = evaluate(capsys, model_dir, old, "--overwrite")
+    assert code == 1 and "holds a training run" in err
+    assert folder_state(old) == before
 
 
 @pytest.mark.parametrize("argv, option", [

@@ -104,14 +104,13 @@ def predict(args, parser) -> int:
     if args.apex_spotting is not None:
         options["apex_spotting"] = args.apex_spotting
     result = classify(sample, **options)
+    report = {"input": description, **{key: result[key] for key in ("predictions", "apex_index", "face_crop")}}
+    check_finite(report)
     if args.heatmap is not None:
         from .visualization import save_heatmap
 
         save_heatmap(result, args.heatmap)
-    report = {"input": description, **{key: result[key] for key in ("predictions", "apex_index", "face_crop")}}
-    if args.heatmap is not None:
         report["heatmap"] = args.heatmap
-    check_finite(report)
     if args.json:
         print(json.dumps(report, indent=2, allow_nan=False))
         return 0
