@@ -143,6 +143,7 @@ def folder_state_of(files: dict) -> dict:
     (["--config_overrides", "hidden_size=0"], "--config_overrides: hidden_size must be a positive integer, got 0"),
     (["--resume"], "--resume continues the run in --output_dir and --overwrite replaces it"),
     (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
+    (["--dataset", "synthetic", "--num_subjects", "0"], "--num_subjects must be a positive integer, got 0"),
 ])
 def test_bad_arguments_are_refused_before_any_data_is_read(tmp_path, monkeypatch, bad, message):
     monkeypatch.setattr(experiment, "load_dataset_for", lambda *a: pytest.fail("data were read"))
