@@ -350,3 +350,12 @@ def test_counts_of_zero_or_less_are_usage_errors(capsys, argv, option):
         command(argv)
     assert exit_info.value.code == 2
     assert f"argument {option}: must be a positive integer" in capsys.readouterr().err
+
+
+def test_a_model_folder_without_weights_is_one_line(capsys, tmp_path, model_dir):
+    empty = tmp_path / "model"
+    shutil.copytree(model_dir, empty)
+    (empty / "model.safetensors").unlink()
+    code = command(["predict", "--model", str(empty), str(tmp_path / "clip.avi")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "model.safetensors" in err and str(empty) in err

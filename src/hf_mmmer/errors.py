@@ -16,11 +16,9 @@ from datasets.exceptions import DatasetGenerationError
 USER_ERRORS = (
     ValueError,  # a bad value: argument, config field, sample, label
     TypeError,  # a value of the wrong type, e.g. a config field
-    FileNotFoundError,
-    FileExistsError,  # an output that exists and may not be replaced without consent
-    NotADirectoryError,
-    IsADirectoryError,
-    PermissionError,
+    # A missing, misplaced or unreadable file or folder, an output that may not be replaced without consent
+    # (FileExistsError), a full disk; transformers reports a model folder without weights this way too.
+    OSError,
 )
 
 
