@@ -23,13 +23,15 @@ from hf_mmmer.training import experiment, run_folder
 from hf_mmmer.training.cli import train_from_argv
 from hf_mmmer.training.reporting import write_atomically
 
-TINY = "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,texture_image_size=28,texture_patch_sizes=[14],flow_patch_sizes=[7,14]"
+TINY = ("hidden_size=16,num_hidden_layers=1,num_attention_heads=2,texture_image_size=28,texture_patch_sizes=[14],"
+        "flow_patch_sizes=[7,14]")
 
 
 def train_args(output, data_dir, *extra):
     """A one-epoch, one-fold run on a precomputed folder (8 samples): seconds on one CPU core."""
-    return ["--dataset", "precomputed", "--data_dir", str(data_dir), "--cache_dir", str(Path(data_dir).parent / "cache"),
-            "--epochs", "1", "--batch_size", "4", "--folds", "1", "--final_model", "false",
+    return ["--dataset", "precomputed", "--data_dir", str(data_dir),
+            "--cache_dir", str(Path(data_dir).parent / "cache"), "--epochs", "1", "--batch_size", "4", "--folds", "1",
+            "--final_model", "false",
             "--config_overrides", TINY, "--num_threads", "1", "--output_dir", str(output), *extra]
 
 
@@ -126,14 +128,11 @@ def test_a_file_that_appears_in_the_replaced_run_is_kept_and_named(tmp_path, cap
     (output / "late_notes.txt").write_text("written during the run")
     run_folder.finish_run(placement)
     assert json.loads((output / "run_args.json").read_text()) == {"seed": 1}
-    assert folder_state(run_folder.replaced_folder(output)) == folder_state_of({"late_notes.txt": "written during the run"})
+    kept = folder_state(run_folder.replaced_folder(output))
+    assert kept == {"late_notes.txt": hashlib.sha256(b"written during the run").hexdigest()}
     assert "late_notes.txt" in caplog.text
     with pytest.raises(FileExistsError, match=r"\.run\.replaced holds what was left"):
         run_folder.place_run(output, resume=False, overwrite=True)
-
-
-def folder_state_of(files: dict) -> dict:
-    return {name: hashlib.sha256(text.encode()).hexdigest() for name, text in files.items()}
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -162,7 +162,8 @@ def positive_int(text: str) -> int:
 
 
 def add_threads_argument(parser: argparse.ArgumentParser):
-    parser.add_argument("--num_threads", type=positive_int, help="torch threads (default: one per core); 1 is much faster on "
+    parser.add_argument("--num_threads", type=positive_int,
+                        help="torch threads (default: one per core); 1 is much faster on "
                         "a machine busy with other jobs (benchmarks/RESULTS.md)")
 
 
@@ -229,11 +230,13 @@ def build_command_parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --output_dir, "
                                  "replacing its metrics.json and predictions.csv")
     evaluate_parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate_parser.add_argument("--batch_size", type=positive_int, default=256, help="samples per forward pass (default 256)")
+    evaluate_parser.add_argument("--batch_size", type=positive_int, default=256,
+                                 help="samples per forward pass (default 256)")
     evaluate_parser.add_argument("--cache_dir", help="cache of prepared datasets")
     synthetic = evaluate_parser.add_argument_group("synthetic dataset")
     synthetic.add_argument("--num_subjects", type=positive_int, default=8, help="number of subjects (default 8)")
-    synthetic.add_argument("--samples_per_subject", type=positive_int, default=24, help="clips per subject (default 24)")
+    synthetic.add_argument("--samples_per_subject", type=positive_int, default=24,
+                           help="clips per subject (default 24)")
     synthetic.add_argument("--seed", type=int, default=0, help="seed of the rendered clips (default 0)")
     add_threads_argument(evaluate_parser)
     evaluate_parser.set_defaults(run=evaluate)

@@ -13,7 +13,8 @@ from transformers import HfArgumentParser
 from ..errors import exit_status
 from .arguments import DataArguments, ExperimentArguments
 
-DESCRIPTION = "Leave-one-subject-out (or holdout) training and evaluation of MMMER; every artifact goes to --output_dir."
+DESCRIPTION = ("Leave-one-subject-out (or holdout) training and evaluation of MMMER; every artifact goes to "
+               "--output_dir.")
 
 
 def build_trainer_parser(**kwargs) -> HfArgumentParser:

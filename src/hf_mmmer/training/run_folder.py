@@ -111,8 +111,8 @@ def place_run(output_dir, resume: bool, overwrite: bool) -> RunPlacement:
                               "replace it")
     foreign = foreign_files(output_dir, owned)
     if foreign:
-        raise FileExistsError(f"--overwrite refused: {output_dir} holds files the run did not write ({_named(foreign)}); "
-                              "move them out first")
+        raise FileExistsError(f"--overwrite refused: {output_dir} holds files the run did not write "
+                              f"({_named(foreign)}); move them out first")
     staging = staging_folder(output_dir)
     if not _is_empty(staging) and foreign_files(staging, read_manifest(staging) or set()):
         raise FileExistsError(f"{staging} (where --overwrite builds the new run) holds files hf-mmmer did not write; "
