@@ -148,7 +148,7 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
     recipe = FoldRecipe.from_arguments(args)
     folds = plan_folds(data, args)
     signature, fingerprint = run_signature(data_args, args), data_fingerprint(data)
-    output_dir = placement.work_dir
+    output_dir = placement.work_dir  # a hidden sibling while the run replaces another, swapped in at the end
     if args.resume and (output_dir / RUN_ARGS_FILE).is_file():
         check_resumable(output_dir, signature, fingerprint)
     accelerator.wait_for_everyone()  # every process has checked the folder before the main one writes to it
