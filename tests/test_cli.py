@@ -103,7 +103,7 @@ def test_help_of_each_command(capsys, command, expected):
 
 def test_train_hands_every_argument_to_the_trainer(monkeypatch):
     received = []
-    monkeypatch.setattr("hf_mmmer.training.cli.main", lambda argv, prog: received.append((argv, prog)))
+    monkeypatch.setattr("hf_mmmer.training.cli.train_command", lambda argv, prog: received.append((argv, prog)) or 0)
     assert main(["train", "--dataset", "synthetic", "--epochs", "2"]) == 0
     assert received == [(["--dataset", "synthetic", "--epochs", "2"], "hf-mmmer train")]
 

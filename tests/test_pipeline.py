@@ -213,7 +213,7 @@ def test_saved_directory_declares_the_pipeline(model_dir):
 @pytest.fixture(scope="module")
 def trained_model_dir(tmp_path_factory):
     """A model saved by the trainer (the command of examples/train.py, in-process to save start-up time)."""
-    from hf_mmmer.training.cli import main as train
+    from hf_mmmer.training.cli import train_from_argv as train
 
     output = tmp_path_factory.mktemp("run")
     train(["--dataset", "synthetic", "--num_subjects", "3", "--samples_per_subject", "6", "--epochs", "1",
