@@ -8,10 +8,12 @@
 Plain `python` runs on one CPU process with no accelerate config. `accelerate launch` (after
 `accelerate config default`) or `ACCELERATE_USE_CPU=true torchrun --nproc_per_node N` shards the
 folds over N processes. Writes predictions.csv, metrics.json, results.md, confusion_matrix.png,
-training_curves.png and final_model/ to --output_dir.
+training_curves.png and final_model/ to --output_dir. A refused input is one line on stderr, exit 1.
 """
 
-from hf_mmmer.training.cli import main
+import sys
+
+from hf_mmmer.training.cli import train_command
 
 if __name__ == "__main__":
-    main()
+    sys.exit(train_command())

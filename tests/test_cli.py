@@ -50,9 +50,10 @@ def test_predict_on_a_frame_folder_with_heatmap(capsys, model_dir, clip_files, t
     image = cv2.imread(str(heatmap))
     assert image.shape == (256, 2 * 256, 3)  # plain face and motion importance (the default view)
     assert np.abs(image[64:, 256:].astype(int) - image[64:, :256]).mean() > 5
-    code, _, _ = run(capsys, "predict", "--model", model_dir, clip_files["folder"], "--heatmap", heatmap,
+    attention = tmp_path / "attention.png"
+    code, _, _ = run(capsys, "predict", "--model", model_dir, clip_files["folder"], "--heatmap", attention,
                      "--heatmap_view", "attention")
-    assert code == 0 and cv2.imread(str(heatmap)).shape == (256, 3 * 256, 3)  # motion and texture attention
+    assert code == 0 and cv2.imread(str(attention)).shape == (256, 3 * 256, 3)  # motion and texture attention
 
 
 def test_predict_on_onset_apex_and_on_precomputed_flow(capsys, model_dir, clip_files, tmp_path):
@@ -77,6 +78,8 @@ def test_predict_reports_bad_input_in_one_line(capsys, model_dir, clip_files, tm
     code, _, err = run(capsys, "predict", "--model", incomplete, clip_files["folder"])
     assert code == 1 and "has no preprocessor_config.json" in err
     code, _, err = run(capsys, "predict", "--model", tmp_path / "nowhere", clip_files["folder"])
+    assert code == 1 and f"no model folder at {tmp_path / 'nowhere'}" in err
+    code, _, err = run(capsys, "predict", "--model", tmp_path, clip_files["folder"])
     assert code == 1 and "no config.json" in err
 
 
@@ -104,7 +107,7 @@ def test_help_of_each_command(capsys, command, expected):
 
 def test_train_hands_every_argument_to_the_trainer(monkeypatch):
     received = []
-    monkeypatch.setattr("hf_mmmer.training.cli.main", lambda argv, prog: received.append((argv, prog)))
+    monkeypatch.setattr("hf_mmmer.training.cli.train_command", lambda argv, prog: received.append((argv, prog)) or 0)
     assert main(["train", "--dataset", "synthetic", "--epochs", "2"]) == 0
     assert received == [(["--dataset", "synthetic", "--epochs", "2"], "hf-mmmer train")]
 

@@ -144,3 +144,59 @@ def precomputed_tree(root: Path, rows=PRECOMPUTED_ROWS, header=PRECOMPUTED_HEADE
     root.mkdir(parents=True, exist_ok=True)
     (root / "samples.csv").write_text("\n".join(lines) + "\n")
     return root
+
+
+HTNET_HEADER = "dataset,sub,filename_o,label,apex,imagename,sub_filename"
+# (dataset, sub cell, filename_o, label, imagename): two subjects of each source, as the public table spells
+# them (SMIC's image names keep the unpadded subject)
+HTNET_ROWS = [
+    ("casme2", "sub01", "EP02_01f", 1, "sub01_EP02_01f.jpg"),
+    ("casme2", "sub01", "EP19_05f", 0, "sub01_EP19_05f.jpg"),
+    ("casme2", "sub02", "EP11_01", 2, "sub02_EP11_01.jpg"),
+    ("smic", "s01", "s01_ne_01", 0, "s01_s1_ne_01.jpg"),
+    ("smic", "s03", "s03_po_01", 1, "s03_s3_po_01.jpg"),
+    ("smic", "s03", "s03_sur_02", 2, "s03_s3_sur_02.jpg"),
+    ("samm", "006", "006_1_2", 0, "006_006_1_2.jpg"),
+    ("samm", "007", "007_6_1", 1, "007_007_6_1.jpg"),
+    ("samm", "007", "007_7_1", 2, "007_007_7_1.jpg"),
+]
+HTNET_SUBJECTS = {"casme2/sub01", "casme2/sub02", "smic/s01", "smic/s03", "samm/006", "samm/007"}
+
+
+def write_flow_map(path: Path, seed: int, channels: int = 3):
+    """A 28x28 u/v/strain map with its own pixels (the public maps have a space before `.png`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shape = (28, 28, channels) if channels > 1 else (28, 28)
+    cv2.imwrite(str(path), np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8))
+
+
+def htnet_tree(root: Path, rows=HTNET_ROWS, header=HTNET_HEADER, csv_lines=None) -> Path:
+    """A clone of HTNet: the label table (cells padded with spaces, as exports leave them), maps, apex faces."""
+    root.mkdir(parents=True, exist_ok=True)
+    lines = csv_lines or [header] + [f"{d}, {sub} ,{clip},{label},,{image}," for d, sub, clip, label, image in rows]
+    (root / "combined_3_class2_for_optical_flow.csv").write_text("\n".join(lines) + "\n")
+    for seed, (_, sub, clip, _, image) in enumerate(rows):
+        write_flow_map(root / "datasets" / "STSNet_whole_norm_u_v_os" / f"{sub}_{clip} .png", seed)
+        write_image(root / "datasets" / "combined_datasets_whole" / image, 32)
+    return root
+
+
+# (subject folder, sample id, label folder)
+STSTNET_SAMPLES = [
+    ("sub01", "sub01_EP02_01f", "1"),
+    ("sub01", "sub01_EP19_05f", "0"),
+    ("sub02", "sub02_EP11_01", "2"),
+    ("s01", "s01_s01_ne_01", "0"),
+    ("s03", "s03_s03_sur_02", "2"),
+    ("006", "006_006_1_2", "0"),
+    ("007", "007_007_6_1", "1"),
+]
+
+
+def ststnet_tree(root: Path, samples=STSTNET_SAMPLES) -> Path:
+    """Per-subject LOSO folders: each subject's maps under its u_test, everyone else's under its u_train."""
+    for seed, (subject, sample_id, label) in enumerate(samples):
+        for folder, _, _ in samples:
+            split = "u_test" if folder == subject else "u_train"
+            write_flow_map(root / folder / split / label / f"{sample_id} .png", seed)
+    return root

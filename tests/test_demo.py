@@ -100,6 +100,8 @@ def test_spotting_timeline_draws_each_interval():
 
 def test_demo_command_reports_a_wrong_model_folder_and_a_missing_gradio(capsys, tmp_path, monkeypatch):
     assert main(["demo", "--model", str(tmp_path / "nowhere")]) == 1
+    assert "no model folder at" in capsys.readouterr().err
+    assert main(["demo", "--model", str(tmp_path)]) == 1  # a folder, but not a saved model
     assert "no config.json" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "gradio", None)  # as if Gradio were not installed: find_spec says None
     monkeypatch.delitem(sys.modules, "hf_mmmer.demo.app")  # so that the command imports it anew
@@ -115,7 +117,7 @@ def test_export_space_refuses_a_non_empty_folder_and_a_wrong_model(model_dir, tm
     with pytest.raises(ValueError, match="not an empty folder"):
         export_space(model_dir, occupied)
     assert [p.name for p in occupied.iterdir()] == ["notes.txt"]
-    with pytest.raises(FileNotFoundError, match="no config.json"):
+    with pytest.raises(FileNotFoundError, match="no model folder"):
         export_space(tmp_path / "nowhere", tmp_path / "space")
     assert not (tmp_path / "space").exists()
 

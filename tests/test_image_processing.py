@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from hf_mmmer import MMMERImageProcessor
+from hf_mmmer import MMMERConfig, MMMERForMicroExpressionClassification, MMMERImageProcessor
 from hf_mmmer.image_processing_mmmer import load_clip
 
 
@@ -17,10 +17,10 @@ SIZE = 64
 
 
 def textured_frame(seed: int = 0, size: int = SIZE) -> np.ndarray:
-    """Smooth random texture, float32 0..255 (no face: tests that need none turn the face crop off)."""
+    """Smooth random texture, uint8 (no face: tests that need none turn the face crop off)."""
     noise = np.random.default_rng(seed).random((size, size)).astype(np.float32)
     texture = cv2.GaussianBlur(noise, (0, 0), 2.0)
-    return 255 * (texture - texture.min()) / (texture.max() - texture.min())
+    return (255 * (texture - texture.min()) / (texture.max() - texture.min())).round().astype(np.uint8)
 
 
 def bump(size: int = SIZE, sigma: float = 0.12) -> np.ndarray:
@@ -39,7 +39,7 @@ def moved(frame: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 def shifted_pair(amplitude: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
     """Onset and apex where a central region moved right by `amplitude` px."""
     frame = textured_frame()
-    return frame.round().astype(np.uint8), moved(frame, amplitude * bump(), np.zeros((SIZE, SIZE), np.float32))
+    return frame, moved(frame, amplitude * bump(), np.zeros((SIZE, SIZE), np.float32))
 
 
 def clip_with_peak(peak: int, length: int = 8) -> list[np.ndarray]:
@@ -69,7 +69,7 @@ def test_pair_gives_model_inputs_of_configured_shapes(no_crop):
     onset, apex = shifted_pair()
     out = no_crop(onset=onset, apex=apex, return_tensors="pt")
     assert out["flow_values"].shape == (1, 3, 28, 28) and out["flow_values"].dtype == torch.float32
-    assert out["texture_values"].shape == (1, 1, 112, 112) and out["texture_values"].dtype == torch.float32
+    assert out["texture_values"].shape == (1, 1, 56, 56) and out["texture_values"].dtype == torch.float32
     assert out["apex_index"] == [-1] and out["face_crop"] == ["off"]
 
 
@@ -137,7 +137,7 @@ def test_paths_pil_images_uint8_and_float_frames_agree(no_crop, tmp_path):
     outputs = [
         no_crop(onset=onset, apex=apex),
         no_crop(onset=onset / 255.0, apex=apex / 255.0),
-        no_crop(onset=onset.astype(np.float32), apex=apex.astype(np.float32)),
+        no_crop(onset=(onset / 255.0).astype(np.float32), apex=(apex / 255.0).astype(np.float32)),
         no_crop(onset=Image.fromarray(onset), apex=Image.fromarray(apex)),
         no_crop(onset=str(tmp_path / "onset.png"), apex=tmp_path / "apex.png"),
     ]
@@ -209,7 +209,7 @@ def test_per_call_overrides_do_not_change_the_processor(no_crop):
 
 def test_face_crop_finds_the_astronaut_and_reuses_the_box_on_the_apex(astronaut_pair):
     onset, apex = astronaut_pair
-    processor = MMMERImageProcessor(texture_channels=3)
+    processor = MMMERImageProcessor(texture_channels=3, do_crop_face=True)
     out = processor(onset=onset, apex=apex)
     assert out["face_crop"] == ["face"]
     full = processor(onset=onset, apex=apex, do_crop_face=False)
@@ -223,7 +223,7 @@ def test_face_alignment_runs_on_a_tilted_face(astronaut_pair):
     onset, apex = astronaut_pair
     rotation = cv2.getRotationMatrix2D((112, 57), 10, 1.0)
     tilted = [cv2.warpAffine(frame, rotation, (256, 256), borderMode=cv2.BORDER_REFLECT) for frame in (onset, apex)]
-    processor = MMMERImageProcessor(do_align_face=True)
+    processor = MMMERImageProcessor(do_crop_face=True, do_align_face=True)
     out = processor(onset=tilted[0], apex=tilted[1])
     assert out["face_crop"] == ["face"] and np.isfinite(out["flow_values"]).all()
 
@@ -231,8 +231,8 @@ def test_face_alignment_runs_on_a_tilted_face(astronaut_pair):
 def test_no_face_raises_by_default_and_full_frame_is_recorded():
     onset, apex = shifted_pair()
     with pytest.raises(ValueError, match=r"No face found in onset\[0\].*on_no_face='full_frame'"):
-        MMMERImageProcessor()(onset=[onset, onset], apex=[apex, apex])
-    out = MMMERImageProcessor(on_no_face="full_frame")(onset=onset, apex=apex)
+        MMMERImageProcessor(do_crop_face=True)(onset=[onset, onset], apex=[apex, apex])
+    out = MMMERImageProcessor(do_crop_face=True, on_no_face="full_frame")(onset=onset, apex=apex)
     assert out["face_crop"] == ["full_frame"]
 
 
@@ -259,7 +259,7 @@ def test_clip_frames_of_different_sizes(no_crop):
 
 
 def test_missing_files_folders_and_videos(no_crop, tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"apex: no such file .*missing\.png"):
+    with pytest.raises(FileNotFoundError, match=r"apex \(.*missing\.png\): no such file"):
         no_crop(onset=textured_frame(), apex=str(tmp_path / "missing.png"))
     with pytest.raises(FileNotFoundError, match="frames: no such folder"):
         no_crop(frames=str(tmp_path / "nowhere"))
@@ -270,7 +270,7 @@ def test_missing_files_folders_and_videos(no_crop, tmp_path):
 def test_unreadable_image_and_video_files(no_crop, tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not an image")
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
-    with pytest.raises(ValueError, match=r"onset: cannot read .*broken\.png"):
+    with pytest.raises(ValueError, match=r"onset \(.*broken\.png\): cannot read it as an image"):
         no_crop(onset=str(tmp_path / "broken.png"), apex=textured_frame())
     with pytest.raises(ValueError, match=r"video: cannot read any frame from .*broken\.mp4"):
         no_crop(video=str(tmp_path / "broken.mp4"))
@@ -278,12 +278,12 @@ def test_unreadable_image_and_video_files(no_crop, tmp_path):
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_nan_and_inf_values(no_crop, bad):
-    apex = textured_frame()
+    apex = textured_frame() / 255.0
     apex[3, 4] = bad
     with pytest.raises(ValueError, match=r"apex\[0\] contains NaN or inf"):
         no_crop(onset=[textured_frame()], apex=[apex])
     with pytest.raises(ValueError, match="flow contains NaN or inf"):
-        no_crop(flow=np.dstack([apex / 255] * 3), apex=textured_frame())
+        no_crop(flow=np.dstack([apex] * 3), apex=textured_frame())
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (28, 28, 2), (28, 28, 4)])
@@ -335,7 +335,9 @@ def test_unknown_flow_method_and_other_bad_settings():
 def test_save_and_load_in_a_fresh_process_gives_identical_outputs(astronaut_pair, tmp_path, fresh_python):
     onset, apex = astronaut_pair
     clip = np.stack(clip_with_peak(3))
-    processor = MMMERImageProcessor(texture_channels=3, flow_method="farneback", on_no_face="full_frame")
+    processor = MMMERImageProcessor(
+        texture_channels=3, do_crop_face=True, flow_method="farneback", on_no_face="full_frame"
+    )
     processor.save_pretrained(tmp_path / "saved")
     config = json.loads((tmp_path / "saved" / "preprocessor_config.json").read_text())
     assert config["auto_map"] == {"AutoImageProcessor": "image_processing_mmmer.MMMERImageProcessor"}
@@ -368,3 +370,29 @@ def test_save_and_load_in_a_fresh_process_gives_identical_outputs(astronaut_pair
     assert np.array_equal(loaded["texture"], here["texture_values"])
     assert np.array_equal(loaded["clip_flow"], here_clip["flow_values"])
     assert list(loaded["apex_index"]) == here_clip["apex_index"] == [3]
+
+
+# Agreement with the model
+
+
+@pytest.mark.parametrize("modalities", [["flow"], ["texture"], ["flow", "texture"]])
+def test_the_default_processor_feeds_every_default_model(modalities):
+    model = MMMERForMicroExpressionClassification(MMMERConfig(modalities=modalities)).eval()
+    onset, apex = shifted_pair()
+    out = MMMERImageProcessor()(onset=onset, apex=apex, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(flow_values=out["flow_values"], texture_values=out["texture_values"]).logits
+    assert logits.shape == (1, 3)
+    MMMERImageProcessor().check_matches(model.config)
+
+
+def test_from_config_matches_any_config_and_mismatches_name_the_file():
+    config = MMMERConfig(modalities=["flow", "texture"], flow_image_size=14, flow_patch_sizes=[7],
+                         texture_image_size=28, texture_patch_sizes=[14], texture_channels=3)
+    processor = MMMERImageProcessor.from_config(config, do_crop_face=True)
+    assert (processor.flow_size, processor.texture_size, processor.texture_channels) == (14, 28, 3)
+    assert processor.do_crop_face
+    with pytest.raises(ValueError, match=r"preprocessor_config.json\) makes flow inputs of 28x28 .*expects 14x14"):
+        MMMERImageProcessor().check_matches(config)
+    with pytest.raises(ValueError, match=r"makes texture inputs of 28x28 pixels with 1 channel\(s\).*expects 28x28 with 3"):
+        MMMERImageProcessor.from_config(config, texture_channels=1)

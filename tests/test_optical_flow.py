@@ -109,7 +109,7 @@ def test_missing_tvl1_says_opencv_contrib_is_needed(monkeypatch):
 
 def test_flow_frames_of_different_sizes_are_rejected():
     with pytest.raises(ValueError, match="one size"):
-        compute_flow(np.zeros((8, 8), np.uint8), np.zeros((8, 9), np.uint8), DEFAULT_FLOW_METHOD)
+        compute_flow(np.zeros((16, 16), np.uint8), np.zeros((16, 17), np.uint8), DEFAULT_FLOW_METHOD)
 
 
 def synthetic_clip(peak: int, length: int = 9) -> list[np.ndarray]:

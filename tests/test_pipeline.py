@@ -51,8 +51,8 @@ def write_video(frames, path):
 
 
 def tiny_processor() -> MMMERImageProcessor:
-    """Matches `tiny_config` (28x28 flow and texture); face crop off since the test texture has no face."""
-    return MMMERImageProcessor(flow_size=28, texture_size=28, do_crop_face=False)
+    """The processor of `tiny_config` (28x28 flow and texture); face crop off, the default: the texture has no face."""
+    return MMMERImageProcessor.from_config(tiny_config())
 
 
 def save_tiny_model(directory, **config_overrides):
@@ -259,7 +259,7 @@ def test_saved_directory_declares_the_pipeline(model_dir):
 @pytest.fixture(scope="module")
 def trained_model_dir(tmp_path_factory):
     """A model saved by the trainer (the command of examples/train.py, in-process to save start-up time)."""
-    from hf_mmmer.training.cli import main as train
+    from hf_mmmer.training.cli import train_from_argv as train
 
     output = tmp_path_factory.mktemp("run")
     train(["--dataset", "synthetic", "--num_subjects", "3", "--samples_per_subject", "6", "--epochs", "1",

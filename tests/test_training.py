@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hf_mmmer.training.cli import main as train_main
+from hf_mmmer.training.cli import train_from_argv as train_main
 from hub_server import LocalHub
 
 REPO = Path(__file__).resolve().parents[1]

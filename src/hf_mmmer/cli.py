@@ -2,26 +2,29 @@
 
 ```
 hf-mmmer predict --model DIR (--onset A --apex B | --flow F --apex B | FRAMES_DIR | VIDEO) [--heatmap out.png]
-                 [--heatmap_view {motion,attention}]
-                 [--json] [--top_k K] [--face_crop | --no_face_crop] [--apex_spotting {flow_magnitude,middle}]
-                 [--num_threads N]
+                 [--heatmap_view {motion,attention}] [--overwrite] [--json] [--top_k K] [--face_crop | --no_face_crop]
+                 [--apex_spotting {flow_magnitude,middle}] [--num_threads N]
 hf-mmmer train ...                      (the trainer's arguments; `hf-mmmer train --help`)
-hf-mmmer evaluate --model DIR --dataset NAME [--data_dir DIR] [--output_dir OUT] [--json] [--num_threads N]
+hf-mmmer evaluate --model DIR --dataset NAME [--data_dir DIR] [--output_dir OUT [--overwrite]] [--json]
+                  [--num_threads N]
 hf-mmmer demo --model DIR [--port P] [--host H]  |  hf-mmmer demo --model DIR --export_space OUT
 ```
 
 A saved model is loaded with this package's classes, not with the code files saved next to it, so the
-command never runs code from the directory it is pointed at (no `trust_remote_code`).
+command never runs code from the directory it is pointed at (no `trust_remote_code`). Bad input is one
+line on stderr and exit status 1 (`hf_mmmer.errors`); every output is checked before the work starts.
 """
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 import torch
 from transformers.utils import logging as transformers_logging
 
+from .errors import exit_status
 from .image_processing_mmmer import MMMERImageProcessor
 from .modeling_mmmer import MMMERForMicroExpressionClassification
 from .optical_flow import APEX_SPOTTING
@@ -29,13 +32,13 @@ from .pipeline_mmmer import PROCESSOR_FILE, MicroExpressionClassificationPipelin
 from .visualization import HEATMAP_VIEWS, save_heatmap
 
 PROG = "hf-mmmer"
-USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, TypeError)
-"""Errors caused by what the user passed: reported in one line, without a traceback."""
 
 
 def load_pipeline(model_dir) -> MicroExpressionClassificationPipeline:
     """A saved model directory (model, config and `preprocessor_config.json`) as a pipeline."""
     model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"no model folder at {model_dir}")
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a saved model directory: it has no config.json.")
     model = MMMERForMicroExpressionClassification.from_pretrained(model_dir)
@@ -58,8 +61,44 @@ def _sample(args, parser) -> tuple[object, str]:
     return args.input, args.input
 
 
+def check_heatmap_target(heatmap, inputs, overwrite: bool):
+    """Refuse a `--heatmap` path that is an input, lies inside an input folder, or exists without consent."""
+    target = Path(heatmap)
+    if target.suffix.lower() != ".png":
+        raise ValueError(f"--heatmap {heatmap} must name a .png file")
+    if target.is_dir():
+        raise IsADirectoryError(f"--heatmap {heatmap} is a folder; name a .png file")
+    for given in filter(None, inputs):
+        source = Path(given).resolve()
+        if target.resolve() == source or source in target.resolve().parents:
+            raise FileExistsError(f"--heatmap {heatmap} would write over or into the input {given}; name another file")
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"--heatmap {heatmap} exists; pass --overwrite to replace it")
+
+
+def non_finite_fields(value, path: str = "") -> list:
+    """Paths (`predictions[0].score`) of the NaN or infinite numbers in a nested result."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [path]
+    if isinstance(value, dict):
+        return [bad for key, item in value.items() for bad in non_finite_fields(item, f"{path}.{key}".lstrip("."))]
+    if isinstance(value, (list, tuple)):
+        return [bad for index, item in enumerate(value) for bad in non_finite_fields(item, f"{path}[{index}]")]
+    return []
+
+
+def check_finite(report: dict):
+    """Refuse to report NaN or infinite numbers: they are a broken model's, and not standard JSON."""
+    bad = non_finite_fields(report)
+    if bad:
+        raise ValueError(f"the result has non-finite numbers ({', '.join(bad[:3])}): the model's outputs are not "
+                         "finite, so there is nothing to report")
+
+
 def predict(args, parser) -> int:
     sample, description = _sample(args, parser)
+    if args.heatmap is not None:
+        check_heatmap_target(args.heatmap, [args.input, args.onset, args.flow, args.apex], args.overwrite)
     classify = load_pipeline(args.model)
     options = {"return_details": True, "return_importance": args.heatmap is not None}
     if args.top_k is not None:
@@ -69,13 +108,13 @@ def predict(args, parser) -> int:
     if args.apex_spotting is not None:
         options["apex_spotting"] = args.apex_spotting
     result = classify(sample, **options)
+    report = {"input": description, **{key: result[key] for key in ("predictions", "apex_index", "face_crop")}}
+    check_finite(report)
     if args.heatmap is not None:
         save_heatmap(result, args.heatmap, view=args.heatmap_view)
-    report = {"input": description, **{key: result[key] for key in ("predictions", "apex_index", "face_crop")}}
-    if args.heatmap is not None:
         report["heatmap"] = args.heatmap
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2, allow_nan=False))
         return 0
     apex = "" if report["apex_index"] is None else f" (apex spotted at frame {report['apex_index']})"
     print(f"{description}{apex}")
@@ -90,7 +129,10 @@ def evaluate(args, parser) -> int:
     from .training.arguments import DataArguments
     from .training.evaluation import evaluate_model, write_evaluation
     from .training.experiment import load_dataset_for
+    from .training.run_folder import check_evaluation_folder
 
+    if args.output_dir is not None:
+        check_evaluation_folder(args.output_dir, args.overwrite)
     data_args = DataArguments(
         dataset=args.dataset, data_dir=args.data_dir, dataset_config=args.dataset_config,
         num_subjects=args.num_subjects, samples_per_subject=args.samples_per_subject, cache_dir=args.cache_dir,
@@ -99,10 +141,11 @@ def evaluate(args, parser) -> int:
     dataset = load_dataset_for(data_args, args.seed)
     metrics, table = evaluate_model(classify.model, classify.image_processor, dataset, args.batch_size)
     metrics = {**metrics, "model": str(args.model), "dataset": args.dataset}
+    check_finite(metrics)
     if args.output_dir is not None:
         write_evaluation(metrics, table, args.output_dir)
     if args.json:
-        print(json.dumps(metrics, indent=2))
+        print(json.dumps(metrics, indent=2, allow_nan=False))
         return 0
     print(f"{args.model} on {args.dataset}:")
     print(f"  {'data':<16} {'n':>5} {'UF1':>7} {'UAR':>7} {'accuracy':>9}")
@@ -121,8 +164,7 @@ def demo(args, parser) -> int:
     except ModuleNotFoundError as error:
         if error.name != "gradio":
             raise
-        print(f"{PROG} demo: error: {error.msg}", file=sys.stderr)
-        return 1
+        raise OSError(error.msg) from error  # a missing optional extra: the user's to install, one line
     if args.export_space is not None:
         written = export_space(args.model, args.export_space)
         print(f"Space written to {written}: run `python app.py` there, or push the folder to a Gradio Space.")
@@ -131,16 +173,25 @@ def demo(args, parser) -> int:
     return 0
 
 
+def positive_int(text: str) -> int:
+    """argparse type of counts and sizes: a 0 or a negative would fail later, deep inside the work."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
 def add_threads_argument(parser: argparse.ArgumentParser):
-    parser.add_argument("--num_threads", type=int, help="torch threads (default: one per core); 1 is much faster on "
+    parser.add_argument("--num_threads", type=positive_int,
+                        help="torch threads (default: one per core); 1 is much faster on "
                         "a machine busy with other jobs (benchmarks/RESULTS.md)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_command_parser() -> argparse.ArgumentParser:
+    """The `hf-mmmer` parser with its subcommands (`train` only names itself: the trainer parses its own)."""
     from .training.arguments import DATASETS
 
     parser = argparse.ArgumentParser(
-        prog=PROG, description="Micro-expression recognition with MMMER: predict, train and evaluate.",
+        prog=PROG, description="Micro-expression recognition with MMMER: predict, train, evaluate and a web demo.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{predict,train,evaluate,demo}")
 
@@ -161,12 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict_parser.add_argument("--flow", help="precomputed flow image, channels u, v, strain in 0..255 (with --apex)")
     predict_parser.add_argument("--apex", help="apex frame image (with --onset), or the face crop of --flow")
     predict_parser.add_argument("--heatmap", metavar="PNG", help="write the apex face with an importance map drawn "
-                                "over it to this PNG file")
+                                "over it to this PNG file (never over an input)")
     predict_parser.add_argument("--heatmap_view", choices=list(HEATMAP_VIEWS), default="motion",
                                 help="what --heatmap draws: " + "; ".join(f"{name}: {text}" for name, text in
                                 HEATMAP_VIEWS.items()) + " (default: motion, the one that points at the moved region)")
+    predict_parser.add_argument("--overwrite", action="store_true", help="replace an existing --heatmap file")
     predict_parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    predict_parser.add_argument("--top_k", type=int, help="print only the K best classes (default: all)")
+    predict_parser.add_argument("--top_k", type=positive_int, help="print only the K best classes (default: all)")
     face_crop = predict_parser.add_mutually_exclusive_group()
     face_crop.add_argument("--face_crop", dest="face_crop", action="store_const", const=True,
                            help="crop the face (Haar cascade, found on the onset) before the flow")
@@ -195,13 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument("--dataset", required=True, choices=DATASETS, help="dataset to score on")
     evaluate_parser.add_argument("--data_dir", help="root of the dataset (every dataset but synthetic)")
     evaluate_parser.add_argument("--dataset_config", help="builder config, e.g. 3class")
-    evaluate_parser.add_argument("--output_dir", help="write metrics.json and predictions.csv here")
+    evaluate_parser.add_argument("--output_dir", help="write metrics.json and predictions.csv here (a new or empty "
+                                 "folder; never a training run's)")
+    evaluate_parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --output_dir, "
+                                 "replacing its metrics.json and predictions.csv")
     evaluate_parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate_parser.add_argument("--batch_size", type=int, default=256, help="samples per forward pass (default 256)")
+    evaluate_parser.add_argument("--batch_size", type=positive_int, default=256,
+                                 help="samples per forward pass (default 256)")
     evaluate_parser.add_argument("--cache_dir", help="cache of prepared datasets")
     synthetic = evaluate_parser.add_argument_group("synthetic dataset")
-    synthetic.add_argument("--num_subjects", type=int, default=8, help="number of subjects (default 8)")
-    synthetic.add_argument("--samples_per_subject", type=int, default=24, help="clips per subject (default 24)")
+    synthetic.add_argument("--num_subjects", type=positive_int, default=8, help="number of subjects (default 8)")
+    synthetic.add_argument("--samples_per_subject", type=positive_int, default=24,
+                           help="clips per subject (default 24)")
     synthetic.add_argument("--seed", type=int, default=0, help="seed of the rendered clips (default 0)")
     add_threads_argument(evaluate_parser)
     evaluate_parser.set_defaults(run=evaluate)
@@ -216,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo_parser.add_argument("--model", required=True, help="saved model directory")
-    demo_parser.add_argument("--port", type=int, help="port to serve on (default: Gradio's, 7860, or the next free)")
+    demo_parser.add_argument("--port", type=positive_int, help="port to serve on (default: Gradio's, 7860, or the next free)")
     demo_parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1, this "
                              "machine only; 0.0.0.0 for every network interface)")
     demo_parser.add_argument("--export_space", metavar="OUT", help="write a Hugging Face Space folder (app.py, "
@@ -227,26 +284,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """The `hf-mmmer` console script: run one subcommand and return its exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train"]:
         # The trainer owns its arguments (and their --help); everything after `train` is its.
-        from .training.cli import main as train
+        from .training.cli import train_command
 
-        train(argv[1:], prog=f"{PROG} train")
-        return 0
-    parser = build_parser()
+        return train_command(argv[1:], prog=f"{PROG} train")
+    parser = build_command_parser()
     args = parser.parse_args(argv)
     transformers_logging.disable_progress_bar()  # a weight-loading bar on every call is noise in a command's output
     if args.num_threads is not None:
         torch.set_num_threads(args.num_threads)
-    try:
-        return args.run(args, parser)
-    except USER_ERRORS as error:
-        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
-        return 1
+    return exit_status(f"{PROG} {args.command}", args.run, args, parser)
 
 
-__all__ = ["main", "build_parser", "load_pipeline"]
+__all__ = ["main", "build_command_parser", "load_pipeline"]
 
 if __name__ == "__main__":
     sys.exit(main())

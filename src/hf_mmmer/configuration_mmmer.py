@@ -5,11 +5,26 @@ invalid combination fails on construction with a ``ValueError`` that names the f
 size found only at the first forward pass costs a user a data-loading round trip.
 """
 
+import dataclasses
+import inspect
+import math
+
 from transformers import PretrainedConfig
 
 MODALITIES = ("flow", "texture")
 FUSION_MODES = ("rollout", "last", "mean", "cls")
 DEFAULT_LABELS = ("negative", "positive", "surprise")
+ARCHITECTURE_FIELDS = (
+    "modalities", "flow_image_size", "flow_channels", "flow_patch_sizes", "texture_image_size", "texture_channels",
+    "texture_patch_sizes", "hidden_size", "num_hidden_layers", "num_attention_heads", "mlp_ratio", "layer_norm_eps",
+    "share_scale_encoders", "fusion", "projection_dim", "num_labels",
+)
+"""Fields that change what the weights compute, some without changing any tensor's shape (`num_attention_heads`)."""
+# Keys transformers itself accepts or writes in a config.json besides the dataclass fields of `PretrainedConfig`.
+_TRANSFORMERS_KEYS = {
+    "auto_map", "custom_pipelines", "model_type", "num_labels", "output_attentions", "torch_dtype", "name_or_path",
+    "_name_or_path", "_commit_hash", "attn_implementation", "_attn_implementation",
+}
 
 
 class MMMERConfig(PretrainedConfig):
@@ -19,18 +34,14 @@ class MMMERConfig(PretrainedConfig):
         modalities (`list[str]`, defaults to `["flow"]`):
             Which branches run: `"flow"` (onset-to-apex optical flow u, v and strain) and/or
             `"texture"` (the apex face). One modality gives a single-branch model without the
-            contrastive term. The default is the measured recipe: on the MEGC2019 CASME II + SMIC
-            subjects the raw apex texture lowered honest LOSO UF1 in every recipe tried (0.748 with both
-            modalities vs 0.761 flow only at the current one, benchmarks/RESULTS.md); `["flow",
-            "texture"]` is the paper's full network.
+            contrastive term. Flow only is the default because the raw apex texture lowered honest LOSO
+            UF1 on MEGC2019 (see benchmarks/RESULTS.md); `["flow", "texture"]` is the paper's full network.
         flow_image_size (`int`, defaults to 28): side of the square flow map.
         flow_channels (`int`, defaults to 3): channels of the flow map (u, v, strain).
         flow_patch_sizes (`list[int]`, defaults to `[7, 14, 28]`): one patch scale (and encoder) per
             entry; each must divide `flow_image_size`. The last default scale is the whole 28x28 map as one
-            token, a holistic view beside the local ones: it raised honest LOSO UF1 on the MEGC2019 CASME II
-            + SMIC subjects in each of 3 seeds (mean 0.724 -> 0.760, benchmarks/RESULTS.md). 4x4 patches
-            (49 more tokens) doubled the training time without a gain beyond the seed spread (0.760 with,
-            0.756 without), so they are not in the default.
+            token, a holistic view beside the local ones, which raised honest LOSO UF1 (see
+            benchmarks/RESULTS.md).
         texture_image_size (`int`, defaults to 56): side of the square apex face.
         texture_channels (`int`, defaults to 1): 1 for gray, 3 for RGB.
         texture_patch_sizes (`list[int]`, defaults to `[14, 28]`): patch scales of the texture branch.
@@ -91,16 +102,17 @@ class MMMERConfig(PretrainedConfig):
         initializer_range=0.02,
         **kwargs,
     ):
+        self._refuse_unknown(kwargs)
         if "id2label" not in kwargs and "num_labels" not in kwargs:
             kwargs["id2label"] = dict(enumerate(DEFAULT_LABELS))
         super().__init__(**kwargs)
-        self.modalities = list(modalities)
+        self.modalities = _as_list("modalities", modalities)
         self.flow_image_size = flow_image_size
         self.flow_channels = flow_channels
-        self.flow_patch_sizes = list(flow_patch_sizes)
+        self.flow_patch_sizes = _as_list("flow_patch_sizes", flow_patch_sizes)
         self.texture_image_size = texture_image_size
         self.texture_channels = texture_channels
-        self.texture_patch_sizes = list(texture_patch_sizes)
+        self.texture_patch_sizes = _as_list("texture_patch_sizes", texture_patch_sizes)
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
         self.num_attention_heads = num_attention_heads
@@ -118,9 +130,25 @@ class MMMERConfig(PretrainedConfig):
         self.learnable_temperature = learnable_temperature
         self.supervised_contrastive = supervised_contrastive
         self.label_smoothing = label_smoothing
-        self.class_weights = list(class_weights) if class_weights is not None else None
+        self.class_weights = _as_list("class_weights", class_weights) if class_weights is not None else None
         self.initializer_range = initializer_range
         self.validate_sizes()
+
+    @classmethod
+    def known_keys(cls) -> list:
+        """Every key a config.json of this model may hold: this class's fields and what transformers writes."""
+        own = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+        return sorted(own | {f.name for f in dataclasses.fields(PretrainedConfig)} | _TRANSFORMERS_KEYS)
+
+    @classmethod
+    def _refuse_unknown(cls, kwargs: dict):
+        """A misspelt field (`hiden_size`) would otherwise be stored and silently ignored by the network."""
+        known = cls.known_keys()
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            raise ValueError(
+                f"MMMERConfig has no field(s) {unknown} (a key of config.json or an override); known fields: {known}"
+            )
 
     def image_size(self, modality: str) -> int:
         """Side of the square input of `modality` (`"flow"` or `"texture"`)."""
@@ -133,7 +161,7 @@ class MMMERConfig(PretrainedConfig):
         return getattr(self, f"{modality}_patch_sizes")
 
     def validate_sizes(self):
-        """Raise `ValueError` naming the first field whose value cannot build a network."""
+        """Raise `ValueError` naming the first field whose value or type cannot build a network."""
         if not self.modalities:
             raise ValueError("modalities must name at least one of ['flow', 'texture'], got an empty list")
         unknown = [m for m in self.modalities if m not in MODALITIES]
@@ -143,18 +171,24 @@ class MMMERConfig(PretrainedConfig):
         for modality in MODALITIES:
             positive_ints += [f"{modality}_image_size", f"{modality}_channels"]
         for name in positive_ints:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            if not _is_int(getattr(self, name)) or getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         for name in ("mlp_ratio", "contrastive_temperature", "layer_norm_eps", "initializer_range"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+            if not _is_number(getattr(self, name)) or not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be a positive finite number, got {getattr(self, name)!r}")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "drop_path_rate",
                      "classifier_dropout", "label_smoothing"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
-        if self.contrastive_weight < 0:
-            raise ValueError(f"contrastive_weight must be >= 0, got {self.contrastive_weight!r}")
+            if not _is_number(getattr(self, name)) or not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be a number in [0, 1), got {getattr(self, name)!r}")
+        if not _is_number(self.contrastive_weight) or self.contrastive_weight < 0:
+            raise ValueError(f"contrastive_weight must be a finite number >= 0, got {self.contrastive_weight!r}")
+        for name in ("share_scale_encoders", "learnable_temperature", "supervised_contrastive"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if int(self.hidden_size * self.mlp_ratio) < 1:
+            raise ValueError(
+                f"mlp_ratio={self.mlp_ratio} makes the MLP width int(hidden_size * mlp_ratio) = 0; it must be >= 1"
+            )
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"num_attention_heads ({self.num_attention_heads}) must divide hidden_size ({self.hidden_size})"
@@ -167,12 +201,36 @@ class MMMERConfig(PretrainedConfig):
             if not sizes:
                 raise ValueError(f"{name} must list at least one patch size")
             for p in sizes:
-                if not isinstance(p, int) or p <= 0 or size % p:
+                if not _is_int(p) or p <= 0 or size % p:
                     raise ValueError(f"{name} entry {p!r} must be a positive integer dividing {modality}_image_size={size}")
-        if self.class_weights is not None and len(self.class_weights) != self.num_labels:
-            raise ValueError(
-                f"class_weights has {len(self.class_weights)} entries but num_labels is {self.num_labels}"
-            )
+        if self.num_labels < 2:
+            raise ValueError(f"id2label must name at least 2 classes, got {self.id2label!r}")
+        if self.class_weights is not None:
+            if len(self.class_weights) != self.num_labels:
+                raise ValueError(
+                    f"class_weights has {len(self.class_weights)} entries but id2label names {self.num_labels} classes"
+                )
+            if not all(_is_number(w) and w >= 0 for w in self.class_weights):
+                raise ValueError(f"class_weights must be finite numbers >= 0, got {self.class_weights}")
+
+    def architecture(self) -> dict:
+        """The fields that decide what the saved weights compute, for checking a checkpoint against its config."""
+        return {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _as_list(name: str, value) -> list:
+    """A list field given as a list or tuple; a bare value (`flow_patch_sizes=7`) is refused by name."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list, got {value!r}")
+    return list(value)
 
 
 __all__ = ["MMMERConfig"]

@@ -65,6 +65,8 @@ def detect_face_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     Faces smaller than a tenth of the frame's short side are ignored: micro-expression footage is framed on
     one face, and the bound keeps detection fast.
     """
+    if gray.dtype != np.uint8 or gray.ndim != 2:
+        raise ValueError(f"Face detection needs a uint8 gray (H, W) frame; got {gray.dtype} {gray.shape}.")
     min_side = max(24, min(gray.shape[:2]) // 10)
     faces, certainty = _cascade("haarcascade_frontalface_default.xml").detectMultiScale2(
         cv2.equalizeHist(gray), scaleFactor=1.1, minNeighbors=5, minSize=(min_side, min_side)

@@ -21,6 +21,7 @@ from .optical_flow import (
     APEX_SPOTTING,
     DEFAULT_FLOW_METHOD,
     FLOW_NORMALIZATIONS,
+    check_frame_size,
     compute_flow,
     flow_to_unit_maps,
     get_flow_method,
@@ -58,10 +59,21 @@ class MMMERImageProcessorKwargs(TypedDict, total=False):
 
 
 _PARAMETERS = tuple(MMMERImageProcessorKwargs.__annotations__)
+# Keys transformers writes into (or once wrote into) preprocessor_config.json besides the processor's parameters.
+_TRANSFORMERS_KEYS = {
+    "image_processor_type", "auto_map", "processor_class", "_processor_class", "feature_extractor_type",
+}
 
 
 def _name(base: str, index: int | None) -> str:
     return base if index is None else f"{base}[{index}]"
+
+
+def _with_path(name: str, item: Any) -> str:
+    """`name` plus the file it came from (a path, or the file a PIL image was opened from, as `datasets` does),
+    so that an error about one item of a batch names the file to fix."""
+    path = item if isinstance(item, (str, os.PathLike)) else getattr(item, "filename", "")
+    return f"{name} ({os.fspath(path)})" if path else name
 
 
 def _natural_key(file_name: str) -> list:
@@ -69,20 +81,43 @@ def _natural_key(file_name: str) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", file_name)]
 
 
+def _is_truncated_jpeg(path: str) -> bool:
+    """
+    A JPEG whose last scan has no end-of-image marker after it: OpenCV decodes it with a grey bottom part and
+    says so only on stderr. The marker cannot occur inside entropy-coded data (0xFF is stuffed there), and data
+    some cameras append after the marker does not hide it.
+    """
+    with open(path, "rb") as file:
+        content = file.read()
+    last_scan = content.rfind(b"\xff\xda")
+    return content.startswith(b"\xff\xd8") and last_scan >= 0 and b"\xff\xd9" not in content[last_scan:]
+
+
+def _read_file(path: str, name: str) -> np.ndarray:
+    """The image at `path`; `name` already names the file (see `_with_path`)."""
+    if os.path.isdir(path):
+        raise ValueError(f"{name}: is a folder; expected an image file.")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{name}: no such file.")
+    if _is_truncated_jpeg(path):
+        raise ValueError(f"{name}: truncated JPEG (no end-of-image marker); its bottom would decode as grey.")
+    array = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise ValueError(f"{name}: cannot read it as an image (unreadable or not an image format).")
+    if array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGBA if array.shape[-1] == 4 else cv2.COLOR_BGR2RGB)
+    return array
+
+
 def _read_array(item: Any, name: str) -> np.ndarray:
     """A path, PIL image or NumPy array as an array, RGB(A) channel order, dtype unchanged."""
     if isinstance(item, (str, os.PathLike)):
-        path = os.fspath(item)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{name}: no such file {path!r}.")
-        array = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        if array is None:
-            raise ValueError(f"{name}: cannot read {path!r} as an image (unreadable or not an image format).")
-        if array.ndim == 3:
-            array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGBA if array.shape[-1] == 4 else cv2.COLOR_BGR2RGB)
-        return array
+        return _read_file(os.fspath(item), name)
     if isinstance(item, Image.Image):
-        return np.asarray(item if item.mode in ("L", "RGB", "RGBA", "I;16") else item.convert("RGB"))
+        # Float ("F") and 32-bit integer ("I") images keep their values for `_to_uint8`; `convert("RGB")` would
+        # truncate them. Other modes (palette, CMYK, ...) have a well-defined RGB rendering.
+        keep = item.mode in ("L", "RGB", "RGBA", "F", "I") or item.mode.startswith("I;16")
+        return np.asarray(item if keep else item.convert("RGB"))
     if isinstance(item, np.ndarray):
         if item.size == 0:
             raise ValueError(f"{name} is empty (shape {item.shape}).")
@@ -92,47 +127,71 @@ def _read_array(item: Any, name: str) -> np.ndarray:
 
 def _to_uint8(array: np.ndarray, name: str) -> np.ndarray:
     """
-    Pixel values as uint8. uint16 is scaled from 0..65535; other integers are taken as 0..255; floats are
-    taken as [0, 1] when their maximum is at most 1, else as [0, 255].
+    Pixel values as uint8, by one rule per dtype, refusing values the rule cannot read rather than clipping them:
+    uint8 as is; uint16 as 0..65535 (16-bit PNG / TIFF); other integers must hold 0..255; floats must lie in
+    [0, 1] (a float frame in 0..255 or [-1, 1] is refused: a guess from its values would misread some frames).
     """
-    if array.dtype == np.uint8:
+    kind, bits = array.dtype.kind, array.dtype.itemsize * 8
+    if kind == "u" and bits == 8:
         return array
-    if array.dtype == np.uint16:
+    if kind == "u" and bits == 16:
         return (array / 257.0).round().astype(np.uint8)
-    if np.issubdtype(array.dtype, np.integer):
-        return np.clip(array, 0, 255).astype(np.uint8)
-    if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"{name} has dtype {array.dtype}; expected uint8, uint16 or float pixel values.")
+    if kind in "ui":
+        low, high = array.min(), array.max()
+        if low < 0 or high > 255:
+            raise ValueError(
+                f"{name} is {array.dtype} with values {low}..{high}; integer frames other than uint16 must hold "
+                "0..255. Convert it to uint8, to uint16 over the full 0..65535 range, or to float in [0, 1]."
+            )
+        return array.astype(np.uint8)
+    if kind != "f":
+        raise ValueError(
+            f"{name} has dtype {array.dtype}; expected uint8, uint16, integers in 0..255 or float in [0, 1]."
+        )
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or inf values.")
-    scale = 255.0 if array.max() <= 1.0 else 1.0
-    return np.clip(array * scale, 0, 255).round().astype(np.uint8)
+    low, high = float(array.min()), float(array.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(
+            f"{name} is {array.dtype} with values {low:.4g}..{high:.4g}; float frames must lie in [0, 1]. Divide "
+            "0..255 data by 255, map [-1, 1] data with (x + 1) / 2, or pass uint8."
+        )
+    return (array * 255.0).round().astype(np.uint8)
 
 
 def load_frame(item: Any, name: str = "frame") -> np.ndarray:
     """
-    One frame (path, PIL image or NumPy array; gray, RGB or RGBA; uint8, uint16 or float) as uint8 `(H, W)` or
-    `(H, W, 3)` RGB. Frames stay uint8 so that long clips fit in memory. `name` labels errors.
+    One frame (path, PIL image or NumPy array; gray, RGB or RGBA; any dtype `_to_uint8` reads) as a contiguous
+    uint8 `(H, W)` or `(H, W, 3)` RGB array of at least `MIN_FRAME_SIZE` pixels a side. Frames stay uint8 so
+    that long clips fit in memory. `name` labels errors (with the file, for a path).
     """
+    name = _with_path(name, item)
     array = _read_array(item, name)
     if array.ndim == 3 and array.shape[-1] in (1, 4):
         array = array[..., 0] if array.shape[-1] == 1 else array[..., :3]  # alpha carries no appearance
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
         raise ValueError(f"{name} has shape {array.shape}; expected a (H, W) gray or (H, W, 3) RGB image.")
-    if min(array.shape[:2]) < 2:
-        raise ValueError(f"{name} has shape {array.shape}; a frame needs at least 2 x 2 pixels.")
-    return _to_uint8(array, name)
+    check_frame_size(array, name)
+    # OpenCV needs contiguous memory (DIS asserts it); a view such as `frame[:, :60]` is not.
+    return np.ascontiguousarray(_to_uint8(array, name))
 
 
 def load_flow_image(item: Any, name: str = "flow") -> np.ndarray:
-    """A precomputed flow image (channels u, v, strain, each 0..255) as uint8 `(H, W, 3)`."""
+    """A precomputed square flow image (channels u, v, strain, each 0..255) as uint8 `(H, W, 3)`."""
+    name = _with_path(name, item)
     array = _read_array(item, name)
     if array.ndim != 3 or array.shape[-1] != 3:
         raise ValueError(
             f"{name} has shape {array.shape}; a flow image must have 3 channels (u, v, strain), as the "
             "STSTNet / HTNet flow images do."
         )
-    return _to_uint8(array, name)
+    if array.shape[0] != array.shape[1]:
+        raise ValueError(
+            f"{name} is {array.shape[1]}x{array.shape[0]} (width x height); a precomputed flow image must be "
+            "square (resizing it to the square model input would distort the motion)."
+        )
+    check_frame_size(array, name)
+    return np.ascontiguousarray(_to_uint8(array, name))
 
 
 def load_clip(clip: Any, name: str = "frames") -> list[np.ndarray]:
@@ -144,13 +203,15 @@ def load_clip(clip: Any, name: str = "frames") -> list[np.ndarray]:
         files = sorted((f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)), key=_natural_key)
         if not files:
             raise ValueError(f"{name}: folder {folder!r} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)}).")
-        return [load_frame(os.path.join(folder, f), f"{name} ({f})") for f in files]
+        return [load_frame(os.path.join(folder, f), f"{name}[{i}]") for i, f in enumerate(files)]
     return [load_frame(frame, f"{name}[{i}]") for i, frame in enumerate(clip)]
 
 
 def load_video(path: str | os.PathLike, name: str = "video") -> list[np.ndarray]:
     """Every frame of a video file, read with OpenCV, as uint8 RGB."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{name}: {path!r} is a folder; expected a video file (pass a folder of frames as frames=).")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{name}: no such video file {path!r}.")
     capture = cv2.VideoCapture(path)
@@ -164,6 +225,7 @@ def load_video(path: str | os.PathLike, name: str = "video") -> list[np.ndarray]
         capture.release()
     if not frames:
         raise ValueError(f"{name}: cannot read any frame from {path!r} (unreadable or not a video OpenCV decodes).")
+    check_frame_size(frames[0], f"{name} ({path})")
     return frames
 
 
@@ -203,6 +265,52 @@ def _clip_batch(frames: Any) -> list[tuple[Any, int | None]]:
     return [(frames, None)]
 
 
+SAMPLE_FORMS = ({"onset", "apex"}, {"flow", "apex"}, {"frames"}, {"video"})
+"""Keys of the dict forms of one sample, as `preprocess` takes them."""
+
+
+def is_image_file(item: Any) -> bool:
+    return isinstance(item, (str, os.PathLike)) and os.fspath(item).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def is_frame(item: Any) -> bool:
+    return isinstance(item, (np.ndarray, Image.Image)) or is_image_file(item)
+
+
+def is_frame_list(inputs: Any) -> bool:
+    """A non-empty list of frames (arrays, PIL images or image files) is one clip, not a batch."""
+    return isinstance(inputs, (list, tuple)) and len(inputs) > 0 and all(is_frame(item) for item in inputs)
+
+
+def sample_inputs(sample: Any) -> dict:
+    """
+    The `preprocess` keyword arguments for one sample given in any form: a dict of one of `SAMPLE_FORMS`, a list
+    of frames (a clip), a folder of frames, or a video path. A single image is refused: it has no motion.
+    """
+    if isinstance(sample, dict):
+        if set(sample) not in SAMPLE_FORMS:
+            raise ValueError(
+                f"A sample dict has keys {sorted(sample)}; expected one of {[sorted(form) for form in SAMPLE_FORMS]}."
+            )
+        return dict(sample)
+    if is_frame_list(sample):
+        return {"frames": list(sample)}
+    if isinstance(sample, (str, os.PathLike)):
+        path = os.fspath(sample)
+        if os.path.isdir(path):
+            return {"frames": path}
+        if is_image_file(path):
+            raise ValueError(
+                f"{path!r} is a single image; a sample needs motion: pass {{'onset': ..., 'apex': ...}}, a list of "
+                "frames, a folder of frames or a video."
+            )
+        return {"video": path}
+    raise TypeError(
+        f"Cannot classify a {type(sample).__name__}; pass a dict with onset/apex or flow/apex, a list of frames, a "
+        "folder of frames or a video path."
+    )
+
+
 class MMMERImageProcessor(BaseImageProcessor):
     r"""
     Turns a micro-expression sample into the two inputs of the MMMER model:
@@ -225,13 +333,14 @@ class MMMERImageProcessor(BaseImageProcessor):
     Args:
         flow_size (`int`, *optional*, defaults to 28):
             Side of the square flow maps (28: the size of the public STSTNet / HTNet flow images).
-        texture_size (`int`, *optional*, defaults to 112):
-            Side of the square apex face texture.
+        texture_size (`int`, *optional*, defaults to 56):
+            Side of the square apex face texture (`MMMERConfig`'s `texture_image_size`).
         texture_channels (`int`, *optional*, defaults to 1):
             1 for a gray texture, 3 for RGB.
-        do_crop_face (`bool`, *optional*, defaults to `True`):
-            Crop the face with OpenCV's Haar cascade, found on the onset frame. Turn off for datasets that ship
-            cropped faces (a face filling the frame is often not detected).
+        do_crop_face (`bool`, *optional*, defaults to `False`):
+            Crop the face with OpenCV's Haar cascade, found on the onset frame. Off by default, as in the trainer,
+            because the datasets ship cropped faces (a face filling the frame is often not detected); turn it on
+            for frames that show more than the face.
         face_margin (`float`, *optional*, defaults to 0.1):
             Fraction of the detected face width added on every side of the crop (keeps brows and chin).
         do_align_face (`bool`, *optional*, defaults to `False`):
@@ -242,8 +351,8 @@ class MMMERImageProcessor(BaseImageProcessor):
             `face_crop` in the output records which happened.
         flow_method (`str`, *optional*, defaults to `"dis"`):
             Dense optical flow method: `"dis"`, `"farneback"`, or `"tvl1"` with opencv-contrib. DIS is the
-            default: on synthetic sub-pixel facial motion it is as accurate as TV-L1 at about 1/30 of its time
-            (benchmarks/RESULTS.md).
+            default: as accurate as TV-L1 on sub-pixel facial motion at a small fraction of its time (see
+            benchmarks/RESULTS.md).
         flow_normalization (`str`, *optional*, defaults to `"minmax"`):
             Per-sample normalisation of u, v, strain, described above. Saved with the processor so that
             training and inference agree.
@@ -271,9 +380,9 @@ class MMMERImageProcessor(BaseImageProcessor):
     def __init__(
         self,
         flow_size: int = 28,
-        texture_size: int = 112,
+        texture_size: int = 56,
         texture_channels: int = 1,
-        do_crop_face: bool = True,
+        do_crop_face: bool = False,
         face_margin: float = 0.1,
         do_align_face: bool = False,
         on_no_face: str = "error",
@@ -287,6 +396,12 @@ class MMMERImageProcessor(BaseImageProcessor):
         image_std: list[float] | None = None,
         **kwargs,
     ):
+        unknown = sorted(set(kwargs) - _TRANSFORMERS_KEYS)
+        if unknown:
+            raise ValueError(
+                f"MMMERImageProcessor has no parameter(s) {unknown} (a key of preprocessor_config.json or an "
+                f"argument); known parameters: {list(_PARAMETERS)}."
+            )
         super().__init__(**kwargs)
         self.flow_size = flow_size
         self.texture_size = texture_size
@@ -332,6 +447,37 @@ class MMMERImageProcessor(BaseImageProcessor):
         if min(self.flow_std + self.image_std) <= 0:
             raise ValueError("flow_std and image_std must be positive.")
 
+    @classmethod
+    def from_config(cls, config, **overrides) -> "MMMERImageProcessor":
+        """
+        The processor whose outputs the model of `config` (an `MMMERConfig`) takes: output sizes and texture
+        channels come from the config, every other parameter from `overrides` or the defaults.
+        """
+        sizes = {
+            "flow_size": config.flow_image_size,
+            "texture_size": config.texture_image_size,
+            "texture_channels": config.texture_channels,
+        }
+        processor = cls(**{**sizes, **overrides})
+        processor.check_matches(config)
+        return processor
+
+    def check_matches(self, config) -> None:
+        """
+        Raise a `ValueError` when this processor's outputs do not fit the model of `config` (only the modalities
+        the model uses count), naming preprocessor_config.json, where a saved processor keeps these values.
+        """
+        outputs = {"flow": (self.flow_size, 3), "texture": (self.texture_size, self.texture_channels)}
+        for modality in config.modalities:
+            (size, channels), expected = outputs[modality], (config.image_size(modality), config.channels(modality))
+            if (size, channels) != expected:
+                raise ValueError(
+                    f"The image processor (preprocessor_config.json) makes {modality} inputs of {size}x{size} pixels "
+                    f"with {channels} channel(s), but the model (config.json) expects {expected[0]}x{expected[0]} with "
+                    f"{expected[1]}; rebuild the processor with MMMERImageProcessor.from_config(model.config) or fix "
+                    "preprocessor_config.json."
+                )
+
     def _with_overrides(self, overrides: dict[str, Any]) -> "MMMERImageProcessor":
         unknown = set(overrides) - set(_PARAMETERS)
         if unknown:
@@ -366,9 +512,10 @@ class MMMERImageProcessor(BaseImageProcessor):
         - `flow=`, `apex=`: a precomputed flow image (u, v, strain in 0..255) and the apex face crop that goes
           with it. The apex is used as given (not face-cropped again) since the flow was made on that crop.
 
-        A frame is a file path, a PIL image or a NumPy array, `(H, W)` or `(H, W, 3)`, uint8 or float (floats
-        with maximum <= 1 are taken as [0, 1], others as [0, 255]). `onset`, `apex` and `flow` are one item or
-        a list (a batch). Any processor parameter (e.g. `do_crop_face=False`) can be overridden for this call.
+        A frame is a file path, a PIL image or a NumPy array (any view), `(H, W)` or `(H, W, 3)`, at least
+        `MIN_FRAME_SIZE` (12) pixels a side; uint8, uint16 (0..65535), other integers holding 0..255, or float in
+        [0, 1] (other float ranges are refused, not guessed). `onset`, `apex` and `flow` are one item or a list
+        (a batch). Any processor parameter (e.g. `do_crop_face=False`) can be overridden for this call.
 
         Args:
             return_tensors (`str` or `TensorType`, *optional*):

@@ -14,19 +14,28 @@ This file imports nothing from `hf_mmmer` but its configuration (single-dot impo
 `save_pretrained` copies it next to the weights for `trust_remote_code` loading.
 """
 
+import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.utils import ModelOutput
+from transformers.utils import SAFE_WEIGHTS_NAME, ModelOutput, cached_file
 
 from .configuration_mmmer import MMMERConfig
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's clamp: keeps a learnable temperature from collapsing
+IGNORE_INDEX = -100  # a hard label that takes no part in the loss, as in transformers' models
+ARCHITECTURE_KEY = "mmmer_architecture"
+"""Safetensors metadata key holding `config.architecture()` as JSON, written by `save_pretrained`."""
 # transformers writes `auto_map` only for the class being saved; a checkpoint must load with either
 # Auto class, whichever class saved it.
 AUTO_MAP = {
@@ -187,9 +196,8 @@ class MMMERPatchEmbeddings(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, pixel_values):
-        # The stride-p convolution as one matrix product over the flattened patches: the same result from
-        # the same `projection` weights in half the CPU time at these tiny sizes (forward + backward of the
-        # recipe's three scales: 2.4 ms a step as oneDNN convolutions, 1.1 ms so; benchmarks/RESULTS.md).
+        # The stride-p convolution as one matrix product over the flattened patches: the same result from the
+        # same `projection` weights, faster on CPU at these tiny sizes (see benchmarks/RESULTS.md).
         batch, channels = pixel_values.shape[:2]
         p, grid = self.patch_size, self.grid_size
         patches = pixel_values.reshape(batch, channels, grid, p, grid, p).permute(0, 2, 4, 1, 3, 5)
@@ -385,18 +393,70 @@ class MMMERPreTrainedModel(PreTrainedModel):
             module.logit_scale.fill_(math.log(1.0 / self.config.contrastive_temperature))
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """`PreTrainedModel.save_pretrained` (safetensors), with every Auto class in `config.auto_map`."""
+        """`PreTrainedModel.save_pretrained` (safetensors), with every Auto class in `config.auto_map` and the
+        architecture fields recorded in the weights' metadata, so that a later edit of config.json is caught."""
         self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        weights = Path(save_directory) / SAFE_WEIGHTS_NAME  # a sharded save is not recorded, and not checked
+        if kwargs.get("is_main_process", True) and weights.is_file():
+            _add_metadata(weights, {ARCHITECTURE_KEY: json.dumps(self.config.architecture(), sort_keys=True)})
+        return result
 
-    def check_inputs(self, flow_values=None, texture_values=None) -> int:
-        """Check that every configured modality is given with its configured shape; return the batch size.
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, refusing a checkpoint whose config.json no longer describes its
+        weights or whose weights file cannot be read, and keeping the loading report for
+        [`~MMMERPreTrainedModel.check_ready_for_inference`]."""
+        wants_info = kwargs.pop("output_loading_info", False)
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
+        except SafetensorError as error:
+            raise ValueError(
+                f"{os.fspath(pretrained_model_name_or_path)}: {SAFE_WEIGHTS_NAME} cannot be read ({error}); the file "
+                "is damaged or not a safetensors file."
+            ) from error
+        model.loading_info = info
+        if pretrained_model_name_or_path is not None:
+            weights = cached_file(
+                pretrained_model_name_or_path, SAFE_WEIGHTS_NAME, cache_dir=kwargs.get("cache_dir"),
+                revision=kwargs.get("revision"), subfolder=kwargs.get("subfolder") or "", local_files_only=True,
+                _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False,
+            )
+            if weights is not None:
+                _check_architecture(weights, model.config)
+        return (model, info) if wants_info else model
+
+    def check_ready_for_inference(self):
+        """Raise `ValueError` naming the checkpoint when a loaded model lacks tensors (they would be random) or
+        holds NaN or inf weights (a damaged file): its predictions would look normal and mean nothing."""
+        source = self.name_or_path or "the model"
+        missing = sorted((getattr(self, "loading_info", None) or {}).get("missing_keys", []))
+        if missing:
+            raise ValueError(
+                f"{source}: {SAFE_WEIGHTS_NAME} lacks {len(missing)} tensor(s) the model needs "
+                f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); they would be randomly initialised. "
+                "Use a complete checkpoint."
+            )
+        tensors = [*self.named_parameters(), *self.named_buffers()]
+        broken = [name for name, tensor in tensors if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        if broken:
+            raise ValueError(
+                f"{source}: {len(broken)} weight tensor(s) hold NaN or inf values ({', '.join(broken[:3])}); the "
+                "checkpoint is damaged or the training diverged."
+            )
+
+    def check_inputs(self, flow_values=None, texture_values=None) -> dict:
+        """Check that every configured modality is given with its configured shape and finite values; return
+        them as tensors of the model's dtype, keyed `"flow"` / `"texture"`.
 
         Raises `ValueError` naming the tensor and the expected shape, since a silently broadcast or
-        mis-sized input would train a wrong model without any error.
+        mis-sized input would train a wrong model without any error. Float tensors or NumPy arrays are cast
+        to the model's dtype; integer ones are refused (pixel values that skipped the image processor).
         """
         inputs = {"flow": flow_values, "texture": texture_values}
-        batch_sizes = {}
+        checked, batch_sizes = {}, {}
         for modality in self.config.modalities:
             name, tensor = f"{modality}_values", inputs[modality]
             size, channels = self.config.image_size(modality), self.config.channels(modality)
@@ -405,12 +465,55 @@ class MMMERPreTrainedModel(PreTrainedModel):
                 raise ValueError(
                     f"{name} is missing: this model's modalities are {self.config.modalities}; expected {expected}"
                 )
+            if isinstance(tensor, np.ndarray):
+                tensor = torch.as_tensor(tensor, device=self.device)
+            if not isinstance(tensor, torch.Tensor):
+                raise TypeError(f"{name} is a {type(tensor).__name__}; expected a float tensor {expected}")
             if tensor.ndim != 4 or tuple(tensor.shape[1:]) != (channels, size, size):
                 raise ValueError(f"{name} has shape {tuple(tensor.shape)}; expected {expected}")
+            if tensor.shape[0] == 0:
+                raise ValueError(f"{name} is an empty batch (shape {tuple(tensor.shape)}); pass at least one sample")
+            if not tensor.is_floating_point():
+                raise ValueError(
+                    f"{name} has dtype {tensor.dtype}; expected float values as the image processor makes them "
+                    "(MMMERImageProcessor), not raw pixels"
+                )
+            if not torch.isfinite(tensor).all():
+                raise ValueError(f"{name} contains NaN or inf values")
+            checked[modality] = tensor.to(self.dtype)
             batch_sizes[name] = tensor.shape[0]
         if len(set(batch_sizes.values())) > 1:
             raise ValueError(f"batch sizes differ between modalities: {batch_sizes}")
-        return next(iter(batch_sizes.values()))
+        return checked
+
+
+def _add_metadata(path: Path, extra: dict) -> None:
+    """Rewrite a safetensors file with `extra` added to its metadata (atomically: written beside, then renamed)."""
+    with safe_open(path, framework="pt") as weights:
+        metadata = {**(weights.metadata() or {}), **extra}
+        tensors = {key: weights.get_tensor(key) for key in weights.keys()}
+    staging = path.with_name(f".{path.name}.partial")
+    save_file(tensors, staging, metadata=metadata)
+    os.replace(staging, path)
+
+
+def _check_architecture(weights_file: str, config) -> None:
+    """Refuse a config whose architecture fields differ from those recorded when the weights were saved.
+
+    Checkpoints saved before the record existed carry none and are not checked.
+    """
+    with safe_open(weights_file, framework="pt") as weights:
+        recorded = (weights.metadata() or {}).get(ARCHITECTURE_KEY)
+    if recorded is None:
+        return
+    saved, current = json.loads(recorded), json.loads(json.dumps(config.architecture()))
+    changed = {key: (saved[key], current.get(key)) for key in saved if saved[key] != current.get(key)}
+    if changed:
+        details = ", ".join(f"{key}: {old!r} when saved, {new!r} now" for key, (old, new) in changed.items())
+        raise ValueError(
+            f"config.json next to {weights_file} does not describe its weights ({details}); the weights would compute "
+            "something else. Restore the saved values."
+        )
 
 
 class MMMERModel(MMMERPreTrainedModel):
@@ -442,8 +545,7 @@ class MMMERModel(MMMERPreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        self.check_inputs(flow_values, texture_values)
-        inputs = {"flow": flow_values, "texture": texture_values}
+        inputs = self.check_inputs(flow_values, texture_values)
         embeds, importance, hidden_states, attentions = {}, {}, {}, {}
         for modality, encoder in self.encoders.items():
             embed, imp, hidden, attn = encoder(
@@ -492,6 +594,37 @@ class MMMERForMicroExpressionClassification(MMMERPreTrainedModel):
             self.class_weights = None
         self.post_init()
 
+    def check_labels(self, labels, batch_size: int) -> torch.Tensor:
+        """`labels` as a tensor after checking its shape and values; a `ValueError` names what is wrong."""
+        if not isinstance(labels, torch.Tensor):
+            labels = torch.as_tensor(np.asarray(labels), device=self.device)
+        num_labels = self.config.num_labels
+        if labels.is_floating_point():
+            if tuple(labels.shape) != (batch_size, num_labels):
+                raise ValueError(
+                    f"labels has shape {tuple(labels.shape)}; soft labels need (batch, num_labels) = "
+                    f"({batch_size}, {num_labels})"
+                )
+            sums = labels.sum(-1)
+            distributions = torch.isfinite(labels).all() and (labels >= 0).all()
+            if not distributions or not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
+                raise ValueError(
+                    "labels: soft labels must be class probabilities, each row non-negative and summing to 1"
+                )
+            return labels.to(self.dtype)
+        if labels.dtype == torch.bool or tuple(labels.shape) != (batch_size,):
+            raise ValueError(
+                f"labels has shape {tuple(labels.shape)} and dtype {labels.dtype}; expected ({batch_size},) class "
+                f"indices or ({batch_size}, {num_labels}) class probabilities"
+            )
+        outside = labels[(labels != IGNORE_INDEX) & ((labels < 0) | (labels >= num_labels))]
+        if len(outside):
+            raise ValueError(
+                f"labels hold {sorted(set(outside.tolist()))}; class indices run 0..{num_labels - 1} "
+                f"({IGNORE_INDEX} leaves a sample out of the loss)"
+            )
+        return labels.long()
+
     def contrastive_loss(self, output: MMMERModelOutput, labels: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         """The cross-modal term, or None when it is undefined (one modality, or a batch of one)."""
         if len(self.config.modalities) < 2 or output.pooled_output.shape[0] < 2:
@@ -516,8 +649,10 @@ class MMMERForMicroExpressionClassification(MMMERPreTrainedModel):
     ):
         """Classify; with `labels` also return the loss.
 
-        `labels`: `(B,)` class indices, or `(B, num_labels)` class probabilities (soft targets, e.g. from
-        mixup; the supervised contrastive variant then takes each row's most probable class).
+        `labels`: `(B,)` class indices (`-100` leaves a sample out of the loss), or `(B, num_labels)` class
+        probabilities (soft targets, e.g. from mixup: non-negative rows summing to 1; the supervised contrastive
+        variant then takes each row's most probable class). When every label is `-100` the classification
+        loss is 0 (nothing to learn from), not the NaN of an empty mean.
 
         The contrastive term is computed in training mode (it is a training objective; in eval it is
         reported only when `labels` are given), so inference does not pay for the projection heads.
@@ -532,13 +667,18 @@ class MMMERForMicroExpressionClassification(MMMERPreTrainedModel):
             return_dict=True,
         )
         logits = self.classifier(output.pooled_output)
+        if labels is not None:
+            labels = self.check_labels(labels, logits.shape[0])
         loss = classification_loss = contrastive = None
         if labels is not None or self.training:
             contrastive = self.contrastive_loss(output, labels)
         if labels is not None:
-            classification_loss = F.cross_entropy(
-                logits, labels, weight=self.class_weights, label_smoothing=self.config.label_smoothing
-            )
+            if labels.is_floating_point() or (labels != IGNORE_INDEX).any():
+                classification_loss = F.cross_entropy(
+                    logits, labels, weight=self.class_weights, label_smoothing=self.config.label_smoothing
+                )
+            else:
+                classification_loss = logits.sum() * 0.0  # keeps the graph, so a training step still runs
             loss = classification_loss
             if contrastive is not None and self.config.contrastive_weight > 0:
                 loss = loss + self.config.contrastive_weight * contrastive

@@ -16,6 +16,18 @@ import numpy as np
 
 FlowFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
+MIN_FRAME_SIZE = 12
+"""Smallest side, in pixels, of a frame: DIS optical flow fails inside OpenCV below it."""
+
+
+def check_frame_size(frame: np.ndarray, name: str = "frame") -> None:
+    """Raise a `ValueError` naming `name` when `frame` is smaller than `MIN_FRAME_SIZE` on a side."""
+    if min(frame.shape[:2]) < MIN_FRAME_SIZE:
+        raise ValueError(
+            f"{name} is {frame.shape[1]}x{frame.shape[0]} (width x height); every image needs at least "
+            f"{MIN_FRAME_SIZE} x {MIN_FRAME_SIZE} pixels (optical flow cannot work on less)."
+        )
+
 
 def _tvl1_flow(onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
     # A new solver per call: OpenCV algorithm objects keep state and are not safe to share between threads.
@@ -25,7 +37,7 @@ def _tvl1_flow(onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
 def _dis_flow(onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     # The preset stops one pyramid level above full resolution, which blurs sub-pixel facial motion; going
-    # down to full resolution about halves the endpoint error on the moving face (benchmarks/RESULTS.md).
+    # down to full resolution tracks it better (see benchmarks/RESULTS.md).
     dis.setFinestScale(0)
     return dis.calc(onset, apex, None)
 
@@ -50,7 +62,7 @@ FLOW_METHODS: dict[str, FlowFunction] = _build_registry()
 """Dense optical flow methods by name; each maps two uint8 gray frames of one size to an `(H, W, 2)` flow."""
 
 DEFAULT_FLOW_METHOD = "dis"
-"""As accurate as TV-L1 on synthetic sub-pixel facial motion at about 1/30 of its time (benchmarks/RESULTS.md)."""
+"""As accurate as TV-L1 on sub-pixel facial motion at a small fraction of its time (see benchmarks/RESULTS.md)."""
 
 
 def get_flow_method(name: str) -> FlowFunction:
@@ -71,7 +83,8 @@ def compute_flow(onset: np.ndarray, apex: np.ndarray, method: str) -> np.ndarray
     Dense optical flow from `onset` to `apex`.
 
     Args:
-        onset, apex (`np.ndarray`): uint8 grayscale frames `(H, W)` of the same size.
+        onset, apex (`np.ndarray`): uint8 grayscale frames `(H, W)` of the same size, at least `MIN_FRAME_SIZE`
+            pixels a side; any view (a crop, a slice) is accepted.
         method (`str`): a name in `FLOW_METHODS`.
 
     Returns:
@@ -79,9 +92,14 @@ def compute_flow(onset: np.ndarray, apex: np.ndarray, method: str) -> np.ndarray
         `(x + u, y + v)` in the apex frame; content moving right gives `u > 0`, moving down gives `v > 0`.
     """
     flow_function = get_flow_method(method)
+    for name, frame in (("onset", onset), ("apex", apex)):
+        if frame.dtype != np.uint8 or frame.ndim != 2:
+            raise ValueError(f"Flow needs uint8 gray (H, W) frames; {name} is {frame.dtype} {frame.shape}.")
+        check_frame_size(frame, name)
     if onset.shape != apex.shape:
         raise ValueError(f"Flow needs two frames of one size; got {onset.shape} and {apex.shape}.")
-    return flow_function(onset, apex).astype(np.float32, copy=False)
+    # OpenCV's flow needs contiguous rows (DIS asserts it); a face crop or slice of a frame is a strided view.
+    return flow_function(np.ascontiguousarray(onset), np.ascontiguousarray(apex)).astype(np.float32, copy=False)
 
 
 def optical_strain(flow: np.ndarray) -> np.ndarray:

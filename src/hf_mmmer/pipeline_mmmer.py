@@ -16,60 +16,15 @@ classify("clip.avi", return_details=True, top_k=1)
 """
 
 import contextlib
-import os
-from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from transformers.pipelines import Pipeline
 
-from .image_processing_mmmer import IMAGE_EXTENSIONS
+from .image_processing_mmmer import is_frame_list, sample_inputs
 
 TASK = "micro-expression-classification"
 PROCESSOR_FILE = "preprocessor_config.json"
-SAMPLE_FORMS = ({"onset", "apex"}, {"flow", "apex"}, {"frames"}, {"video"})
-"""Keys of the dict forms of one sample, as the image processor takes them."""
-
-
-def _is_image_file(item: Any) -> bool:
-    return isinstance(item, (str, os.PathLike)) and os.fspath(item).lower().endswith(IMAGE_EXTENSIONS)
-
-
-def _is_frame(item: Any) -> bool:
-    return isinstance(item, (np.ndarray, Image.Image)) or _is_image_file(item)
-
-
-def is_clip(inputs: Any) -> bool:
-    """A non-empty list of frames (arrays, PIL images or image files) is one clip, not a batch."""
-    return isinstance(inputs, (list, tuple)) and len(inputs) > 0 and all(_is_frame(item) for item in inputs)
-
-
-def processor_inputs(sample: Any) -> dict:
-    """The image processor's keyword arguments for one pipeline input (see the pipeline's docstring)."""
-    if isinstance(sample, dict):
-        if set(sample) not in SAMPLE_FORMS:
-            raise ValueError(
-                f"A sample dict has keys {sorted(sample)}; expected one of "
-                f"{[sorted(form) for form in SAMPLE_FORMS]}."
-            )
-        return dict(sample)
-    if is_clip(sample):
-        return {"frames": list(sample)}
-    if isinstance(sample, (str, os.PathLike)):
-        path = os.fspath(sample)
-        if os.path.isdir(path):
-            return {"frames": path}
-        if _is_image_file(path):
-            raise ValueError(
-                f"{path!r} is a single image; a sample needs motion: pass {{'onset': ..., 'apex': ...}}, a list of "
-                "frames, a folder of frames or a video."
-            )
-        return {"video": path}
-    raise TypeError(
-        f"Cannot classify a {type(sample).__name__}; pass a dict with onset/apex or flow/apex, a list of frames, a "
-        "folder of frames or a video path."
-    )
 
 
 def fuse_scales(scale_maps: dict, modality: str, size: int) -> np.ndarray:
@@ -168,6 +123,10 @@ class MicroExpressionClassificationPipeline(Pipeline):
                 "trained with, saved next to the weights (`processor.save_pretrained(directory)`, or "
                 "`hf_mmmer.training.export.save_model_directory`), or passed as `image_processor=`."
             )
+        # Refused here, before any sample: a mismatched processor fails on the first input with a shape error
+        # that does not say which file to fix, and a partly loaded or damaged model predicts without any error.
+        self.image_processor.check_matches(self.model.config)
+        self.model.check_ready_for_inference()
 
     def _sanitize_parameters(self, top_k=None, return_details=None, return_importance=None, **processor_kwargs):
         if self.image_processor is not None:  # None only in the base __init__, before ours reports it missing
@@ -192,7 +151,7 @@ class MicroExpressionClassificationPipeline(Pipeline):
 
     def __call__(self, inputs, **kwargs):
         """Classify one sample or a list of samples; see the class docstring for the forms and the output."""
-        if is_clip(inputs):
+        if is_frame_list(inputs):
             inputs = {"frames": list(inputs)}
         elif isinstance(inputs, tuple):
             inputs = list(inputs)
@@ -201,7 +160,7 @@ class MicroExpressionClassificationPipeline(Pipeline):
         return super().__call__(inputs, **kwargs)
 
     def preprocess(self, sample, **processor_kwargs):
-        return self.image_processor(**processor_inputs(sample), return_tensors="pt", **processor_kwargs)
+        return self.image_processor(**sample_inputs(sample), return_tensors="pt", **processor_kwargs)
 
     def _forward(self, model_inputs, return_importance=False):
         flow_values = model_inputs["flow_values"].to(self.dtype)

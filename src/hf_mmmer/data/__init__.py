@@ -10,10 +10,11 @@ for subject, train, test in loso_folds(ds):  # subject: "<source>/<id>", e.g. "c
 ```
 
 Builders: `casme2`, `smic`, `samm` (licensed clip datasets, read from the user's copy), `megc2019`
-(the three as the MEGC2019 composite), `precomputed` (flow + apex images listed in `samples.csv`) and
-`synthetic` (procedural clips). Every dataset has `sample_id`, `subject`, `source_dataset`, `label`
-(a `ClassLabel`; 3-class sets use negative, positive, surprise) and either `onset` + `apex` or `flow` +
-`apex` images.
+(the three as the MEGC2019 composite), `megc2019_maps` (the composite's public flow maps, from a
+clone of HTNet or a folder in STSTNet's layout), `precomputed` (flow + apex images listed in
+`samples.csv`) and `synthetic` (procedural clips). Every dataset has `sample_id`, `subject`,
+`source_dataset`, `label` (a `ClassLabel`; 3-class sets use negative, positive, surprise) and either
+`onset` + `apex` or `flow` + `apex` images (`apex` None in a flow-only set).
 """
 
 from .checks import AnnotationWarning

@@ -7,11 +7,13 @@ becomes "not annotated" for the caller to handle explicitly.
 """
 
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from .checks import listing
 from .features import ACTION_UNITS, APEX_FRAME, EMOTION, OFFSET_FRAME, ONSET_FRAME, SUBJECT
 
 CLIP = "clip"
@@ -23,7 +25,7 @@ FRAME_COLUMNS = (ONSET_FRAME, APEX_FRAME, OFFSET_FRAME)
 
 def find_file(directory: Path, pattern: str, what: str) -> Path:
     """The last (newest-dated, for date-stamped names) file matching glob `pattern` in `directory`."""
-    matches = sorted(directory.glob(pattern))
+    matches = sorted(path for path in directory.glob(pattern) if path.is_file())
     if not matches:
         raise FileNotFoundError(f"{what}: expected a file matching {pattern!r} in {directory}; found none")
     return matches[-1]
@@ -35,13 +37,56 @@ def require_columns(table: pd.DataFrame, columns, where) -> None:
         raise ValueError(f"{where}: missing columns {missing}; the columns found are {list(table.columns)}")
 
 
-def read_sheet(path: Path, columns: dict[str, str], header_first_cell: str) -> pd.DataFrame:
+def csv_line(index: int) -> str:
+    """Where row `index` of a table read with `read_csv_table` is in its file (the header is line 1)."""
+    return f"line {index + 2}"
+
+
+def sheet_row(index: int) -> str:
+    """Where row `index` of a raw sheet (`read_sheet` keeps the sheet's row index) is in the workbook."""
+    return f"row {index + 1}"
+
+
+def require_filled(table: pd.DataFrame, columns, where, place=csv_line) -> None:
+    """Every cell of `columns` holds something; empty ones are named by `place(row index)` and column."""
+    empty = [f"{place(index)} {column}" for index, row in table.iterrows() for column in columns
+             if pd.isna(row[column]) or not str(row[column]).strip()]
+    if empty:
+        raise ValueError(f"{where}: empty cells ({listing(empty)})")
+
+
+def read_csv_table(path: Path) -> pd.DataFrame:
+    """A CSV table with every cell as text, surrounding spaces stripped (spreadsheet exports add them).
+
+    An empty file, a header without rows or a file the CSV parser rejects is an error naming the file,
+    never an empty dataset or a parser traceback.
+    """
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} is empty; expected a header line and one line per sample") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        reason = str(error).strip().splitlines()[-1]
+        raise ValueError(f"{path} is not a readable CSV table ({reason})") from None
+    if table.empty:
+        raise ValueError(f"{path} has a header line but no samples")
+    return table.set_axis([str(name).strip() for name in table.columns], axis=1).map(str.strip)
+
+
+def read_sheet(path: Path, columns: dict[str, str], header_first_cell: str, required=()) -> pd.DataFrame:
     """The table of the first sheet of `path` whose header row starts with `header_first_cell`.
 
     `columns` maps our column names to the sheet's; the result has ours, in that order. Rows that are
-    entirely empty are dropped (spreadsheets often end in a few).
+    entirely empty are dropped (spreadsheets often end in a few); an empty cell of a `required` column
+    (ours) in any other row is an error naming the cell.
     """
-    raw = pd.read_excel(path, header=None, dtype=object)
+    try:
+        raw = pd.read_excel(path, header=None, dtype=object)
+    except (ValueError, KeyError, zipfile.BadZipFile) as error:  # what pandas and openpyxl raise on non-workbooks
+        raise ValueError(f"{path} is not a readable .xlsx workbook ({type(error).__name__}: {error})") from None
+    if raw.empty:
+        raise ValueError(f"{path}: its first sheet is empty; expected a table whose header starts with "
+                         f"{header_first_cell!r}")
     first_cells = raw.iloc[:, 0].astype(str).str.strip()
     header_rows = first_cells.index[first_cells == header_first_cell]
     if header_rows.empty:
@@ -50,6 +95,9 @@ def read_sheet(path: Path, columns: dict[str, str], header_first_cell: str) -> p
     table = raw.loc[header + 1 :].set_axis([str(name).strip() for name in raw.loc[header]], axis=1)
     require_columns(table, columns.values(), path)
     table = table[list(columns.values())].dropna(how="all")
+    if table.empty:
+        raise ValueError(f"{path}: no rows under the header row ({sheet_row(header)})")
+    require_filled(table, [columns[name] for name in required], path, place=sheet_row)
     return table.set_axis(list(columns), axis=1).reset_index(drop=True)
 
 
@@ -92,8 +140,11 @@ class SheetLayout:
     def read(self, data_dir: Path, frames_root: Path, sheet: Path | None = None) -> pd.DataFrame:
         """The annotation table, with each clip's folder `frames_root/{subject}/{clip}`."""
         sheet = sheet or find_file(data_dir, self.pattern, "annotation sheet")
-        table = read_sheet(sheet, self.columns, self.header_first_cell)
-        subjects = table[SUBJECT].map(lambda value: normalize_id(value, self.subject_prefix, self.subject_width))
+        table = read_sheet(sheet, self.columns, self.header_first_cell, required=(SUBJECT, CLIP, EMOTION))
+        try:
+            subjects = table[SUBJECT].map(lambda value: normalize_id(value, self.subject_prefix, self.subject_width))
+        except ValueError as error:
+            raise ValueError(f"{sheet}: {error}") from None
         clips = table[CLIP].astype(str).str.strip()
         return table.assign(
             **{

@@ -65,6 +65,9 @@ class MEBuilder(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         rows = self._rows()
+        if not rows:  # e.g. every sample skipped; `datasets` would say 'Instruction "train" corresponds to no data'
+            where = f" in {self.config.data_dir}" if self.config.data_dir else ""
+            raise ValueError(f"{self.name}: no samples{where}")
         if not self.config.test_subjects:
             return [datasets.SplitGenerator(datasets.Split.TRAIN, gen_kwargs={"rows": rows})]
         keys = [fold_key(row[SOURCE_DATASET], row[SUBJECT]) for row in rows]

@@ -40,6 +40,11 @@ def ensure_known(values: Iterable[str], known: Iterable[str], what: str, where: 
         raise ValueError(f"{where}: unknown {what} {unknown}; known {what}: {sorted(known)}")
 
 
+def require_int(value, name: str, minimum: int, where: str):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{where}: {name} must be an int >= {minimum}; got {value!r}")
+
+
 def report_missing(missing: list[str], skip: bool, where: str):
     """`missing`: one "sample: reason" line per sample whose files are not on disk."""
     if not missing:

@@ -50,6 +50,9 @@ PAIR_FEATURES = {
 }
 """The onset and apex frames the image processor turns into flow and texture, and where they lie."""
 
+FLOW_FEATURES = {FLOW: datasets.Image(), APEX: datasets.Image()}
+"""A precomputed flow image and the apex face it was made on; the apex is None in a flow-only dataset."""
+
 CLIP_FEATURES = {
     EMOTION: datasets.Value("string"),
     **PAIR_FEATURES,

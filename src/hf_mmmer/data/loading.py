@@ -12,6 +12,7 @@ therefore passes a fingerprint of the data (every file's path, size and modifica
 never share a cache entry, unchanged data is built once.
 """
 
+import dataclasses
 import hashlib
 import importlib.util
 import inspect
@@ -22,6 +23,7 @@ import datasets
 
 from .casme2 import Casme2
 from .megc2019 import Megc2019
+from .megc2019_maps import Megc2019Maps
 from .precomputed import Precomputed
 from .samm import Samm
 from .smic import Smic
@@ -32,6 +34,7 @@ BUILDERS = {
     "smic": Smic,
     "samm": Samm,
     "megc2019": Megc2019,
+    "megc2019_maps": Megc2019Maps,
     "precomputed": Precomputed,
     "synthetic": Synthetic,
 }
@@ -64,6 +67,15 @@ def builder_class(name: str) -> type[datasets.GeneratorBasedBuilder]:
     return found[0]
 
 
+def check_arguments(builder: type, builder_kwargs: dict):
+    """Refuse arguments the builder's config does not have (a typo would otherwise name the whole config)."""
+    base = {field.name for field in dataclasses.fields(datasets.BuilderConfig)}
+    known = [field.name for field in dataclasses.fields(builder.BUILDER_CONFIG_CLASS) if field.name not in base]
+    unknown = sorted(set(builder_kwargs) - set(known))
+    if unknown:
+        raise ValueError(f"{builder.__name__}: unknown arguments {unknown}; it takes {known}")
+
+
 def fingerprint(builder: type, paths) -> str:
     """A hash of the builder's code and of every file (path, size, mtime) under `paths`."""
     digest = hashlib.sha256()
@@ -89,8 +101,8 @@ def load_me_dataset(
     """Build (or reuse from the cache) a micro-expression dataset.
 
     Args:
-        name: one of `BUILDERS` (`"casme2"`, `"smic"`, `"samm"`, `"megc2019"`, `"precomputed"`,
-            `"synthetic"`) or the path of a dataset script from `dataset_scripts/`.
+        name: one of `BUILDERS` (`"casme2"`, `"smic"`, `"samm"`, `"megc2019"`, `"megc2019_maps"`,
+            `"precomputed"`, `"synthetic"`) or the path of a dataset script from `dataset_scripts/`.
         data_dir: the folder of a licensed dataset (see each builder's manual download instructions),
             or of a precomputed `samples.csv`.
         config: a builder config name, e.g. `"3class"` or `"5class"`; default: the builder's default.
@@ -101,6 +113,7 @@ def load_me_dataset(
             `num_subjects=8` (synthetic), `test_subjects=["casme2/sub01"]`.
     """
     builder_type = builder_class(str(name))
+    check_arguments(builder_type, builder_kwargs)
     paths = [data_dir, *(builder_kwargs.get(name) for name in PATH_ARGUMENTS)]
     data_paths = [path for path in paths if path is not None and os.path.exists(path)]
     builder = builder_type(

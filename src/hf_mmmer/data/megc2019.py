@@ -30,15 +30,23 @@ SOURCES = (casme2.SOURCE, smic.SOURCE, samm.SOURCE)
 DEFAULT_SOURCE_DIRS = {"casme2": "CASME2", "smic": "SMIC", "samm": "SAMM"}
 
 
+def sample_source(sample_id: str, where) -> tuple[str, str]:
+    """The source dataset and subject of a composite sample id (`sub01_EP02_01f` -> casme2, sub01)."""
+    for source in SOURCES:
+        if match := re.fullmatch(source.sample_pattern, sample_id):
+            return source.name, match.group(1)
+    raise ValueError(f"{where}: {sample_id!r} is not a sample id of {[s.name for s in SOURCES]} "
+                     "(e.g. sub01_EP02_01f, s01_s01_ne_01, 006_006_1_2)")
+
+
 def read_sample_list(path: Path) -> pd.DataFrame:
     """`source_dataset`, `subject`, `sample_id` of every name in the list (one per line)."""
     rows = []
     for sample_id in Path(path).read_text().split():
-        matches = [(source.name, m) for source in SOURCES if (m := re.fullmatch(source.sample_pattern, sample_id))]
-        if not matches:
-            raise ValueError(f"{path}: {sample_id!r} is not a sample id of {[s.name for s in SOURCES]}")
-        source_name, match = matches[0]
-        rows.append({SOURCE_DATASET: source_name, SUBJECT: match.group(1), SAMPLE_ID: sample_id})
+        source_name, subject = sample_source(sample_id, path)
+        rows.append({SOURCE_DATASET: source_name, SUBJECT: subject, SAMPLE_ID: sample_id})
+    if not rows:
+        raise ValueError(f"{path}: no sample ids (expected one per line)")
     table = pd.DataFrame(rows, columns=[SOURCE_DATASET, SUBJECT, SAMPLE_ID])
     ensure_unique(table[SAMPLE_ID], str(path))
     return table

@@ -8,14 +8,14 @@ given, must agree with it.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
-import datasets
 import pandas as pd
 
-from .annotations import require_columns
+from .annotations import read_csv_table, require_columns, require_filled
 from .builder import MEBuilder, MEConfig
 from .checks import ensure_known, ensure_unique, listing, report_missing
-from .features import APEX, FLOW, LABEL, SAMPLE_ID, SOURCE_DATASET, SUBJECT, sample_features
+from .features import APEX, FLOW, FLOW_FEATURES, LABEL, SAMPLE_ID, SOURCE_DATASET, SUBJECT, sample_features
 from .labels import THREE_CLASSES
 
 SAMPLES_FILE = "samples.csv"
@@ -27,6 +27,26 @@ CSV_LABEL_NAME = "label_name"
 CSV_FLOW = "flow"
 CSV_APEX = "apex"
 REQUIRED_COLUMNS = (CSV_DATASET, CSV_SUBJECT, CSV_SAMPLE, CSV_LABEL_NAME, CSV_FLOW, CSV_APEX)
+
+
+def flow_rows(table: pd.DataFrame, root: Path, skip_missing: bool, where: str) -> list[dict]:
+    """The examples of a table of precomputed samples, after checking their ids and files.
+
+    `table` has the dataset columns `sample_id`, `subject`, `source_dataset`, `label` (a class name),
+    `flow` and `apex` (image paths relative to `root`; `apex` is None in a flow-only dataset). Duplicate
+    ids are an error; samples whose files are missing are an error or skipped (`report_missing`).
+    """
+    ensure_unique(table[SAMPLE_ID], where)
+    rows, missing = [], []
+    for row in table[[SAMPLE_ID, SUBJECT, SOURCE_DATASET, LABEL, FLOW, APEX]].to_dict("records"):
+        paths = {column: None if row[column] is None else root / row[column] for column in (FLOW, APEX)}
+        absent = [row[column] for column, path in paths.items() if path is not None and not path.is_file()]
+        if absent:
+            missing.append(f"{row[SAMPLE_ID]} (not found: {', '.join(absent)})")
+            continue
+        rows.append({**row, **{column: None if path is None else str(path) for column, path in paths.items()}})
+    report_missing(missing, skip_missing, where)
+    return rows
 
 
 @dataclass
@@ -50,15 +70,16 @@ class Precomputed(MEBuilder):
         return f"Pass the folder that holds {SAMPLES_FILE} and the images it lists as data_dir."
 
     def _features(self):
-        return sample_features(self.config.label_names, {FLOW: datasets.Image(), APEX: datasets.Image()})
+        return sample_features(self.config.label_names, FLOW_FEATURES)
 
     def _rows(self):
         data_dir = self.require_data_dir()
         csv = data_dir / SAMPLES_FILE
         if not csv.is_file():
             raise FileNotFoundError(f"precomputed: expected {SAMPLES_FILE} in {data_dir}")
-        table = pd.read_csv(csv, dtype=str, keep_default_na=False)
+        table = read_csv_table(csv)
         require_columns(table, REQUIRED_COLUMNS, csv)
+        require_filled(table, REQUIRED_COLUMNS, csv)
         label_names = list(self.config.label_names)
         ensure_known(table[CSV_LABEL_NAME], label_names, "label names", csv)
         if CSV_LABEL in table.columns:
@@ -67,22 +88,12 @@ class Precomputed(MEBuilder):
                 pairs = [f"{row[CSV_SAMPLE]}: {row[CSV_LABEL]} vs {row[CSV_LABEL_NAME]}"
                          for _, row in disagree.iterrows()]
                 raise ValueError(f"{csv}: label and label_name disagree (labels are {label_names}): {listing(pairs)}")
-        table[SAMPLE_ID] = table[CSV_SUBJECT] + "_" + table[CSV_SAMPLE]
-        ensure_unique(table[SAMPLE_ID], csv)
-        on_disk = table[[CSV_FLOW, CSV_APEX]].map(lambda path: (data_dir / path).is_file())
-        missing = [
-            f"{row[SAMPLE_ID]} (not found: {', '.join(row[c] for c in on_disk if not on_disk.at[index, c])})"
-            for index, row in table[~on_disk.all(axis=1)].iterrows()
-        ]
-        report_missing(missing, self.config.skip_missing, f"precomputed ({csv})")
-        return [
-            {
-                SAMPLE_ID: row[SAMPLE_ID],
-                SUBJECT: row[CSV_SUBJECT],
-                SOURCE_DATASET: row[CSV_DATASET],
-                LABEL: row[CSV_LABEL_NAME],
-                FLOW: str(data_dir / row[CSV_FLOW]),
-                APEX: str(data_dir / row[CSV_APEX]),
-            }
-            for _, row in table[on_disk.all(axis=1)].iterrows()
-        ]
+        table = pd.DataFrame({
+            SAMPLE_ID: table[CSV_SUBJECT] + "_" + table[CSV_SAMPLE],
+            SUBJECT: table[CSV_SUBJECT],
+            SOURCE_DATASET: table[CSV_DATASET],
+            LABEL: table[CSV_LABEL_NAME],
+            FLOW: table[CSV_FLOW],
+            APEX: table[CSV_APEX],
+        })
+        return flow_rows(table, data_dir, self.config.skip_missing, f"precomputed ({csv})")

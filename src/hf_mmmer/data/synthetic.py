@@ -8,6 +8,7 @@ render in a few seconds.
 from dataclasses import dataclass
 
 from .builder import MEBuilder, MEConfig
+from .checks import require_int
 from .features import (
     ACTION_UNITS,
     ANNOTATED,
@@ -59,6 +60,8 @@ class Synthetic(MEBuilder):
 
     def _rows(self):
         config = self.config
+        for field, minimum in (("num_subjects", 1), ("samples_per_subject", 1), ("image_size", 1), ("num_frames", 2)):
+            require_int(getattr(config, field), field, minimum, NAME)
         return [
             {
                 SAMPLE_ID: f"{clip.subject}_{index:03d}",

@@ -26,7 +26,8 @@ from . import require_gradio
 require_gradio()
 import gradio as gr  # noqa: E402  (after the check that turns its absence into an install hint)
 
-from ..cli import USER_ERRORS, load_pipeline  # noqa: E402
+from ..cli import load_pipeline  # noqa: E402
+from ..errors import USER_ERRORS  # noqa: E402
 from ..visualization import HEATMAP_VIEWS, PANEL_SIZE, flow_to_color, heatmap_image  # noqa: E402
 
 TITLE = "hf-mmmer: micro-expression recognition"

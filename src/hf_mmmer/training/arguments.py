@@ -1,14 +1,19 @@
 """Command-line arguments of the trainer, as dataclasses parsed by `transformers.HfArgumentParser`.
 
 The defaults are the package's recipe; `examples/train.py` and `hf-mmmer train` share this parser so
-that `--help` is the same everywhere.
+that `--help` is the same everywhere. Each dataclass checks its values on construction (as
+`transformers.TrainingArguments` does), so a bad argument is refused before data are loaded and
+before anything is written.
 """
 
+import inspect
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-DATASETS = ("synthetic", "precomputed", "casme2", "smic", "samm", "megc2019")
+from ..configuration_mmmer import MMMERConfig
+
+DATASETS = ("synthetic", "precomputed", "casme2", "smic", "samm", "megc2019", "megc2019_maps")
 
 
 @dataclass
@@ -22,6 +27,12 @@ class DataArguments:
     crop_face: bool = field(
         default=False, metadata={"help": "Haar face crop before the flow (off for datasets that ship cropped faces)."}
     )
+
+    def __post_init__(self):
+        # The builders name a bad --dataset or --data_dir themselves; an empty synthetic set they do not.
+        if self.dataset == "synthetic":
+            require_positive("num_subjects", self.num_subjects)
+            require_positive("samples_per_subject", self.samples_per_subject)
 
 
 @dataclass
@@ -42,10 +53,13 @@ class ExperimentArguments:
     learning_rate: float = field(default=1e-3)
     weight_decay: float = field(default=0.05)
     warmup_ratio: float = field(default=0.1, metadata={"help": "Linear warmup share of steps before cosine decay."})
-    lr_scheduler: str = field(default="cosine", metadata={"help": "cosine or constant (after warmup)."})
+    lr_scheduler: str = field(
+        default="cosine", metadata={"help": "cosine or constant (after warmup).", "choices": ["cosine", "constant"]}
+    )
     class_weighting: str = field(
         default="balanced",
-        metadata={"help": "none; balanced: cross-entropy weights from each fold's training labels; or "
+        metadata={"choices": ["none", "balanced", "balanced_sampling"],
+                  "help": "none; balanced: cross-entropy weights from each fold's training labels; or "
                           "balanced_sampling: each epoch draws its samples with replacement, every class equally "
                           "likely, and the loss is unweighted."},
     )
@@ -71,10 +85,52 @@ class ExperimentArguments:
                           "comparisons with test-selected papers; never used to choose anything)."},
     )
     resume: bool = field(default=False, metadata={"help": "Skip folds already finished in output_dir."})
-    overwrite: bool = field(default=False, metadata={"help": "Delete an existing output_dir first."})
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Replace the run in output_dir (only a run of this package holding nothing else; the new "
+                          "run is built beside it and swapped in when it has finished)."},
+    )
     push_to_hub: bool = field(default=False, metadata={"help": "Upload final_model/ to the Hub (HF_ENDPOINT)."})
     hub_model_id: Optional[str] = field(default=None, metadata={"help": "Repo id for --push_to_hub."})
     hub_private: bool = field(default=False)
+
+    def __post_init__(self):
+        require_positive("epochs", self.epochs)
+        require_positive("batch_size", self.batch_size)
+        if not self.folds.strip(", ") or (self.folds.strip().isdigit() and int(self.folds) == 0):
+            raise ValueError(f"--folds must be all, a positive number or a comma list of subjects, got {self.folds!r}")
+        if self.resume and self.overwrite:
+            raise ValueError("--resume continues the run in --output_dir and --overwrite replaces it: pass one of them")
+        if self.push_to_hub and not self.hub_model_id:
+            raise ValueError("--push_to_hub needs --hub_model_id (the repo to create or update)")
+        if self.num_threads is not None and self.num_threads < 0:
+            raise ValueError(f"--num_threads must be >= 0 (0 keeps torch's default), got {self.num_threads}")
+        overrides = parse_overrides(self.config_overrides)
+        check_config_overrides(overrides)
+        try:
+            MMMERConfig(**overrides)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"--config_overrides: {error}") from None
+
+
+def require_positive(name: str, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"--{name} must be a positive integer, got {value!r}")
+
+
+CONFIG_FIELDS = [name for name in inspect.signature(MMMERConfig.__init__).parameters if name not in ("self", "kwargs")]
+"""The `MMMERConfig` fields `--config_overrides` may set (its own; the classes come from the dataset)."""
+
+
+def check_config_overrides(overrides: dict):
+    """Refuse keys that are not `MMMERConfig` fields, which the config would otherwise keep silently."""
+    classes = sorted(overrides.keys() & {"num_labels", "id2label", "label2id"})
+    if classes:
+        raise ValueError(f"--config_overrides may not set {', '.join(classes)}: the classes are the dataset's")
+    unknown = sorted(overrides.keys() - set(CONFIG_FIELDS))
+    if unknown:
+        raise ValueError(f"--config_overrides: unknown key{'s' * (len(unknown) > 1)} {', '.join(unknown)}; "
+                         f"known keys: {', '.join(CONFIG_FIELDS)}")
 
 
 def parse_overrides(text: Optional[str]) -> dict:

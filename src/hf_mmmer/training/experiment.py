@@ -4,11 +4,12 @@ Folds are independent, so with several processes (`accelerate launch`, `torchrun
 every N-th fold and the per-fold results are gathered on the main process: N processes finish a sweep
 about N times faster. A run with a single fold and several processes trains it data-parallel instead.
 Each finished fold is written atomically to `output_dir/folds/`, which is what `--resume` reads.
+Everything that can be refused (arguments, output folder, data, config, fold plan, resume's match) is
+checked before the first file is written; the output folder's rules are `run_folder`'s.
 """
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +24,7 @@ from ..configuration_mmmer import MMMERConfig
 from ..data import held_out_split, load_me_dataset, select_subjects
 from ..image_processing_mmmer import MMMERImageProcessor
 from .arguments import DataArguments, ExperimentArguments, parse_overrides, run_signature
+from .data_fingerprint import data_changes, data_fingerprint
 from .encoding import EncodedDataset, encode_dataset
 from .export import save_model_directory
 from .fold_training import FoldRecipe, flow_zero_level, fold_seed, predict_probabilities, train_fold_model
@@ -36,36 +38,13 @@ from .reporting import (
     write_atomically,
     write_json,
 )
+from .run_folder import RUN_ARGS_FILE, finish_run, place_run, start_run
 
 logger = logging.getLogger(__name__)
-RUN_ARGS_FILE = "run_args.json"
 FOLDS_DIR = "folds"
-
-
-def prepare_output_dir(output_dir: Path, signature: dict, resume: bool, overwrite: bool):
-    """Create `output_dir`, refusing to touch a previous run's results unless asked.
-
-    `--resume` requires the same result-determining arguments as the run it continues (else the
-    pooled metrics would mix two recipes); `--overwrite` deletes the folder first.
-    """
-    args_file = output_dir / RUN_ARGS_FILE
-    if output_dir.exists() and any(output_dir.iterdir()):
-        if resume:
-            if not args_file.exists():
-                raise FileExistsError(f"{output_dir} is not empty and holds no {RUN_ARGS_FILE}: nothing to resume")
-            previous = json.loads(args_file.read_text())
-            changed = {k: (previous.get(k), v) for k, v in signature.items() if previous.get(k) != v}
-            if changed:
-                raise ValueError(f"--resume with different arguments than the run in {output_dir}: "
-                                 + ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items()))
-        elif overwrite:
-            shutil.rmtree(output_dir)
-        else:
-            raise FileExistsError(
-                f"{output_dir} already holds a run; pass --resume to continue it or --overwrite to replace it"
-            )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_json(args_file, signature)
+DATA_FILE = "data_fingerprint.json"
+ARTIFACTS = ("predictions.csv", "metrics.json", "timing.json", "results.md", "confusion_matrix.png",
+             "training_curves.png")
 
 
 def build_model_config(args: ExperimentArguments, label_names) -> MMMERConfig:
@@ -76,10 +55,7 @@ def build_model_config(args: ExperimentArguments, label_names) -> MMMERConfig:
 
 def build_processor(config: MMMERConfig, data_args: DataArguments) -> MMMERImageProcessor:
     """The processor whose output sizes match `config` (it is saved with the final model)."""
-    return MMMERImageProcessor(
-        flow_size=config.flow_image_size, texture_size=config.texture_image_size,
-        texture_channels=config.texture_channels, do_crop_face=data_args.crop_face,
-    )
+    return MMMERImageProcessor.from_config(config, do_crop_face=data_args.crop_face)
 
 
 def load_dataset_for(data_args: DataArguments, seed: int):
@@ -118,6 +94,27 @@ def fold_file(output_dir: Path, fold: str) -> Path:
     return output_dir / FOLDS_DIR / (fold.replace("/", "__") + ".json")
 
 
+def check_resumable(output_dir: Path, signature: dict, fingerprint: dict):
+    """Refuse to resume a run whose result-determining arguments or data differ from this one's.
+
+    Otherwise the pooled metrics would mix two recipes, or score finished folds' predictions against
+    changed labels.
+    """
+    previous = json.loads((output_dir / RUN_ARGS_FILE).read_text())
+    changed = {k: (previous.get(k), v) for k, v in signature.items() if previous.get(k) != v}
+    if changed:
+        raise ValueError(f"--resume with different arguments than the run in {output_dir}: "
+                         + ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items()))
+    recorded = output_dir / DATA_FILE
+    if not recorded.is_file():
+        raise ValueError(f"--resume refused: the run in {output_dir} has no {DATA_FILE}, so its data cannot be "
+                         "checked; start a new run")
+    changes = data_changes(json.loads(recorded.read_text()), fingerprint)
+    if changes:
+        raise ValueError(f"--resume refused: the data differ from the run in {output_dir}: {'; '.join(changes)}. "
+                         "Start a new run (another --output_dir, or --overwrite)")
+
+
 def run_fold(fold, test_indices, data, config, recipe, args, flow_zero, accelerator, progress):
     """Train without the fold's subject, predict it, and return the fold's result record."""
     started = time.perf_counter()
@@ -138,20 +135,24 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
-    output_dir = Path(args.output_dir)
-    signature = run_signature(data_args, args)
-    if accelerator.is_main_process:
-        prepare_output_dir(output_dir, signature, args.resume, args.overwrite)
-    accelerator.wait_for_everyone()
-
+    placement = place_run(args.output_dir, args.resume, args.overwrite)
     dataset = load_dataset_for(data_args, args.seed)
     label_names = dataset.features["label"].names
     config = build_model_config(args, label_names)
     processor = build_processor(config, data_args)
-    data = encode_dataset(dataset, processor)
+    data = encode_dataset(dataset, processor, config.modalities)
     flow_zero = flow_zero_level(processor)
     recipe = FoldRecipe.from_arguments(args)
     folds = plan_folds(data, args)
+    signature, fingerprint = run_signature(data_args, args), data_fingerprint(data)
+    output_dir = placement.work_dir  # a hidden sibling while the run replaces another, swapped in at the end
+    if args.resume and (output_dir / RUN_ARGS_FILE).is_file():
+        check_resumable(output_dir, signature, fingerprint)
+    accelerator.wait_for_everyone()  # every process has checked the folder before the main one writes to it
+    if accelerator.is_main_process:
+        folds_owned = [fold_file(output_dir, fold).relative_to(output_dir).as_posix() for fold in folds]
+        start_run(placement, {RUN_ARGS_FILE: signature, DATA_FILE: fingerprint}, [*ARTIFACTS, *folds_owned])
+    accelerator.wait_for_everyone()
     fold_names = list(folds)
     data_parallel = len(fold_names) < accelerator.num_processes
     mine = fold_names if data_parallel else fold_names[accelerator.process_index :: accelerator.num_processes]
@@ -205,11 +206,11 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
             save_model_directory(model, processor, final_dir, metrics=metrics, dataset_name=data_args.dataset,
                                  training_args={**asdict(data_args), **asdict(args)},
                                  model_name=args.hub_model_id or f"mmmer-{data_args.dataset}")
-        if args.push_to_hub:
-            from .hub import push_folder_to_hub
+    finish_run(placement)
+    if args.final_model and args.push_to_hub:
+        from .hub import push_folder_to_hub
 
-            if not args.hub_model_id:
-                raise ValueError("--push_to_hub needs --hub_model_id")
-            url = push_folder_to_hub(final_dir, args.hub_model_id, private=args.hub_private)
-            logger.info("pushed %s to %s", final_dir, url)
+        final_dir = placement.output_dir / "final_model"
+        url = push_folder_to_hub(final_dir, args.hub_model_id, private=args.hub_private)
+        logger.info("pushed %s to %s", final_dir, url)
     return metrics

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..pipeline_mmmer import MicroExpressionClassificationPipeline
 from .model_card import render_model_card
+from .reporting import give_default_permissions
 
 
 def save_model_directory(model, processor, directory, *, metrics=None, dataset_name="unknown", training_args=None,
@@ -30,6 +31,7 @@ def save_model_directory(model, processor, directory, *, metrics=None, dataset_n
         card = render_model_card(metrics, model.config.to_dict(), dataset_name=dataset_name,
                                  model_name=model_name or directory.name, training_args=training_args)
         (staging / "README.md").write_text(card)
+    give_default_permissions(staging)
     if directory.exists():
         shutil.rmtree(directory)
     staging.rename(directory)

@@ -7,7 +7,8 @@ on that for the per-fold results.
 
 import json
 import os
-import tempfile
+import secrets
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -19,22 +20,45 @@ import pandas as pd  # noqa: E402
 from .metrics import pooled_confusion_matrix  # noqa: E402
 
 
-def write_atomically(path, text: str):
-    """Write `text` to `path` through a temporary file in the same folder and an atomic rename."""
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary sibling of `path` to write; on success rename it onto `path` (atomically).
+
+    The temporary name is `.NAME.<random>.tmp`, which `run_folder` recognises as the run's own
+    leftover. It is created by `open(..., "x")`, so the final file gets the user's umask like any other
+    file they create (`tempfile.mkstemp` would make it private, `-rw-------`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
+        yield temporary
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
+def give_default_permissions(folder):
+    """Give every file under `folder` the mode a file the user creates gets (0o666 less the umask).
+
+    `safetensors` writes `model.safetensors` private (`-rw-------`), unlike every other file of a run.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in Path(folder).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o666 & ~umask)
+
+
+def write_atomically(path, text: str):
+    """Write `text` to `path` through a temporary file in the same folder and an atomic rename."""
+    with atomic_path(path) as temporary, open(temporary, "x") as file:
+        file.write(text)
+
+
 def write_json(path, payload):
-    write_atomically(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    write_atomically(path, json.dumps(payload, indent=2) + "\n")
 
 
 def prediction_rows(data, indices, scores, folds) -> list:
@@ -71,11 +95,9 @@ def results_markdown(metrics: dict, title: str) -> str:
 
 
 def _save_figure(figure, path):
-    path = Path(path)
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    figure.savefig(temporary, dpi=120, bbox_inches="tight")
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format=Path(path).suffix[1:], dpi=120, bbox_inches="tight")
     plt.close(figure)
-    os.replace(temporary, path)
 
 
 def plot_confusion_matrix(table: pd.DataFrame, label_names, path):

@@ -1,0 +1,41 @@
+"""The command line's error contract: a user's mistake is one line on stderr and exit status 1.
+
+The package signals a problem with what the user gave it (an argument, a file, a folder, a sample) by
+raising one of the standard exceptions in `USER_ERRORS`, with a message that names the field, file or
+sample; library code everywhere already does, so no package-specific exception type is needed. The
+commands (`hf-mmmer ...`, `examples/train.py`) catch exactly these at their boundary and print the
+message alone (a user error that `datasets` wrapped while building a dataset is unwrapped first).
+Anything else is a bug and keeps its traceback. Malformed command lines are argparse's
+(usage line and exit status 2).
+"""
+
+import sys
+
+from datasets.exceptions import DatasetGenerationError
+
+USER_ERRORS = (
+    ValueError,  # a bad value: argument, config field, sample, label
+    TypeError,  # a value of the wrong type, e.g. a config field
+    # A missing, misplaced or unreadable file or folder, an output that may not be replaced without consent
+    # (FileExistsError), a full disk; transformers reports a model folder without weights this way too.
+    OSError,
+)
+
+
+def user_error(error: BaseException):
+    """The user error `error` is, or that `datasets` wrapped in it (a builder's refusal of a sample); else None."""
+    while isinstance(error, DatasetGenerationError):
+        error = error.__cause__
+    return error if isinstance(error, USER_ERRORS) else None
+
+
+def exit_status(command: str, run, *args) -> int:
+    """Call `run(*args)`; return 0, or print a user error as `command: error: message` and return 1."""
+    try:
+        run(*args)
+    except (*USER_ERRORS, DatasetGenerationError) as error:
+        if user_error(error) is None:
+            raise
+        print(f"{command}: error: {' '.join(str(user_error(error)).split())}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,59 @@
+"""A run's record of its data, so that `--resume` never mixes results computed on different data.
+
+A resumed run reuses its finished folds and final model; if the samples, their labels or their images
+changed since, those would score old predictions against new labels. The fingerprint keeps, per sample
+(keyed `source/sample_id`), its class name and a hash of its encoded model inputs (what the folds were
+trained and tested on), so a changed dataset is refused and the change named.
+"""
+
+import hashlib
+from collections import Counter
+
+from .encoding import EncodedDataset
+
+
+def sample_keys(data: EncodedDataset) -> list:
+    """`source/sample_id` of each sample; a repeated key gets `#2`, `#3`, ... so none is lost."""
+    seen = Counter()
+    keys = []
+    for source, sample_id in zip(data.datasets, data.sample_ids):
+        key = f"{source}/{sample_id}"
+        seen[key] += 1
+        keys.append(key if seen[key] == 1 else f"{key}#{seen[key]}")
+    return keys
+
+
+def data_fingerprint(data: EncodedDataset) -> dict:
+    """`{"classes": [...], "samples": {key: {"label": class name, "content": hash of its inputs}}}`."""
+    samples = {}
+    for index, key in enumerate(sample_keys(data)):
+        digest = hashlib.sha256(data.flow[index].numpy().tobytes())
+        digest.update(data.texture[index].numpy().tobytes())
+        samples[key] = {"label": data.label_names[int(data.labels[index])], "content": digest.hexdigest()[:16]}
+    return {"classes": list(data.label_names), "samples": samples}
+
+
+def _listed(keys, limit: int = 3) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:limit]) + (", ..." if len(keys) > limit else "")
+
+
+def data_changes(recorded: dict, current: dict) -> list:
+    """What differs between two fingerprints, one phrase per kind of change (empty when identical)."""
+    changes = []
+    if recorded["classes"] != current["classes"]:
+        changes.append(f"classes {recorded['classes']} -> {current['classes']}")
+    old, new = recorded["samples"], current["samples"]
+    added, removed = new.keys() - old.keys(), old.keys() - new.keys()
+    if added:
+        changes.append(f"{len(added)} samples added ({_listed(added)})")
+    if removed:
+        changes.append(f"{len(removed)} samples removed ({_listed(removed)})")
+    common = sorted(old.keys() & new.keys())
+    relabelled = [f"{k}: {old[k]['label']} -> {new[k]['label']}" for k in common if old[k]["label"] != new[k]["label"]]
+    if relabelled:
+        changes.append(f"labels changed for {len(relabelled)} samples ({_listed(relabelled)})")
+    altered = [k for k in common if old[k]["content"] != new[k]["content"]]
+    if altered:
+        changes.append(f"images or their encoding changed for {len(altered)} samples ({_listed(altered)})")
+    return changes

@@ -1,0 +1,175 @@
+"""What a command may write, continue, replace or delete in an output folder, and nothing more.
+
+A training run is recognised by `run_manifest.json`, which lists every file the run owns (written at
+the start, before the first result). The rules, checked before anything is written:
+
+- A new or empty folder is written into.
+- A non-empty folder that is not a run is never written into, with or without `--overwrite`.
+- `--resume` continues a run (the caller checks that its arguments and data are unchanged).
+- `--overwrite` replaces a run only when every file in it is the run's own: the new run is built in a
+  hidden sibling (`.NAME.overwrite`) and swapped in at the end, so a failure keeps the old run whole;
+  the old run's files are then deleted, and anything else that appeared meanwhile is kept, in
+  `.NAME.replaced`, and named.
+- An evaluation (`hf-mmmer evaluate --output_dir`) never writes into a training run, and writes into
+  another non-empty folder only with `--overwrite` (replacing its two files, touching nothing else).
+"""
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .reporting import write_json
+
+logger = logging.getLogger(__name__)
+MANIFEST_FILE = "run_manifest.json"
+RUN_ARGS_FILE = "run_args.json"  # the arguments of the run; older versions wrote it without a manifest
+# The model folder is replaced as a whole by each save (`export.save_model_directory`, through its
+# `.final_model.partial` staging folder), so all of it is the run's.
+OWNED_FOLDERS = ("final_model", ".final_model.partial")
+
+
+@dataclass(frozen=True)
+class RunPlacement:
+    """Where a run ends up (`output_dir`) and where it writes meanwhile (`work_dir`)."""
+
+    output_dir: Path
+    work_dir: Path
+
+    @property
+    def replaces_a_run(self) -> bool:
+        return self.work_dir != self.output_dir
+
+
+def staging_folder(output_dir: Path) -> Path:
+    return output_dir.with_name(f".{output_dir.name}.overwrite")
+
+
+def replaced_folder(output_dir: Path) -> Path:
+    return output_dir.with_name(f".{output_dir.name}.replaced")
+
+
+def read_manifest(folder: Path):
+    """The set of files a run in `folder` owns, or None when `folder` holds no run."""
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        return set(json.loads(path.read_text())["files"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is damaged ({error}); the folder cannot be treated as a run") from None
+
+
+def is_owned(relative: str, owned: set) -> bool:
+    """Whether the file at `relative` (a POSIX path inside a run) is the run's own."""
+    parts = relative.split("/")
+    if relative in owned or parts[0] in OWNED_FOLDERS:
+        return True
+    name = parts[-1]  # a leftover of `reporting.atomic_path`: `.NAME.<random>.tmp`
+    if name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3:
+        return "/".join([*parts[:-1], name[1:-4].rsplit(".", 1)[0]]) in owned
+    return False
+
+
+def foreign_files(folder: Path, owned: set) -> list:
+    """Files under `folder` that the run there did not write, as sorted relative paths."""
+    files = (path.relative_to(folder).as_posix() for path in Path(folder).rglob("*") if not path.is_dir())
+    return sorted(relative for relative in files if not is_owned(relative, owned))
+
+
+def _named(paths: list, limit: int = 5) -> str:
+    return ", ".join(paths[:limit]) + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def _is_empty(folder: Path) -> bool:
+    return not folder.exists() or not any(folder.iterdir())
+
+
+def place_run(output_dir, resume: bool, overwrite: bool) -> RunPlacement:
+    """Decide where a run writes, refusing what the rules above forbid; reads only, writes nothing."""
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise NotADirectoryError(f"--output_dir {output_dir} is a file, not a folder")
+    if replaced_folder(output_dir).exists():
+        raise FileExistsError(f"{replaced_folder(output_dir)} holds what was left of a run replaced in {output_dir} "
+                              "(files it did not write, or an interrupted swap): look at it, then move or delete it")
+    if _is_empty(output_dir):
+        return RunPlacement(output_dir, output_dir)
+    owned = read_manifest(output_dir)
+    if owned is None and (output_dir / RUN_ARGS_FILE).is_file():
+        raise FileExistsError(f"{output_dir} holds a run of an older hf-mmmer (no {MANIFEST_FILE}), which cannot be "
+                              "resumed or replaced safely; move or delete it yourself, or choose another --output_dir")
+    if owned is None:
+        raise FileExistsError(f"--output_dir {output_dir} is not empty and holds no hf-mmmer run ({MANIFEST_FILE}): "
+                              "it is never written into or deleted; choose a new or empty folder")
+    if resume:
+        return RunPlacement(output_dir, output_dir)
+    if not overwrite:
+        raise FileExistsError(f"{output_dir} already holds a run; pass --resume to continue it or --overwrite to "
+                              "replace it")
+    foreign = foreign_files(output_dir, owned)
+    if foreign:
+        raise FileExistsError(f"--overwrite refused: {output_dir} holds files the run did not write "
+                              f"({_named(foreign)}); move them out first")
+    staging = staging_folder(output_dir)
+    if not _is_empty(staging) and foreign_files(staging, read_manifest(staging) or set()):
+        raise FileExistsError(f"{staging} (where --overwrite builds the new run) holds files hf-mmmer did not write; "
+                              "move or delete it")
+    return RunPlacement(output_dir, staging)
+
+
+def start_run(placement: RunPlacement, records: dict, owned_files) -> None:
+    """Create the run's folder and write its `records` (`{file name: JSON payload}`) and manifest.
+
+    `owned_files` are the paths (relative to the run) the run will write; a resumed run keeps owning
+    what it owned before.
+    """
+    work_dir = placement.work_dir
+    if placement.replaces_a_run and work_dir.exists():
+        shutil.rmtree(work_dir)  # an earlier --overwrite's unfinished run, checked by place_run to be ours only
+    work_dir.mkdir(parents=True, exist_ok=True)
+    owned = {MANIFEST_FILE, *records, *owned_files} | (read_manifest(work_dir) or set())
+    write_json(work_dir / MANIFEST_FILE, {"written_by": "hf_mmmer", "files": sorted(owned)})
+    for name, payload in records.items():
+        write_json(work_dir / name, payload)
+
+
+def finish_run(placement: RunPlacement) -> None:
+    """Swap a replacing run into place, then delete the old run's own files (and nothing else)."""
+    if not placement.replaces_a_run:
+        return
+    old = replaced_folder(placement.output_dir)
+    os.rename(placement.output_dir, old)
+    os.rename(placement.work_dir, placement.output_dir)
+    owned = read_manifest(old)
+    for relative in sorted((p.relative_to(old).as_posix() for p in old.rglob("*")), reverse=True):
+        path = old / relative
+        if path.is_dir() and not path.is_symlink():
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif is_owned(relative, owned):
+            path.unlink()
+    if any(old.iterdir()):
+        logger.warning("kept files the replaced run did not write in %s: %s", old, _named(foreign_files(old, owned)))
+    else:
+        old.rmdir()
+
+
+def is_run_folder(folder) -> bool:
+    return any((Path(folder) / name).is_file() for name in (MANIFEST_FILE, RUN_ARGS_FILE))
+
+
+def check_evaluation_folder(output_dir, overwrite: bool) -> None:
+    """Refuse an evaluation's `--output_dir` that is a training run, or non-empty without `--overwrite`."""
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise NotADirectoryError(f"--output_dir {output_dir} is a file, not a folder")
+    if is_run_folder(output_dir):
+        raise FileExistsError(f"--output_dir {output_dir} holds a training run, whose metrics.json and "
+                              "predictions.csv are its LOSO results: an evaluation never replaces them; choose "
+                              "another folder")
+    if not overwrite and not _is_empty(output_dir):
+        raise FileExistsError(f"--output_dir {output_dir} is not empty; pass --overwrite to replace its metrics.json "
+                              "and predictions.csv (nothing else is touched), or choose a new folder")

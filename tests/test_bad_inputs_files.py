@@ -1,0 +1,360 @@
+"""The user's files: what the trainer and the `hf-mmmer` commands refuse to write, replace or delete.
+
+Each case feeds one input and asserts the exact outcome: the refusal names the folder, file or field,
+and nothing on disk changed (every file's name and bytes hashed before and after).
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from datasets.exceptions import DatasetGenerationError
+from test_data_fixtures import precomputed_tree, write_image
+from test_pipeline import save_tiny_model
+
+from hf_mmmer.cli import main as command
+from hf_mmmer.training import experiment, run_folder
+from hf_mmmer.training.cli import train_from_argv
+from hf_mmmer.training.reporting import write_atomically
+
+TINY = ("hidden_size=16,num_hidden_layers=1,num_attention_heads=2,texture_image_size=28,texture_patch_sizes=[14],"
+        "flow_patch_sizes=[7,14]")
+
+
+def train_args(output, data_dir, *extra):
+    """A one-epoch, one-fold run on a precomputed folder (8 samples): seconds on one CPU core."""
+    return ["--dataset", "precomputed", "--data_dir", str(data_dir),
+            "--cache_dir", str(Path(data_dir).parent / "cache"), "--epochs", "1", "--batch_size", "4", "--folds", "1",
+            "--final_model", "false",
+            "--config_overrides", TINY, "--num_threads", "1", "--output_dir", str(output), *extra]
+
+
+def folder_state(root) -> dict:
+    """`{relative path: sha256 of its bytes}` of every file under `root` (`{}` when absent), plus its folders."""
+    root = Path(root)
+    if not root.exists():
+        return {}
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return precomputed_tree(tmp_path / "data")
+
+
+@pytest.fixture(scope="module")
+def template_run(tmp_path_factory):
+    """One finished run, trained once; tests get copies (`finished_run`) and so may change them."""
+    root = tmp_path_factory.mktemp("template")
+    data_dir = precomputed_tree(root / "data")
+    train_from_argv(train_args(root / "run", data_dir))
+    return data_dir, root / "run"
+
+
+@pytest.fixture
+def finished_run(tmp_path, template_run):
+    """A finished run of this test's `data_dir` (the same files as the template's)."""
+    shutil.copytree(template_run[1], tmp_path / "run")
+    return tmp_path / "run"
+
+
+def test_overwrite_never_touches_a_folder_that_is_not_a_run(tmp_path, data_dir):
+    thesis = tmp_path / "thesis"
+    (thesis / "chapters").mkdir(parents=True)
+    (thesis / "chapters" / "one.tex").write_text("\\chapter{One}")
+    (thesis / "metrics.json").write_text("{}")
+    before = folder_state(thesis)
+    with pytest.raises(FileExistsError, match="is not empty and holds no hf-mmmer run"):
+        train_from_argv(train_args(thesis, data_dir, "--overwrite"))
+    assert folder_state(thesis) == before
+    assert not run_folder.staging_folder(thesis).exists()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--epochs", "0"], "--epochs must be a positive integer, got 0"),
+    (["--batch_size", "0"], "--batch_size must be a positive integer, got 0"),
+    (["--config_overrides", "hiden_size=8"], "unknown key hiden_size; known keys: modalities, "),
+    (["--folds", "nobody"], "unknown subjects ['nobody']"),
+])
+def test_overwrite_validates_everything_before_touching_the_old_run(finished_run, data_dir, bad, message):
+    before = folder_state(finished_run)
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        train_from_argv([*train_args(finished_run, data_dir, "--overwrite"), *bad])
+    assert folder_state(finished_run) == before
+    assert not run_folder.staging_folder(finished_run).exists()
+
+
+def test_overwrite_refuses_a_run_holding_files_it_did_not_write(finished_run, data_dir):
+    (finished_run / "notes.md").write_text("my notes")
+    (finished_run / "folds" / "by_hand.json").write_text("{}")
+    before = folder_state(finished_run)
+    with pytest.raises(FileExistsError, match=r"files the run did not write \(folds/by_hand.json, notes.md\)"):
+        train_from_argv(train_args(finished_run, data_dir, "--overwrite"))
+    assert folder_state(finished_run) == before
+
+
+def test_a_crash_during_overwrite_keeps_the_old_run_and_a_rerun_replaces_it(finished_run, data_dir, monkeypatch):
+    before = folder_state(finished_run)
+
+    def disk_full(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(experiment, "plot_training_curves", disk_full)
+        with pytest.raises(RuntimeError, match="disk full"):
+            train_from_argv(train_args(finished_run, data_dir, "--overwrite", "--seed", "1"))
+    assert folder_state(finished_run) == before
+    train_from_argv(train_args(finished_run, data_dir, "--overwrite", "--seed", "1"))
+    assert json.loads((finished_run / "run_args.json").read_text())["seed"] == 1
+    assert json.loads((finished_run / "metrics.json").read_text())["seed"] == 1
+    siblings = sorted(p.name for p in finished_run.parent.iterdir())
+    assert ".run.overwrite" not in siblings and ".run.replaced" not in siblings
+
+
+def test_a_file_that_appears_in_the_replaced_run_is_kept_and_named(tmp_path, caplog):
+    output, staging = tmp_path / "run", run_folder.staging_folder(tmp_path / "run")
+    run_folder.start_run(run_folder.RunPlacement(output, output), {"run_args.json": {"seed": 0}}, ["metrics.json"])
+    write_atomically(output / "metrics.json", "{}")
+    placement = run_folder.place_run(output, resume=False, overwrite=True)
+    assert placement.work_dir == staging
+    run_folder.start_run(placement, {"run_args.json": {"seed": 1}}, ["metrics.json"])
+    (output / "late_notes.txt").write_text("written during the run")
+    run_folder.finish_run(placement)
+    assert json.loads((output / "run_args.json").read_text()) == {"seed": 1}
+    kept = folder_state(run_folder.replaced_folder(output))
+    assert kept == {"late_notes.txt": hashlib.sha256(b"written during the run").hexdigest()}
+    assert "late_notes.txt" in caplog.text
+    with pytest.raises(FileExistsError, match=r"\.run\.replaced holds what was left"):
+        run_folder.place_run(output, resume=False, overwrite=True)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--epochs", "-1"], "--epochs must be a positive integer, got -1"),
+    (["--folds", "0"], "--folds must be all, a positive number or a comma list of subjects, got '0'"),
+    (["--config_overrides", "num_labels=5"], "may not set num_labels: the classes are the dataset's"),
+    (["--config_overrides", "hidden_size=0"], "--config_overrides: hidden_size must be a positive integer, got 0"),
+    (["--resume"], "--resume continues the run in --output_dir and --overwrite replaces it"),
+    (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
+    (["--dataset", "synthetic", "--num_subjects", "0"], "--num_subjects must be a positive integer, got 0"),
+])
+def test_bad_arguments_are_refused_before_any_data_is_read(tmp_path, monkeypatch, bad, message):
+    monkeypatch.setattr(experiment, "load_dataset_for", lambda *a: pytest.fail("data were read"))
+    output = tmp_path / "run"
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        train_from_argv([*train_args(output, tmp_path / "data", "--overwrite"), *bad])
+    assert not output.exists()
+
+
+def test_a_failed_start_leaves_nothing_and_a_rerun_works(tmp_path, data_dir):
+    output = tmp_path / "run"
+    with pytest.raises(ValueError, match="unknown subjects"):
+        train_from_argv([*train_args(output, data_dir), "--folds", "casme2/sub99"])
+    assert not output.exists()
+    train_from_argv(train_args(output, data_dir))
+    train_from_argv(train_args(output, data_dir, "--resume"))  # a finished run resumes to itself
+    assert (output / "metrics.json").is_file()
+
+
+def test_resume_refuses_changed_data_and_names_the_change(tmp_path, data_dir):
+    finished_run = tmp_path / "run"
+    train_from_argv(train_args(finished_run, data_dir))
+    before = folder_state(finished_run)
+    lines = (data_dir / "samples.csv").read_text().splitlines()
+    lines[1] = lines[1].replace(",1,positive,", ",2,surprise,")  # casme2/sub01_EP02_01f relabelled
+    del lines[-1]  # other/006_x_1 removed
+    lines.append("samm,008,008_1_1,1,positive,flow/new.png,apex/new.jpg")
+    write_image(data_dir / "flow" / "new.png", 28)
+    write_image(data_dir / "apex" / "new.jpg", 32)
+    (data_dir / "samples.csv").write_text("\n".join(lines) + "\n")
+    other_pixels = np.random.default_rng(1).integers(0, 256, (28, 28, 3)).astype(np.uint8)
+    cv2.imwrite(str(data_dir / "flow" / "smic_s03_s03_sur_01.png"), other_pixels)
+    with pytest.raises(ValueError) as refused:
+        train_from_argv(train_args(finished_run, data_dir, "--resume"))
+    message = str(refused.value)
+    assert "--resume refused: the data differ from the run in" in message
+    assert "1 samples added (samm/008_008_1_1)" in message
+    assert "1 samples removed (other/006_x_1)" in message
+    assert "labels changed for 1 samples (casme2/sub01_EP02_01f: positive -> surprise)" in message
+    assert "images or their encoding changed for 1 samples (smic/s03_s03_sur_01)" in message
+    assert folder_state(finished_run) == before
+
+
+def test_the_trainer_command_reports_a_user_error_in_one_line(tmp_path, capsys):
+    code = command(["train", *train_args(tmp_path / "run", tmp_path / "data"), "--epochs", "0"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == "hf-mmmer train: error: --epochs must be a positive integer, got 0\n"
+
+
+def raise_from(error):
+    """A dataset loader that fails as `datasets` reports a builder's error: wrapped, with the cause chained."""
+
+    def load(*args):
+        try:
+            raise error
+        except Exception as cause:
+            raise DatasetGenerationError("An error occurred while generating the dataset") from cause
+
+    return load
+
+
+def test_a_builders_refusal_wrapped_by_datasets_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(experiment, "load_dataset_for", raise_from(ValueError("sample sub01_a: flow has 1 channel")))
+    assert command(["train", *train_args(tmp_path / "run", tmp_path / "data")]) == 1
+    assert capsys.readouterr().err == "hf-mmmer train: error: sample sub01_a: flow has 1 channel\n"
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiment, "load_dataset_for", raise_from(KeyError("a bug, not a user error")))
+    with pytest.raises(DatasetGenerationError) as raised:
+        command(["train", *train_args(tmp_path / "run", tmp_path / "data")])
+    assert isinstance(raised.value.__cause__, KeyError)
+
+
+def test_every_file_of_a_run_is_owned_and_readable_like_the_users(tmp_path, data_dir):
+    previous = os.umask(0o022)
+    try:
+        output = tmp_path / "run"
+        train_from_argv([*train_args(output, data_dir), "--final_model", "true"])
+    finally:
+        os.umask(previous)
+    owned = run_folder.read_manifest(output)
+    assert run_folder.foreign_files(output, owned) == []
+    modes = {p.relative_to(output).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in output.rglob("*") if p.is_file()}
+    assert "metrics.json" in modes and "final_model/model.safetensors" in modes
+    assert set(modes.values()) == {0o644}, {name: oct(mode) for name, mode in modes.items() if mode != 0o644}
+
+
+# --- hf-mmmer evaluate and predict ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("model") / "model")
+
+
+def evaluate(capsys, model_dir, output_dir, *extra):
+    code = command(["evaluate", "--model", str(model_dir), "--dataset", "synthetic", "--num_subjects", "1",
+                    "--samples_per_subject", "3", "--cache_dir", str(Path(output_dir).parent / "cache"),
+                    "--output_dir", str(output_dir), *extra])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra", [[], ["--overwrite"]])
+def test_evaluate_never_replaces_a_training_runs_results(capsys, model_dir, finished_run, extra):
+    before = folder_state(finished_run)
+    code, err = evaluate(capsys, model_dir, finished_run, *extra)
+    assert code == 1 and "holds a training run" in err and "an evaluation never replaces them" in err
+    assert folder_state(finished_run) == before
+
+
+def test_evaluate_writes_into_a_non_empty_folder_only_with_consent(capsys, model_dir, tmp_path):
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    (folder / "metrics.json").write_text("{}")
+    before = folder_state(folder)
+    code, err = evaluate(capsys, model_dir, folder)
+    assert code == 1 and err.count("\n") == 1 and "is not empty; pass --overwrite" in err
+    assert folder_state(folder) == before
+    code, _ = evaluate(capsys, model_dir, folder, "--overwrite")
+    assert code == 0 and json.loads((folder / "metrics.json").read_text())["n"] == 3
+    assert (folder / "notes.txt").read_text() == "mine" and sorted(p.name for p in folder.iterdir()) == [
+        "metrics.json", "notes.txt", "predictions.csv"]
+
+
+def predict(capsys, model_dir, onset, apex, *extra):
+    code = command(["predict", "--model", str(model_dir), "--onset", str(onset), "--apex", str(apex), *map(str, extra)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def frames(tmp_path):
+    folder = tmp_path / "frames"
+    write_image(folder / "onset.png", 32)
+    cv2.imwrite(str(folder / "apex.png"), np.roll(cv2.imread(str(folder / "onset.png")), 1, axis=1))
+    return folder
+
+
+@pytest.mark.parametrize("target, message", [
+    ("apex.png", "would write over or into the input"),
+    ("onset.png", "would write over or into the input"),
+])
+def test_heatmap_never_overwrites_an_input(capsys, model_dir, frames, target, message):
+    before = folder_state(frames)
+    code, _, err = predict(capsys, model_dir, frames / "onset.png", frames / "apex.png", "--heatmap",
+                           frames / target, "--overwrite")
+    assert code == 1 and message in err and str(frames / target) in err
+    assert folder_state(frames) == before
+
+
+def test_heatmap_never_writes_into_an_input_folder(capsys, model_dir, frames):
+    before = folder_state(frames)
+    code = command(["predict", "--model", str(model_dir), str(frames), "--heatmap", str(frames / "heat.png")])
+    assert code == 1 and "would write over or into the input" in capsys.readouterr().err
+    assert folder_state(frames) == before
+
+
+def test_heatmap_replaces_an_existing_file_only_with_consent(capsys, model_dir, frames, tmp_path):
+    heatmap = tmp_path / "heat.png"
+    heatmap.write_bytes(b"an earlier figure")
+    code, _, err = predict(capsys, model_dir, frames / "onset.png", frames / "apex.png", "--heatmap", heatmap)
+    assert code == 1 and err == f"hf-mmmer predict: error: --heatmap {heatmap} exists; pass --overwrite to replace it\n"
+    assert heatmap.read_bytes() == b"an earlier figure"
+    code, _, err = predict(capsys, model_dir, frames / "onset.png", frames / "apex.png", "--heatmap", heatmap,
+                         "--overwrite")
+    assert code == 0 and heatmap.read_bytes().startswith(b"\x89PNG"), err
+    code, _, err = predict(capsys, model_dir, frames / "onset.png", frames / "apex.png", "--heatmap",
+                           tmp_path / "heat.jpg")
+    assert code == 1 and "must name a .png file" in err
+
+
+def test_json_output_never_prints_nan(capsys, monkeypatch, frames):
+    broken = {"predictions": [{"label": "negative", "score": float("nan")}], "apex_index": None, "face_crop": "off"}
+    monkeypatch.setattr("hf_mmmer.cli.load_pipeline", lambda model: lambda sample, **options: broken)
+    code, out, err = predict(capsys, "model", frames / "onset.png", frames / "apex.png", "--json", "--heatmap",
+                             frames.parent / "heat.png")
+    assert code == 1 and out == "" and "non-finite numbers (predictions[0].score)" in err
+    assert not (frames.parent / "heat.png").exists()
+
+
+def test_a_run_of_an_older_version_is_neither_replaced_nor_evaluated_into(tmp_path, capsys, model_dir):
+    old = tmp_path / "old_run"
+    old.mkdir()
+    (old / "run_args.json").write_text("{}")
+    (old / "metrics.json").write_text("{}")
+    before = folder_state(old)
+    with pytest.raises(FileExistsError, match="holds a run of an older hf-mmmer"):
+        run_folder.place_run(old, resume=False, overwrite=True)
+    code, err = evaluate(capsys, model_dir, old, "--overwrite")
+    assert code == 1 and "holds a training run" in err
+    assert folder_state(old) == before
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["evaluate", "--model", "m", "--dataset", "synthetic", "--batch_size", "0"], "--batch_size"),
+    (["evaluate", "--model", "m", "--dataset", "synthetic", "--num_subjects", "-1"], "--num_subjects"),
+    (["predict", "--model", "m", "clip.avi", "--top_k", "0"], "--top_k"),
+    (["predict", "--model", "m", "clip.avi", "--num_threads", "-2"], "--num_threads"),
+])
+def test_counts_of_zero_or_less_are_usage_errors(capsys, argv, option):
+    with pytest.raises(SystemExit) as exit_info:
+        command(argv)
+    assert exit_info.value.code == 2
+    assert f"argument {option}: must be a positive integer" in capsys.readouterr().err
+
+
+def test_a_model_folder_without_weights_is_one_line(capsys, tmp_path, model_dir):
+    empty = tmp_path / "model"
+    shutil.copytree(model_dir, empty)
+    (empty / "model.safetensors").unlink()
+    code = command(["predict", "--model", str(empty), str(tmp_path / "clip.avi")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "model.safetensors" in err and str(empty) in err

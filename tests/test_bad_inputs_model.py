@@ -1,0 +1,215 @@
+"""Catalogue of bad or unusual inputs to the config, the model's forward and model loading (issue 15): each is fed
+and its exact outcome asserted, either the right result or a one-line error that names the field, argument or file."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+from safetensors.torch import load_file, save_file
+
+from hf_mmmer import MMMERConfig, MMMERForMicroExpressionClassification, MMMERImageProcessor
+from hf_mmmer.cli import load_pipeline
+from hf_mmmer.training.export import save_model_directory
+
+
+def inputs(config, batch=3, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    size = lambda m: (batch, config.channels(m), config.image_size(m), config.image_size(m))  # noqa: E731
+    return {f"{m}_values": torch.randn(*size(m), generator=generator) for m in config.modalities}
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return MMMERForMicroExpressionClassification(tiny_config()).eval()
+
+
+# Config
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(mlp_ratio=0.01), r"mlp_ratio=0.01 makes the MLP width .* = 0"),
+        (dict(id2label={}), r"id2label must name at least 2 classes, got \{\}"),
+        (dict(contrastive_weight=float("nan")), r"contrastive_weight must be a finite number >= 0, got nan"),
+        (dict(mlp_ratio="2"), r"mlp_ratio must be a positive finite number, got '2'"),
+        (dict(hidden_dropout_prob=None), r"hidden_dropout_prob must be a number in \[0, 1\), got None"),
+        (dict(flow_patch_sizes=7), r"flow_patch_sizes must be a list, got 7"),
+        (dict(modalities="flow"), r"modalities must be a list, got 'flow'"),
+        (dict(share_scale_encoders="no"), r"share_scale_encoders must be true or false, got 'no'"),
+        (dict(class_weights=[1.0, float("inf"), 1.0]), r"class_weights must be finite numbers >= 0"),
+        (dict(id2label={0: "a", 1: "b"}, class_weights=[1.0, 1.0, 1.0]),
+         r"class_weights has 3 entries but id2label names 2 classes"),
+        (dict(hiden_size=8), r"MMMERConfig has no field\(s\) \['hiden_size'\].*known fields: .*'hidden_size'"),
+    ],
+)
+def test_config_refuses_a_bad_field_by_name(fields, message):
+    with pytest.raises(ValueError, match=message):
+        MMMERConfig(**fields)
+
+
+def test_config_json_with_a_misspelt_key_is_refused_on_load(tmp_path):
+    MMMERConfig().save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    saved = json.loads(path.read_text())
+    assert {"transformers_version", "model_type", "id2label"} <= set(saved)
+    assert MMMERConfig.from_pretrained(tmp_path).architecture() == MMMERConfig().architecture()
+    path.write_text(json.dumps({**saved, "num_atention_heads": 8}))
+    with pytest.raises(ValueError, match=r"no field\(s\) \['num_atention_heads'\].*'num_attention_heads'"):
+        MMMERConfig.from_pretrained(tmp_path)
+
+
+# Forward
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_inputs_are_refused(model, bad):
+    batch = inputs(model.config)
+    batch["texture_values"][1, 0, 2, 3] = bad
+    with pytest.raises(ValueError, match=r"^texture_values contains NaN or inf values"):
+        model(**batch)
+
+
+def test_empty_batch_is_refused(model):
+    batch = inputs(model.config, batch=0)
+    with pytest.raises(ValueError, match=r"^flow_values is an empty batch \(shape \(0, 3, 28, 28\)\)"):
+        model(**batch, labels=torch.zeros(0, dtype=torch.long))
+
+
+def test_ignored_labels_leave_the_loss_defined(model):
+    batch = inputs(model.config)
+    all_ignored = model(**batch, labels=torch.full((3,), -100))
+    assert all_ignored.classification_loss.item() == 0.0 and torch.isfinite(all_ignored.loss)
+    partly = model(**batch, labels=torch.tensor([2, -100, 0]))
+    logits = model(**batch).logits
+    expected = torch.nn.functional.cross_entropy(logits[[0, 2]], torch.tensor([2, 0]))
+    torch.testing.assert_close(partly.classification_loss, expected)
+
+
+def test_a_training_step_with_every_label_ignored_runs():
+    model = MMMERForMicroExpressionClassification(tiny_config()).train()
+    output = model(**inputs(model.config), labels=torch.full((3,), -100))
+    output.loss.backward()
+    assert torch.isfinite(output.loss)
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (torch.tensor([[0.5, 0.5, 0.5]] * 3), r"soft labels must be class probabilities, each row non-negative and summing to 1"),
+        (torch.tensor([[1.5, -0.5, 0.0]] * 3), r"soft labels must be class probabilities"),
+        (torch.full((3, 5), 0.2), r"labels has shape \(3, 5\); soft labels need \(batch, num_labels\) = \(3, 3\)"),
+        (torch.tensor([0, 1, 7]), r"labels hold \[7\]; class indices run 0\.\.2"),
+        (torch.tensor([0, 1]), r"labels has shape \(2,\) and dtype torch.int64; expected \(3,\) class indices"),
+        (torch.tensor([True, False, True]), r"labels has shape \(3,\) and dtype torch.bool"),
+    ],
+    ids=["rows_not_summing_to_1", "negative", "wrong_width", "out_of_range", "wrong_batch", "bool"],
+)
+def test_bad_labels_are_named(model, labels, message):
+    with pytest.raises(ValueError, match=message):
+        model(**inputs(model.config), labels=labels)
+
+
+def test_soft_labels_that_are_distributions_equal_hard_ones(model):
+    batch, hard = inputs(model.config), torch.tensor([0, 2, 1])
+    soft = torch.nn.functional.one_hot(hard, 3).float()
+    torch.testing.assert_close(model(**batch, labels=soft).loss, model(**batch, labels=hard).loss)
+
+
+def test_float64_and_numpy_inputs_are_cast_and_integer_ones_refused(model):
+    batch = inputs(model.config)
+    with torch.no_grad():
+        expected = model(**batch).logits
+        torch.testing.assert_close(model(**{k: v.double() for k, v in batch.items()}).logits, expected)
+        torch.testing.assert_close(model(**{k: v.numpy() for k, v in batch.items()}, labels=[0, 1, 2]).logits, expected)
+    with pytest.raises(ValueError, match=r"^flow_values has dtype torch.uint8; expected float values"):
+        model(**{**batch, "flow_values": torch.zeros(3, 3, 28, 28, dtype=torch.uint8)})
+    with pytest.raises(TypeError, match=r"^texture_values is a list; expected a float tensor"):
+        model(**{**batch, "texture_values": batch["texture_values"].tolist()})
+
+
+# Loading for inference
+
+
+@pytest.fixture(scope="module")
+def saved(model, tmp_path_factory):
+    return save_model_directory(model, MMMERImageProcessor.from_config(model.config), tmp_path_factory.mktemp("m") / "m")
+
+
+def damaged_copy(saved, tmp_path, edit_weights=None, edit_config=None, file="config.json"):
+    directory = tmp_path / "copy"
+    shutil.copytree(saved, directory)
+    if edit_weights is not None:
+        weights = load_file(directory / "model.safetensors")
+        edit_weights(weights)
+        save_file(weights, directory / "model.safetensors", metadata={"format": "pt"})
+    if edit_config is not None:
+        path = directory / file
+        path.write_text(json.dumps(edit_config(json.loads(path.read_text()))))
+    return directory
+
+
+def test_the_saved_model_loads_complete(model, saved):
+    loaded = load_pipeline(saved).model
+    assert not loaded.loading_info["missing_keys"]
+    batch = inputs(model.config)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits)
+
+
+def test_missing_tensors_are_refused(saved, tmp_path):
+    directory = damaged_copy(saved, tmp_path, edit_weights=lambda w: w.pop("classifier.2.weight"))
+    with pytest.raises(ValueError, match=r"copy: model.safetensors lacks 1 tensor\(s\) .*\(classifier.2.weight\)"):
+        load_pipeline(directory)
+
+
+def test_non_finite_weights_are_refused(saved, tmp_path):
+    directory = damaged_copy(saved, tmp_path, edit_weights=lambda w: w["classifier.2.bias"].fill_(float("nan")))
+    with pytest.raises(ValueError, match=r"copy: 1 weight tensor\(s\) hold NaN or inf values \(classifier.2.bias\)"):
+        load_pipeline(directory)
+
+
+@pytest.mark.parametrize("damage", [lambda b: b"garbage" * 20, lambda b: b[: len(b) // 2]], ids=["garbage", "truncated"])
+def test_unreadable_weights_file_is_named(saved, tmp_path, damage):
+    directory = damaged_copy(saved, tmp_path)
+    path = directory / "model.safetensors"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ValueError, match=r"copy: model.safetensors cannot be read \(.*\); the file is damaged"):
+        load_pipeline(directory)
+
+
+def test_an_edited_architecture_field_is_refused(saved, tmp_path):
+    directory = damaged_copy(saved, tmp_path, edit_config=lambda c: {**c, "num_attention_heads": 4})
+    with pytest.raises(ValueError, match=r"does not describe its weights \(num_attention_heads: 2 when saved, 4 now\)"):
+        load_pipeline(directory)
+
+
+def test_a_processor_that_does_not_fit_the_model_names_preprocessor_config(saved, tmp_path):
+    directory = damaged_copy(saved, tmp_path, edit_config=lambda c: {**c, "texture_size": 56},
+                             file="preprocessor_config.json")
+    with pytest.raises(ValueError, match=r"preprocessor_config.json\) makes texture inputs of 56x56 .*expects 28x28"):
+        load_pipeline(directory)
+
+
+def test_a_missing_model_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"^no model folder at .*nowhere/model$"):
+        load_pipeline(tmp_path / "nowhere" / "model")
+
+
+def test_transformers_pipeline_refuses_missing_tensors_in_a_fresh_process(saved, tmp_path, fresh_python):
+    """The loader that users reach through `pipeline(...)` runs the saved code, which must refuse as loudly."""
+    directory = damaged_copy(saved, tmp_path, edit_weights=lambda w: w.pop("classifier.2.weight"))
+    out = fresh_python(
+        f"""
+        from transformers import pipeline
+        try:
+            pipeline("micro-expression-classification", model={str(directory)!r}, trust_remote_code=True)
+        except ValueError as error:
+            print(error)
+        """
+    )
+    assert "model.safetensors lacks 1 tensor(s) the model needs (classifier.2.weight)" in out

@@ -1,0 +1,203 @@
+"""Catalogue of bad or unusual inputs to the image processor (issue 15): each is fed and its exact outcome asserted,
+either the right result or a one-line error that names the input, the frame or the file."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from hf_mmmer import MMMERImageProcessor
+from hf_mmmer.optical_flow import MIN_FRAME_SIZE, compute_flow
+
+
+def textured(seed: int = 0, size: int = 64) -> np.ndarray:
+    """Smooth random uint8 texture (no face)."""
+    noise = cv2.GaussianBlur(np.random.default_rng(seed).random((size, size)).astype(np.float32), (0, 0), 2.0)
+    return cv2.normalize(noise, None, 0, 255, cv2.NORM_MINMAX).round().astype(np.uint8)
+
+
+def shifted(frame: np.ndarray, dx: float) -> np.ndarray:
+    matrix = np.float32([[1, 0, dx], [0, 1, 0]])
+    return cv2.warpAffine(frame, matrix, frame.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return MMMERImageProcessor()
+
+
+@pytest.fixture(scope="module")
+def face_pair():
+    """The astronaut photo (a real face, RGB) and a copy moved 1 px right."""
+    onset = cv2.resize(data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    return onset, shifted(onset, 1.0)
+
+
+def same_outputs(a, b) -> bool:
+    return all(np.array_equal(a[key], b[key]) for key in ("flow_values", "texture_values", "face_crop"))
+
+
+# Valid input that used to crash inside OpenCV
+
+
+def test_gray_frames_with_face_crop_equal_their_rgb_originals(face_pair):
+    """A 2-D frame's face crop is a strided view, which DIS refused; gray input must give the RGB input's result."""
+    processor = MMMERImageProcessor(do_crop_face=True)
+    gray = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in face_pair]
+    from_gray = processor(onset=gray[0], apex=gray[1])
+    assert from_gray["face_crop"] == ["face"]
+    assert same_outputs(from_gray, processor(onset=face_pair[0], apex=face_pair[1]))
+    clip = processor(frames=[gray[0], gray[1], gray[0]])
+    assert clip["face_crop"] == ["face"] and clip["apex_index"] == [1]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_gray_image_files_with_face_crop(face_pair, tmp_path, suffix):
+    paths = []
+    for name, frame in zip(("onset", "apex"), face_pair):
+        paths.append(str(tmp_path / f"{name}{suffix}"))
+        cv2.imwrite(paths[-1], cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+    out = MMMERImageProcessor(do_crop_face=True)(onset=paths[0], apex=paths[1])
+    assert out["face_crop"] == ["face"] and np.isfinite(out["flow_values"]).all()
+
+
+def test_gray_video_with_face_crop(face_pair, tmp_path):
+    """SAMM is gray: a video written without colour must run with the face crop on."""
+    path = str(tmp_path / "gray.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 25, (256, 256), isColor=False)
+    for frame in (face_pair[0], face_pair[1], face_pair[0]):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
+    writer.release()
+    out = MMMERImageProcessor(do_crop_face=True)(video=path)
+    assert out["face_crop"] == ["face"] and out["apex_index"] == [1]
+
+
+@pytest.mark.parametrize(
+    "view", [lambda f: f[:, :60], lambda f: f[:, ::-1], lambda f: f[::2, ::2], lambda f: np.asfortranarray(f)],
+    ids=["column_slice", "mirrored", "strided", "fortran_order"],
+)
+def test_array_views_give_the_result_of_their_copies(processor, view):
+    onset, apex = textured(size=96), shifted(textured(size=96), 1.5)
+    out = processor(onset=view(onset), apex=view(apex))
+    assert same_outputs(out, processor(onset=view(onset).copy(), apex=view(apex).copy()))
+
+
+def test_compute_flow_takes_strided_views():
+    frame = textured(size=96)
+    flow = compute_flow(frame[10:80, 5:70], shifted(frame, 1.0)[10:80, 5:70], "dis")
+    assert flow.shape == (70, 65, 2) and np.isfinite(flow).all()
+
+
+# Minimum frame size
+
+
+def test_frames_of_exactly_the_minimum_size_work(processor):
+    size = MIN_FRAME_SIZE
+    out = processor(onset=textured(size=size), apex=shifted(textured(size=size), 1.0))
+    assert out["flow_values"].shape == (1, 3, 28, 28) and np.isfinite(out["flow_values"]).all()
+
+
+def test_a_frame_below_the_minimum_is_named(processor, tmp_path):
+    with pytest.raises(ValueError, match=r"^onset\[1\] is 11x40 \(width x height\); every image needs at least 12 x 12"):
+        processor(onset=[textured(), textured()[:40, :11]], apex=[textured(), textured()[:40, :11]])
+    with pytest.raises(ValueError, match=r"^frames\[2\] is 8x8 .*at least 12 x 12"):
+        processor(frames=[textured(), textured(), textured(size=8)])
+    cv2.imwrite(str(tmp_path / "tiny.png"), textured(size=10))
+    with pytest.raises(ValueError, match=r"^apex \(.*tiny\.png\) is 10x10"):
+        processor(onset=textured(), apex=str(tmp_path / "tiny.png"))
+    with pytest.raises(ValueError, match=r"^onset is 4x4"):
+        compute_flow(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8), "dis")
+
+
+# One rule per dtype
+
+
+def test_float_frames_in_unit_range_are_scaled(processor):
+    onset, apex = textured(), shifted(textured(), 1.5)
+    expected = processor(onset=onset, apex=apex)
+    assert same_outputs(processor(onset=onset / 255.0, apex=apex / 255.0), expected)
+    as_pil = [Image.fromarray((frame / 255.0).astype(np.float32), mode="F") for frame in (onset, apex)]
+    assert same_outputs(processor(onset=as_pil[0], apex=as_pil[1]), expected)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda f: np.minimum(f / 255.0 * 1.02, 1.02), r"onset is float64 with values 0\.\.1\.02; float frames must lie in \[0, 1\]"),
+        (lambda f: f / 127.5 - 1.0, r"onset is float64 with values -1\.\.1; float frames must lie in \[0, 1\]"),
+        (lambda f: f.astype(np.float32), r"onset is float32 with values 0\.\.255; float frames must lie in \[0, 1\]"),
+        (lambda f: Image.fromarray(f.astype(np.float32), mode="F"), r"onset is float32 with values 0\.\.255"),
+        (lambda f: f.astype(np.int32) * 16, r"onset is int32 with values 0\.\.4080; integer frames other than uint16"),
+        (lambda f: Image.fromarray(f.astype(np.int32) * 16, mode="I"), r"onset is int32 with values 0\.\.4080"),
+        (lambda f: f > 128, r"onset has dtype bool; expected uint8, uint16"),
+    ],
+    ids=["float_slightly_over_1", "float_minus_1_to_1", "float_0_to_255", "pil_F_0_to_255", "int32_12bit",
+         "pil_I_12bit", "bool"],
+)
+def test_values_a_dtype_rule_cannot_read_are_refused(processor, make, message):
+    onset = textured()
+    with pytest.raises(ValueError, match=message):
+        processor(onset=make(onset), apex=onset)
+
+
+def test_integer_dtypes_that_the_rules_read(processor):
+    onset, apex = textured(), shifted(textured(), 1.5)
+    expected = processor(onset=onset, apex=apex)
+    assert same_outputs(processor(onset=onset.astype(np.int32), apex=apex.astype(np.int64)), expected)
+    assert same_outputs(processor(onset=onset.astype(np.uint16) * 257, apex=apex.astype(np.uint16) * 257), expected)
+    wide = [Image.fromarray(frame.astype(np.uint16) * 257) for frame in (onset, apex)]  # PIL mode I;16
+    assert same_outputs(processor(onset=wide[0], apex=wide[1]), expected)
+
+
+# Files
+
+
+def test_truncated_jpeg_is_refused_naming_the_file(processor, tmp_path):
+    whole = tmp_path / "whole.jpg"
+    cv2.imwrite(str(whole), textured(size=128))
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    trailer = tmp_path / "trailer.jpg"  # data some cameras append after the end-of-image marker
+    trailer.write_bytes(whole.read_bytes() + b"camera trailer" * 100)
+    assert same_outputs(processor(onset=str(whole), apex=str(trailer)), processor(onset=str(whole), apex=str(whole)))
+    with pytest.raises(ValueError, match=r"^apex \(.*cut\.jpg\): truncated JPEG"):
+        processor(onset=str(whole), apex=str(cut))
+
+
+def test_a_folder_where_a_file_is_expected(processor, tmp_path):
+    with pytest.raises(ValueError, match=r"^onset \(.*\): is a folder; expected an image file"):
+        processor(onset=str(tmp_path), apex=textured())
+    with pytest.raises(ValueError, match=r"^video: .* is a folder; expected a video file"):
+        processor(video=str(tmp_path))
+
+
+def test_non_square_flow_image_is_refused_naming_the_file(processor, tmp_path):
+    cv2.imwrite(str(tmp_path / "flow.png"), np.zeros((28, 32, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"^flow \(.*flow\.png\) is 32x28 .*must be square"):
+        processor(flow=str(tmp_path / "flow.png"), apex=textured())
+
+
+def test_one_channel_flow_image_in_a_batch_names_its_file(processor, tmp_path):
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    cv2.imwrite(str(good), np.zeros((28, 28, 3), np.uint8))
+    cv2.imwrite(str(bad), np.zeros((28, 28), np.uint8))
+    with pytest.raises(ValueError, match=r"^flow\[1\] \(.*bad\.png\) has shape \(28, 28\); a flow image must have 3"):
+        processor(flow=[str(good), str(bad)], apex=[textured(), textured()])
+    with pytest.raises(ValueError, match=r"^flow\[1\] \(.*bad\.png\) has shape \(28, 28\)"):
+        processor(flow=[Image.open(good), Image.open(bad)], apex=[textured(), textured()])  # as `datasets` decodes
+
+
+# Settings
+
+
+def test_unknown_key_in_preprocessor_config_is_refused(tmp_path):
+    MMMERImageProcessor().save_pretrained(tmp_path)
+    path = tmp_path / "preprocessor_config.json"
+    saved = json.loads(path.read_text())
+    assert MMMERImageProcessor.from_pretrained(tmp_path).texture_size == MMMERImageProcessor().texture_size
+    path.write_text(json.dumps({**saved, "do_crop_faces": True}))
+    with pytest.raises(ValueError, match=r"no parameter\(s\) \['do_crop_faces'\].*known parameters: .*'do_crop_face'"):
+        MMMERImageProcessor.from_pretrained(tmp_path)
