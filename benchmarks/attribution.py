@@ -31,7 +31,7 @@ import torch
 from flow_methods import bump, face_photo, noisy, warp_forward
 
 from hf_mmmer.cli import load_pipeline
-from hf_mmmer.training.cli import main as train
+from hf_mmmer.training.cli import train_from_argv as train
 
 FACE_SIZE = 112
 AMPLITUDE_PX = 1.5

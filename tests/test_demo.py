@@ -1,6 +1,7 @@
 """The web demo without a browser: what the page computes, its errors, the `hf-mmmer demo` command, the
 spotting hook, and the exported Space run as its own app (called through `gradio_client`)."""
 
+import json
 import os
 import socket
 import subprocess
@@ -86,6 +87,28 @@ def test_spotting_tab_appears_only_with_spotting(model_dir, monkeypatch):
     assert tabs(demo_app.build_app(model_dir)) == ["Two frames", "Clip or webcam"]
     monkeypatch.setattr(demo_app, "spotting_available", lambda: True)
     assert tabs(demo_app.build_app(model_dir))[-1] == "Spotting (long video)"
+
+
+def test_spotting_tab_runs_the_spot_command_and_reports_its_error(model_dir, monkeypatch, tmp_path):
+    """The tab's contract is `hf-mmmer spot VIDEO --model DIR --json` (INTERFACES.md), run as a command."""
+    interval = {"onset": 10, "apex": 14, "offset": 20, "onset_time": 0.4, "offset_time": 0.8, "label": "positive",
+                "score": 0.9}
+    calls = []
+
+    def fake_run(command, **kwargs):
+        calls.append(command)
+        if command[-4].endswith("broken.mp4"):
+            return subprocess.CompletedProcess(command, 1, "", "hf-mmmer spot: error: cannot read any frame\n")
+        return subprocess.CompletedProcess(command, 0, json.dumps([interval]), "")
+
+    monkeypatch.setattr(demo_app, "spotting_available", lambda: True)
+    monkeypatch.setattr(demo_app.subprocess, "run", fake_run)
+    spot = {block.api_name: block.fn for block in demo_app.build_app(model_dir).fns.values()}["spot"]
+    figure, rows = spot(str(tmp_path / "long.mp4"))
+    assert calls[0][-5:] == ["spot", str(tmp_path / "long.mp4"), "--model", str(model_dir), "--json"]
+    assert rows == [[10, 14, 20, 0.4, 0.8, "positive", 0.9]] and len(figure.axes[0].patches) == 1
+    with pytest.raises(gr.Error, match="hf-mmmer spot: error: cannot read any frame"):
+        spot(str(tmp_path / "broken.mp4"))
 
 
 def test_spotting_timeline_draws_each_interval():
