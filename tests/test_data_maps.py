@@ -15,7 +15,7 @@ from test_data_fixtures import (
 
 from hf_mmmer.cli import main as cli_main
 from hf_mmmer.data import THREE_CLASSES, load_me_dataset, subject_keys
-from hf_mmmer.training.cli import main as train_main
+from hf_mmmer.training.cli import train_from_argv as train_main
 
 TINY = "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,flow_patch_sizes=[7,14]"
 

@@ -28,7 +28,8 @@ def data_fingerprint(data: EncodedDataset) -> dict:
     samples = {}
     for index, key in enumerate(sample_keys(data)):
         digest = hashlib.sha256(data.flow[index].numpy().tobytes())
-        digest.update(data.texture[index].numpy().tobytes())
+        if data.texture is not None:  # None for flow-only data (no apex images)
+            digest.update(data.texture[index].numpy().tobytes())
         samples[key] = {"label": data.label_names[int(data.labels[index])], "content": digest.hexdigest()[:16]}
     return {"classes": list(data.label_names), "samples": samples}
 
