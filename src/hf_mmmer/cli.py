@@ -88,7 +88,7 @@ def predict(args, parser) -> int:
 def evaluate(args, parser) -> int:
     from .training.arguments import DataArguments
     from .training.evaluation import evaluate_model, write_evaluation
-    from .training.experiment import load_dataset_for
+    from .training.run_inputs import load_dataset_for
 
     data_args = DataArguments(
         dataset=args.dataset, data_dir=args.data_dir, dataset_config=args.dataset_config,

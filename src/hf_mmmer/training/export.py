@@ -23,7 +23,8 @@ def save_model_directory(model, processor, directory, *, metrics=None, dataset_n
     directory = Path(directory)
     staging = directory.with_name(f".{directory.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    # Saving through the pipeline writes model, processor, pipeline code and `custom_pipelines` in one go.
+    # Only `Pipeline.save_pretrained` writes `custom_pipelines` into config.json and copies the pipeline's
+    # code (transformers has no other public call for it), so the model and processor are saved through one.
     pipeline = MicroExpressionClassificationPipeline(model=model, image_processor=processor, device=model.device)
     pipeline.save_pretrained(staging)
     if metrics is not None:
