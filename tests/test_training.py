@@ -114,7 +114,8 @@ def test_killed_run_resumes_to_the_same_metrics(trained_run, killed_then_resumed
     output, finished, resumed, _ = killed_then_resumed
     assert 1 <= finished < 3, "the kill must land after the first fold and before the last"
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert json.loads((output / "metrics.json").read_text()) == json.loads((trained_run[0] / "metrics.json").read_text())
+    expected = json.loads((trained_run[0] / "metrics.json").read_text())
+    assert json.loads((output / "metrics.json").read_text()) == expected
 
 
 def test_push_to_hub_lands_the_final_model(killed_then_resumed):

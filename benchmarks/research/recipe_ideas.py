@@ -12,8 +12,9 @@ but every idea is scored on the same subjects as the recipe, so an idea adopted 
 be a recipe-level use of those labels (benchmarks/RESULTS.md says which were).
 
 Ideas that need a model the package does not build (a convolutional stem, self-supervised weights)
-hand `train_fold_model` a `model_factory`, and cutout hands it an `augment`; `with_cnn` trains the STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model,
-`with_linear` the logistic regression reference (benchmarks/linear_reference.py).
+hand `train_fold_model` a `model_factory`, and cutout hands it an `augment`; `with_cnn` trains the
+STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model, `with_linear` the logistic
+regression reference (benchmarks/linear_reference.py).
 """
 
 import argparse

@@ -128,7 +128,9 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     or a subclass) and the augmentation through `augment`, called as `augment_batch` is.
     """
     if recipe.class_weighting not in CLASS_WEIGHTINGS:
-        raise ValueError(f"class_weighting must be one of {', '.join(CLASS_WEIGHTINGS)}, got {recipe.class_weighting!r}")
+        raise ValueError(
+            f"class_weighting must be one of {', '.join(CLASS_WEIGHTINGS)}, got {recipe.class_weighting!r}"
+        )
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     flow_zero = torch.as_tensor(flow_zero)
