@@ -15,12 +15,13 @@ import pytest
 from conftest import PACKAGE_SOURCE, TRAIN_SCRIPT, child_env
 from huggingface_hub import ModelCard
 
-from hf_mmmer import MMMERConfig
+from hf_mmmer import MMMERConfig, MMMERForMicroExpressionClassification, MMMERImageProcessor
 from hf_mmmer.data import held_out_split, load_me_dataset
 from hf_mmmer.training.arguments import DataArguments, ExperimentArguments
 from hf_mmmer.training.cli import main as train_main
 from hf_mmmer.training.encoding import encode_dataset
 from hf_mmmer.training.evaluation import predict_probabilities
+from hf_mmmer.training.export import save_model_directory
 from hf_mmmer.training.fold_training import FoldRecipe, train_fold_model
 from hf_mmmer.training.run_inputs import build_processor
 from hub_server import LocalHub
@@ -154,6 +155,19 @@ def test_final_model_loads_in_a_fresh_process(trained_run, fresh_python):
         """
     )
     assert out.split() == ["MMMERModel", "MMMERImageProcessor", "28"]
+
+
+def test_export_replaces_only_a_saved_model(trained_run, tmp_path):
+    model = MMMERForMicroExpressionClassification.from_pretrained(trained_run[0] / "final_model")
+    processor = MMMERImageProcessor.from_pretrained(trained_run[0] / "final_model")
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "todo.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="holds no saved model"):
+        save_model_directory(model, processor, mine)
+    assert (mine / "todo.txt").read_text() == "keep me" and not list(tmp_path.glob(".notes*"))
+    saved = save_model_directory(model, processor, tmp_path / "model")
+    assert save_model_directory(model, processor, saved) == saved and (saved / "config.json").is_file()
 
 
 def test_training_on_synthetic_clips_beats_chance_by_a_margin(tmp_path):
