@@ -10,9 +10,11 @@ tiny trained run is made once per session, and the runs started to compare with 
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from pathlib import Path
@@ -89,7 +91,9 @@ def trained_run(tmp_path_factory, train_args):
 # server's values (offline, one thread, the session's HF_HOME).
 FORK_SERVER = r"""
 import json, os, runpy, sys, traceback
-import torch, transformers, transformers.pipelines  # the slow imports, paid once
+# The slow imports, paid once: what a saved model needs, and the libraries hf_mmmer's trainer uses.
+import torch, transformers, transformers.pipelines
+import accelerate, datasets, matplotlib.pyplot, pandas, sklearn.metrics
 
 def child(job, run):
     os.chdir(job["cwd"])
@@ -104,6 +108,8 @@ def child(job, run):
         if job["script"]:
             sys.path.insert(0, os.path.dirname(job["script"]))
             runpy.run_path(job["script"], run_name="__main__")
+        elif job["module"]:
+            runpy.run_module(job["module"], run_name="__main__", alter_sys=True)
         else:
             exec(compile(job["code"], "<fresh process>", "exec"), {"__name__": "__main__"})
     except SystemExit as exit_:
@@ -132,6 +138,7 @@ class ForkServer:
     """A Python process that has imported torch and transformers (never hf_mmmer) and forks on request."""
 
     def __init__(self, workdir: Path):
+        self.workdir = workdir
         env = child_env(workdir, TRANSFORMERS_VERBOSITY="error")
         del env["PYTHONPATH"]  # a user's process: hf_mmmer only where a job puts it on the path
         self.process = subprocess.Popen([sys.executable, "-c", FORK_SERVER], cwd=workdir, env=env, text=True,
@@ -140,16 +147,17 @@ class ForkServer:
         threading.Thread(target=lambda: [self.replies.put(json.loads(line)) for line in self.process.stdout],
                          daemon=True).start()
 
-    def start(self, cwd, *, code=None, script=None, argv=(), envs=({},), path=()) -> list:
-        """Fork one child per entry of `envs` (its extra environment); return their pids.
+    def start(self, cwd, *, code=None, script=None, module=None, argv=(), envs=({},), path=()) -> list:
+        """Fork one child per entry of `envs` (its extra environment) to run `code`, a `script` file or a
+        `module` (as `python -m` would); return their pids.
 
         Each child's output goes to `cwd/fork-<i>.out` and `.err`; `path` goes first on its `sys.path`.
         """
         runs = [{"env": env, "stdout": str(Path(cwd) / f"fork-{i}.out"), "stderr": str(Path(cwd) / f"fork-{i}.err")}
                 for i, env in enumerate(envs)]
         self.runs = runs
-        job = {"cwd": str(cwd), "code": code, "script": script and str(script), "argv": [str(a) for a in argv],
-               "path": list(path), "runs": runs}
+        job = {"cwd": str(cwd), "code": code, "script": script and str(script), "module": module,
+               "argv": [str(a) for a in argv], "path": [str(p) for p in path], "runs": runs}
         self.process.stdin.write(json.dumps(job) + "\n")
         self.process.stdin.flush()
         self.pids = self.replies.get(timeout=60)
@@ -168,13 +176,25 @@ class ForkServer:
                 for code, run in zip(codes, self.runs)]
 
     def close(self):
-        self.process.stdin.close()
+        self.process.kill()  # it holds nothing but imported modules
         self.process.wait(timeout=60)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+FORK_SERVER_KEY = pytest.StashKey[ForkServer]()
+
+
+def pytest_collection_finish(session):
+    """Start the fork server as soon as a collected test needs it, so its imports overlap the first tests."""
+    if any("fork_server" in getattr(item, "fixturenames", ()) for item in session.items):
+        session.config.stash[FORK_SERVER_KEY] = ForkServer(Path(tempfile.mkdtemp(prefix="hf_mmmer_fork_server")))
 
 
 @pytest.fixture(scope="session")
-def fork_server(tmp_path_factory):
-    server = ForkServer(tmp_path_factory.mktemp("fork_server"))
+def fork_server(request):
+    server = request.config.stash.get(FORK_SERVER_KEY, None)
+    if server is None:  # requested at run time (`request.getfixturevalue`), not seen at collection
+        server = ForkServer(Path(tempfile.mkdtemp(prefix="hf_mmmer_fork_server")))
     yield server
     server.close()
 

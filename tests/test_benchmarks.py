@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from conftest import tiny_config
+from conftest import PACKAGE_SOURCE, tiny_config
 
 from test_data_fixtures import precomputed_tree
 
@@ -58,17 +58,17 @@ def test_megc2019_benchmark_writes_per_seed_mean_std_and_references(tmp_path):
     assert "Logistic regression on the raw flow maps" in result.stdout
 
 
-def test_nested_selection_scores_every_candidate_and_the_nested_choice(tmp_path):
+def test_nested_selection_scores_every_candidate_and_the_nested_choice(tmp_path, fork_server):
     data = precomputed_tree(tmp_path / "pre")
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.research.nested_selection", "--data_dir", str(data),
-         "--candidates", "recipe,one_layer", "--inner_folds", "2", "--epochs", "1", "--processes", "1"],
-        cwd=REPO, env=offline_env(tmp_path), capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "| candidate `recipe` |" in result.stdout and "| candidate `one_layer` |" in result.stdout
-    assert "| nested: chosen per fold on its training subjects |" in result.stdout
-    chosen = result.stdout.split("Folds choosing each candidate: ")[1].split()
+    fork_server.start(tmp_path, module="benchmarks.research.nested_selection", path=[REPO, PACKAGE_SOURCE],
+                      argv=["nested_selection.py", "--data_dir", data, "--candidates", "recipe,one_layer",
+                            "--inner_folds", "2", "--epochs", "1", "--processes", "1"],
+                      envs=[{"HF_MMMER_DATASETS_CACHE": str(tmp_path / "datasets")}])
+    [(code, stdout, stderr)] = fork_server.wait(600)
+    assert code == 0, stderr[-3000:]
+    assert "| candidate `recipe` |" in stdout and "| candidate `one_layer` |" in stdout
+    assert "| nested: chosen per fold on its training subjects |" in stdout
+    chosen = stdout.split("Folds choosing each candidate: ")[1].split()
     assert int(chosen[1].rstrip(",")) + int(chosen[3]) == 7  # one choice per held-out subject
 
 
