@@ -4,7 +4,8 @@ Most of the suite's time used to go to starting Python processes (each one impor
 transformers for seconds) and to training the same tiny run again in them. So a session starts one
 fork server that has imported those libraries (and never `hf_mmmer`), and every "fresh process" of a
 test is a fork of it: a new process that has never imported `hf_mmmer`, without the import wait. The
-tiny trained run is made once per session, and the runs started to compare with it share its dataset cache.
+tiny trained run is made once per session, and the runs that are compared with it share its dataset
+cache.
 """
 
 import json
@@ -87,7 +88,7 @@ def trained_run(tmp_path_factory, train_args):
 
 # The fork server: reads one job (JSON) a line, forks one child per run of it, answers the children's
 # pids, then their exit codes. A child takes the job's cwd, environment, argv and output files, then runs
-# the code or script as `__main__`. Environment variables that libraries read at import time keep the
+# the code, script or module as `__main__`. Environment variables that libraries read at import time keep the
 # server's values (offline, one thread, the session's HF_HOME).
 FORK_SERVER = r"""
 import json, os, runpy, sys, traceback
@@ -135,7 +136,8 @@ for line in sys.stdin:
 
 
 class ForkServer:
-    """A Python process that has imported torch and transformers (never hf_mmmer) and forks on request."""
+    """A Python process that has imported torch, transformers and the trainer's libraries (never hf_mmmer)
+    and forks on request."""
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
@@ -160,8 +162,12 @@ class ForkServer:
                "argv": [str(a) for a in argv], "path": [str(p) for p in path], "runs": runs}
         self.process.stdin.write(json.dumps(job) + "\n")
         self.process.stdin.flush()
-        self.pids = self.replies.get(timeout=60)
+        self.pids = self.replies.get(timeout=600)  # the first job waits for the server's imports
         return self.pids
+
+    def running(self) -> bool:
+        """Whether a child of the last job is still running (its exit codes have not come back)."""
+        return self.replies.empty()
 
     def wait(self, timeout: float) -> list:
         """The exit codes of the last started children, with their stdout and stderr: `[(code, out, err)]`."""

@@ -1,6 +1,7 @@
 """The trainer end to end on tiny synthetic LOSO runs: artifacts, determinism, resume, processes, Hub,
 and a run that learns."""
 
+import contextlib
 import json
 import os
 import signal
@@ -88,12 +89,12 @@ def killed_then_resumed(fork_server, train_args, tmp_path_factory):
     """
     work = tmp_path_factory.mktemp("killed")
     output = work / "run"
-    fork_server.start(work, script=TRAIN_SCRIPT, argv=[TRAIN_SCRIPT, *train_args, "--output_dir", output],
-                      path=[PACKAGE_SOURCE])
+    [pid] = fork_server.start(work, script=TRAIN_SCRIPT, argv=[TRAIN_SCRIPT, *train_args, "--output_dir", output],
+                              path=[PACKAGE_SOURCE])
     deadline = time.time() + 300
-    while not list((output / "folds").glob("*.json")) and time.time() < deadline:
+    while not list((output / "folds").glob("*.json")) and time.time() < deadline and fork_server.running():
         time.sleep(0.02)
-    for pid in fork_server.pids:
+    with contextlib.suppress(ProcessLookupError):  # already ended: its exit code and stderr say why below
         os.kill(pid, signal.SIGKILL)
     [(code, _, err)] = fork_server.wait(60)
     assert code == -signal.SIGKILL, err[-3000:]
