@@ -10,7 +10,7 @@ import pandas as pd
 from hf_mmmer import MMMERConfig
 from hf_mmmer.training.arguments import DataArguments
 from hf_mmmer.training.encoding import encode_dataset
-from hf_mmmer.training.experiment import build_processor, load_dataset_for
+from hf_mmmer.training.run_inputs import build_processor, load_dataset_for
 from hf_mmmer.training.metrics import summarize_predictions
 
 

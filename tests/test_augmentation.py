@@ -55,3 +55,31 @@ def test_affine_jitter_fills_borders_with_zero_motion_and_keeps_shape():
     out, texture, _ = augment_batch(flow, None, torch.eye(3)[[0, 1, 2, 0, 1]], jitter, generator, zero)
     assert texture is None and out.shape == flow.shape
     torch.testing.assert_close(out, flow)  # a motionless map stays motionless, borders included
+
+
+def test_affine_jitter_moves_the_content_of_each_sample_differently():
+    generator = torch.Generator().manual_seed(0)
+    zero = torch.zeros(3)
+    flow = torch.zeros(4, 3, 28, 28)
+    flow[:, :, 10:18, 10:18] = 1.0  # the same square in every sample
+    jitter = AugmentationConfig(flip_prob=0.0, max_shift=0.1, max_rotation_deg=10.0, max_scale=0.1)
+    out, _, _ = augment_batch(flow, None, torch.eye(3)[[0, 1, 2, 0]], jitter, generator, zero)
+    columns = [float((out[i, 0] * torch.arange(28.0)).sum() / out[i, 0].sum()) for i in range(4)]  # centre of mass
+    assert not torch.allclose(out, flow, atol=1e-2)
+    assert len({round(c, 3) for c in columns}) == 4  # one draw per sample, not one per batch
+
+
+def test_flow_and_texture_get_the_same_flip_and_warp():
+    """Both modalities show the same face, so a sample's texture moves exactly as its flow maps do.
+
+    The texture here is the flow's `v` channel (which a flip mirrors but does not negate), so after any
+    augmentation it must still equal the augmented `v`.
+    """
+    generator = torch.Generator().manual_seed(3)
+    flow = torch.rand(8, 3, 28, 28)
+    texture = flow[:, 1:2].clone()
+    jitter = AugmentationConfig(flip_prob=0.5, max_shift=0.1, max_rotation_deg=10.0, max_scale=0.1)
+    out, out_texture, _ = augment_batch(flow, texture, torch.eye(3)[torch.arange(8) % 3], jitter, generator,
+                                        torch.zeros(3))
+    torch.testing.assert_close(out_texture, out[:, 1:2])
+    assert not torch.allclose(out_texture, texture, atol=1e-2)

@@ -1,9 +1,9 @@
 """The benchmark scripts on tiny precomputed trees and tensors (the real folder is never needed).
 
 They guard the MEGC2019 script's command line and its `--output` JSON (keys named in the design's
-interfaces), the nested selection's command line, and the data transforms of the recipe ideas, which no
-other test exercises: a benchmark that has rotted is found out only when a long run fails, and a wrong
-transform only as a wrong number.
+interfaces), the nested selection's command line, and the data transforms and trainer variants of the
+recipe ideas, which no other test exercises: a benchmark that has rotted is found out only when a long run
+fails, and a wrong transform only as a wrong number.
 """
 
 import json
@@ -11,9 +11,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
+from conftest import PACKAGE_SOURCE, tiny_config
 
 from test_data_fixtures import precomputed_tree
 
@@ -56,23 +58,23 @@ def test_megc2019_benchmark_writes_per_seed_mean_std_and_references(tmp_path):
     assert "Logistic regression on the raw flow maps" in result.stdout
 
 
-def test_nested_selection_scores_every_candidate_and_the_nested_choice(tmp_path):
+def test_nested_selection_scores_every_candidate_and_the_nested_choice(tmp_path, fork_server):
     data = precomputed_tree(tmp_path / "pre")
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "nested_selection.py"), "--data_dir", str(data),
-         "--candidates", "recipe,one_layer", "--inner_folds", "2", "--epochs", "1", "--processes", "1"],
-        env=offline_env(tmp_path), capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "| candidate `recipe` |" in result.stdout and "| candidate `one_layer` |" in result.stdout
-    assert "| nested: chosen per fold on its training subjects |" in result.stdout
-    chosen = result.stdout.split("Folds choosing each candidate: ")[1].split()
+    fork_server.start(tmp_path, module="benchmarks.research.nested_selection", path=[REPO, PACKAGE_SOURCE],
+                      argv=["nested_selection.py", "--data_dir", data, "--candidates", "recipe,one_layer",
+                            "--inner_folds", "2", "--epochs", "1", "--processes", "1"],
+                      envs=[{"HF_MMMER_DATASETS_CACHE": str(tmp_path / "datasets")}])
+    [(code, stdout, stderr)] = fork_server.wait(600)
+    assert code == 0, stderr[-3000:]
+    assert "| candidate `recipe` |" in stdout and "| candidate `one_layer` |" in stdout
+    assert "| nested: chosen per fold on its training subjects |" in stdout
+    chosen = stdout.split("Folds choosing each candidate: ")[1].split()
     assert int(chosen[1].rstrip(",")) + int(chosen[3]) == 7  # one choice per held-out subject
 
 
 def test_recipe_ideas_centring_and_subject_share(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
-    from recipe_ideas import center_flow, share_of_subjects
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks.research.recipe_ideas import center_flow, share_of_subjects
 
     flow = torch.rand(2, 3, 28, 28)
     flow[1, :2] = flow[1, :2] * 0.2 + 0.7  # a map whose zero motion sits off the middle
@@ -88,3 +90,23 @@ def test_recipe_ideas_centring_and_subject_share(monkeypatch):
     assert len(half) == 20 and len(set(half)) == 20 and set(half) <= set(subjects)
     assert list(half) == list(share_of_subjects(subjects, 0.5, seed=7))  # the fold's seed decides
     assert len(share_of_subjects(subjects[:3], 0.25, seed=0)) == 1  # never an empty training set
+
+
+def test_recipe_ideas_vary_the_trainer_through_its_parameters(monkeypatch):
+    """A model variant and cutout reach `train_fold_model` as arguments; the trainer's module is untouched."""
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks.research import recipe_ideas
+
+    import hf_mmmer.training.fold_training as fold_training
+
+    before = dict(vars(fold_training))
+    data = SimpleNamespace(flow=torch.zeros(2, 3, 28, 28), texture=None, subjects=["a/1", "a/2"])
+    recipe_ideas.init_worker(data, torch.zeros(3), {"cutout": True, "conv_stem_width": 4}, None, seed=0)
+    assert vars(fold_training) == before
+    worker = recipe_ideas.WORKER
+    assert worker["augment"] is not fold_training.augment_batch
+    model = worker["model_factory"](tiny_config(modalities=["flow"]))
+    stems = [m.stem for m in model.modules() if hasattr(m, "stem")]
+    assert stems and all(stem[0].out_channels == 4 for stem in stems)
+    logits = model(flow_values=torch.randn(2, 3, 28, 28)).logits
+    assert logits.shape == (2, 3)

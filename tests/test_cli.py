@@ -6,10 +6,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
+import torch
+from sklearn.metrics import f1_score
 from test_pipeline import APEX, make_clip, save_tiny_model, write_folder, write_video
 
-from hf_mmmer.cli import main
+from hf_mmmer.cli import load_pipeline, main
+from hf_mmmer.data import load_me_dataset
 
 
 @pytest.fixture(scope="module")
@@ -118,9 +122,22 @@ def test_evaluate_on_the_synthetic_dataset(capsys, model_dir, tmp_path):
     assert code == 0 and "all (pooled)" in out
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["n"] == 6 and set(metrics["per_dataset"]) == {"synthetic"} and len(metrics["per_subject"]) == 2
-    assert 0 <= metrics["uf1"] <= 1 and metrics["model"] == str(model_dir)
-    predictions = (tmp_path / "eval" / "predictions.csv").read_text().splitlines()
-    assert len(predictions) == 7 and predictions[0].startswith("sample_id,subject,dataset,label,prediction")
+    assert metrics["model"] == str(model_dir)
+    table = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    assert list(table.columns[:5]) == ["sample_id", "subject", "dataset", "label", "prediction"]
+    # Each prediction is the saved model's own, on the sample the row names (one sample at a time here) ...
+    classify = load_pipeline(model_dir)
+    dataset = load_me_dataset("synthetic", num_subjects=2, samples_per_subject=3, seed=0, cache_dir=tmp_path / "cache")
+    for row in dataset:
+        inputs = classify.image_processor(onset=row["onset"], apex=row["apex"], return_tensors="pt")
+        with torch.no_grad():
+            logits = classify.model(**{k: inputs[k] for k in ("flow_values", "texture_values")}).logits
+        expected = table.loc[table["sample_id"] == row["sample_id"]].iloc[0]
+        assert (expected["label"], expected["prediction"]) == (row["label"], int(logits.argmax()))
+    # ... and the scores are those of the rows.
+    uf1 = f1_score(table["label"], table["prediction"], labels=[0, 1, 2], average="macro")
+    assert metrics["uf1"] == pytest.approx(uf1)
+    assert metrics["accuracy"] == pytest.approx((table["label"] == table["prediction"]).mean())
 
 
 def test_evaluate_refuses_a_dataset_with_other_classes(capsys, tmp_path):

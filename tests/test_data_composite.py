@@ -1,7 +1,7 @@
 """The MEGC2019 composite: the mapping table, the shipped sample list, and the builder on a fixture tree.
 
-The expected numbers are DATA.md's, counted from the public composite label table: per-emotion counts
-of CASME II (255-row sheet) and SAMM, and per-class counts of the 442-sample composite.
+The expected numbers are counted from the public composite label table: per-emotion counts of CASME II
+(255-row sheet) and SAMM, and per-class counts of the 442-sample composite.
 """
 
 import collections
@@ -59,8 +59,8 @@ def test_mapping_table():
 
 def test_five_class_maps():
     casme2 = five_class_map("casme2", CASME2_FIVE_CLASSES)
-    # all but sadness and fear of the 255-row sheet (DATA.md's "247 in common use" is one more than its own
-    # per-emotion counts give; the counts are what the mapping acts on)
+    # all but sadness and fear of the 255-row sheet (the "247 in common use" often quoted is one more than
+    # the per-emotion counts give; the counts are what the mapping acts on)
     assert sum(n for e, n in CASME2_EMOTIONS.items() if casme2[e]) == 255 - 7 - 2
     samm = five_class_map("samm", SAMM_FIVE_CLASSES)
     assert sum(n for e, n in SAMM_EMOTIONS.items() if samm[e]) == 136  # all but disgust, fear and sadness

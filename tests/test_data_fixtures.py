@@ -1,4 +1,4 @@
-"""Small fixture trees that mimic the layouts of the licensed datasets (DATA.md), for the data tests.
+"""Small fixture trees that mimic the layouts of the licensed datasets as released, for the data tests.
 
 Nothing here reads real data: frames are tiny noise textures written with OpenCV, annotation sheets
 are written with openpyxl in the releases' column layout (CASME II: nine columns with two unnamed;

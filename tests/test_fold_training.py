@@ -8,14 +8,16 @@ import torch
 from conftest import tiny_config
 
 from hf_mmmer.training.arguments import ExperimentArguments, parse_overrides
+from hf_mmmer import MMMERForMicroExpressionClassification
+from hf_mmmer.training.augmentation import augment_batch
 from hf_mmmer.training.encoding import EncodedDataset
+from hf_mmmer.training.evaluation import predict_probabilities
 from hf_mmmer.training.experiment import plan_folds
 from hf_mmmer.training.fold_training import (
+    EpochOrder,
     FoldRecipe,
     balanced_class_weights,
-    epoch_order,
     fold_seed,
-    predict_probabilities,
     train_fold_model,
 )
 
@@ -39,17 +41,39 @@ def test_balanced_sampling_draws_every_class_equally_often():
     labels = torch.tensor([0] * 80 + [1] * 15 + [2] * 5)
     indices = torch.arange(100, 200)
     generator = torch.Generator().manual_seed(0)
-    drawn = torch.cat([epoch_order(indices, labels, "balanced_sampling", generator) for _ in range(30)])
+    drawn = torch.tensor([i for _ in range(30) for i in EpochOrder(indices, labels, "balanced_sampling", generator)])
     shares = torch.bincount(labels[drawn - 100], minlength=3) / len(drawn)
     assert shares.tolist() == pytest.approx([1 / 3] * 3, abs=0.03)  # the raw shares are 0.80 / 0.15 / 0.05
-    shuffled = epoch_order(indices, labels, "balanced", generator)
-    assert sorted(shuffled.tolist()) == indices.tolist()  # the other settings shuffle every sample once
+    shuffled = list(EpochOrder(indices, labels, "balanced", generator))
+    assert sorted(shuffled) == indices.tolist() and shuffled != indices.tolist()  # every sample once, shuffled
 
 
 def test_unknown_class_weighting_is_named():
     recipe = FoldRecipe.from_arguments(ExperimentArguments(epochs=1, class_weighting="oversample"))
     with pytest.raises(ValueError, match="'oversample'"):
         train_fold_model(tiny_config(), encoded(), np.arange(8), recipe, 0, torch.zeros(3))
+
+
+def test_model_factory_and_augmentation_are_the_callers():
+    """Experiments vary the network and the augmentation through parameters, never module attributes."""
+    built, augmented = [], []
+
+    class Wider(MMMERForMicroExpressionClassification):
+        def __init__(self, config):
+            super().__init__(config)
+            built.append(config)
+
+    def counting_augment(flow, texture, labels, config, generator, flow_zero):
+        augmented.append(len(flow))
+        return augment_batch(flow, texture, labels, config, generator, flow_zero)
+
+    recipe = FoldRecipe.from_arguments(ExperimentArguments(epochs=2, batch_size=4, class_weighting="balanced"))
+    model, _ = train_fold_model(tiny_config(), encoded(), np.arange(10), recipe, 0, torch.zeros(3),
+                                model_factory=Wider, augment=counting_augment)
+    assert isinstance(model, Wider) and len(built) == 1
+    assert augmented == [4, 4, 2, 4, 4, 2]  # every batch of both epochs, the last one short
+    # The fold's class weights (4 / 3 / 3 training samples of 3 classes) reach its model, not the caller's config.
+    assert built[0].class_weights == pytest.approx([10 / 12, 10 / 9, 10 / 9]) and tiny_config().class_weights is None
 
 
 def test_fold_seed_is_stable_and_distinct():

@@ -2,23 +2,27 @@
 Hub-compatible server on 127.0.0.1 that the tests start (``hub_server.LocalHub``)."""
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from conftest import child_env
 from safetensors.numpy import save_file
 
+import hf_mmmer.training.hub as hub_module
 from hf_mmmer.training.hub import DEFAULT_COMMIT_MESSAGE, push_folder_to_hub
 from hub_server import ROUTES, LocalHub
 
 # huggingface_hub reads HF_ENDPOINT and HF_HUB_DISABLE_XET when it is imported, so pushes run in a
-# child process with the environment set. One process runs every push: each new process pays
-# seconds for importing hf_mmmer (torch), on a machine shared with other test runs.
+# child process with the environment set. One process runs every push, and it loads hub.py alone (it
+# needs only huggingface_hub): importing the hf_mmmer package would cost seconds of torch and transformers.
 PUSH_SCRIPT = """
-import json, sys
-from hf_mmmer.training.hub import push_folder_to_hub
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("hub", sys.argv[2])
+hub = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(hub)
+push_folder_to_hub = hub.push_folder_to_hub
 results = []
 for job in json.loads(sys.argv[1]):
     try:
@@ -74,13 +78,10 @@ def pushes(hub, model_dir, tmp_path_factory):
         "wrong_token": dict(folder=str(model_dir), repo_id="alice/refused", token="hf_not_the_token"),
     }
     workdir = tmp_path_factory.mktemp("push")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update(
-        HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_TOKEN=hub.token, HF_HOME=str(workdir / "hf_home"),
-        HF_HUB_OFFLINE="0", HF_HUB_DISABLE_PROGRESS_BARS="1",
-    )
+    env = child_env(workdir, HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_TOKEN=hub.token, HF_HUB_OFFLINE="0",
+                    HF_HUB_DISABLE_PROGRESS_BARS="1")
     result = subprocess.run(
-        [sys.executable, "-c", PUSH_SCRIPT, json.dumps(list(jobs.values()))],
+        [sys.executable, "-c", PUSH_SCRIPT, json.dumps(list(jobs.values())), hub_module.__file__],
         cwd=workdir, env=env, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr

@@ -1,5 +1,7 @@
-"""The trainer end to end on tiny synthetic LOSO runs: artifacts, determinism, resume, processes, Hub."""
+"""The trainer end to end on tiny synthetic LOSO runs: artifacts, determinism, resume, processes, Hub,
+and a run that learns."""
 
+import contextlib
 import json
 import os
 import signal
@@ -8,38 +10,37 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from conftest import PACKAGE_SOURCE, TRAIN_SCRIPT, child_env
+from huggingface_hub import ModelCard
 
+from hf_mmmer import MMMERConfig, MMMERForMicroExpressionClassification, MMMERImageProcessor
+from hf_mmmer.data import held_out_split, load_me_dataset
+from hf_mmmer.training.arguments import DataArguments, ExperimentArguments
 from hf_mmmer.training.cli import train_from_argv as train_main
+from hf_mmmer.training.encoding import encode_dataset
+from hf_mmmer.training.evaluation import predict_probabilities
+from hf_mmmer.training.export import save_model_directory
+from hf_mmmer.training.fold_training import FoldRecipe, train_fold_model
+from hf_mmmer.training.run_inputs import build_processor
 from hub_server import LocalHub
 
-REPO = Path(__file__).resolve().parents[1]
-TRAIN_SCRIPT = REPO / "examples" / "train.py"
-TINY = "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,texture_image_size=28,texture_patch_sizes=[14],flow_patch_sizes=[7,14]"
-ARGS = ["--dataset", "synthetic", "--num_subjects", "3", "--samples_per_subject", "6", "--epochs", "40",
-        "--batch_size", "8", "--config_overrides", TINY, "--num_threads", "1"]
 ARTIFACTS = ["predictions.csv", "metrics.json", "results.md", "confusion_matrix.png", "training_curves.png",
              "run_args.json", "timing.json", "final_model/model.safetensors", "final_model/config.json",
              "final_model/preprocessor_config.json", "final_model/modeling_mmmer.py", "final_model/README.md"]
 
 
-def child_env(tmp_path, **extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update({"HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-                "HF_MMMER_DATASETS_CACHE": str(tmp_path / "datasets"), **extra})
-    return env
+def with_epochs(args: list, epochs: int) -> list:
+    """`args` with `--epochs` set to `epochs`."""
+    args = list(args)
+    args[args.index("--epochs") + 1] = str(epochs)
+    return args
 
 
-@pytest.fixture(scope="module")
-def clean_run(tmp_path_factory):
-    output = tmp_path_factory.mktemp("clean") / "run"
-    metrics = train_main([*ARGS, "--output_dir", str(output)])
-    return output, metrics
-
-
-def test_loso_run_writes_every_artifact(clean_run):
-    output, metrics = clean_run
+def test_loso_run_writes_every_artifact(trained_run):
+    output, metrics = trained_run
     for name in ARTIFACTS:
         assert (output / name).is_file(), name
     table = pd.read_csv(output / "predictions.csv")
@@ -52,61 +53,98 @@ def test_loso_run_writes_every_artifact(clean_run):
     for key in ("uf1", "uar", "accuracy", "n", "per_dataset", "per_fold", "protocol", "seed", "epochs"):
         assert key in written
     assert written["n"] == 18 and set(written["per_fold"]) == set(table["fold"])
+    assert written["accuracy"] == pytest.approx((table["label"] == table["prediction"]).mean())
     assert "| **all (pooled)** | 18 |" in (output / "results.md").read_text()
-    card = (output / "final_model" / "README.md").read_text()
-    assert "model-index" in card and f"{written['uf1']:.4f}"[:4] in card
-    assert "\n# mmmer-synthetic\n" in card  # titled by dataset, not by the folder name
+    card = ModelCard.load(output / "final_model" / "README.md")
+    scores = {result.metric_type: result.metric_value for result in card.data.eval_results
+              if result.dataset_config is None}
+    assert scores == {"f1": round(written["uf1"], 4), "recall": round(written["uar"], 4),
+                      "accuracy": round(written["accuracy"], 4)}
+    assert "\n# mmmer-synthetic\n" in card.text  # titled by dataset, not by the folder name
 
 
-def test_same_seed_gives_same_metrics(clean_run, tmp_path):
-    output, metrics = clean_run
-    again = train_main([*ARGS, "--output_dir", str(tmp_path / "again"), "--final_model", "false"])
+def test_same_seed_gives_same_metrics(trained_run, train_args, tmp_path):
+    output, metrics = trained_run
+    again = train_main([*train_args, "--output_dir", str(tmp_path / "again"), "--final_model", "false"])
     assert again == metrics
 
 
-def test_existing_output_is_never_overwritten_silently(clean_run):
-    output, _ = clean_run
+def test_existing_output_is_never_overwritten_silently(trained_run, train_args):
+    output, _ = trained_run
     before = (output / "metrics.json").read_bytes()
     with pytest.raises(FileExistsError, match="--resume.*--overwrite"):
-        train_main([*ARGS, "--output_dir", str(output)])
+        train_main([*train_args, "--output_dir", str(output)])
     with pytest.raises(ValueError, match="epochs: 40 -> 3"):
-        train_main([*ARGS[:-6], "--epochs", "3", *ARGS[-4:], "--output_dir", str(output), "--resume"])
+        train_main([*with_epochs(train_args, 3), "--output_dir", str(output), "--resume"])
     assert (output / "metrics.json").read_bytes() == before
 
 
-def test_killed_run_resumes_to_the_same_metrics(clean_run, tmp_path):
-    output = tmp_path / "killed"
-    command = [sys.executable, str(TRAIN_SCRIPT), *ARGS, "--output_dir", str(output)]
-    process = subprocess.Popen(command, env=child_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not list((output / "folds").glob("*.json")) and time.time() < deadline and process.poll() is None:
+@pytest.fixture(scope="module")
+def killed_then_resumed(fork_server, train_args, tmp_path_factory):
+    """A run killed after its first fold, then resumed with `--push_to_hub` to a local Hub.
+
+    The kill lands in a forked process (no interpreter start); the resume runs in a new interpreter,
+    since huggingface_hub reads `HF_ENDPOINT` when it is imported. Returns
+    `(output_dir, folds finished when killed, resumed process, hub)`.
+    """
+    work = tmp_path_factory.mktemp("killed")
+    output = work / "run"
+    [pid] = fork_server.start(work, script=TRAIN_SCRIPT, argv=[TRAIN_SCRIPT, *train_args, "--output_dir", output],
+                              path=[PACKAGE_SOURCE])
+    deadline = time.time() + 300
+    while not list((output / "folds").glob("*.json")) and time.time() < deadline and fork_server.running():
         time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    finished = list((output / "folds").glob("*.json"))
-    assert 1 <= len(finished) < 3, "the kill must land after the first fold and before the last"
-    assert not (output / "metrics.json").exists()
-    resumed = subprocess.run([*command, "--resume"], env=child_env(tmp_path), capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads((output / "metrics.json").read_text()) == json.loads((clean_run[0] / "metrics.json").read_text())
+    with contextlib.suppress(ProcessLookupError):  # already ended: its exit code and stderr say why below
+        os.kill(pid, signal.SIGKILL)
+    [(code, _, err)] = fork_server.wait(60)
+    assert code == -signal.SIGKILL, err[-3000:]
+    finished = len(list((output / "folds").glob("*.json")))
+    hub = LocalHub().start()
+    try:
+        resumed = subprocess.run(
+            [sys.executable, str(TRAIN_SCRIPT), *train_args, "--output_dir", str(output), "--resume",
+             "--push_to_hub", "--hub_model_id", "alice/mmmer-synthetic"],
+            env=child_env(work, HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_TOKEN=hub.token, HF_HUB_OFFLINE="0"),
+            capture_output=True, text=True, timeout=300,
+        )
+        yield output, finished, resumed, hub
+    finally:
+        hub.stop()
 
 
-def test_two_processes_give_the_same_predictions(clean_run, tmp_path):
+def test_killed_run_resumes_to_the_same_metrics(trained_run, killed_then_resumed):
+    output, finished, resumed, _ = killed_then_resumed
+    assert 1 <= finished < 3, "the kill must land after the first fold and before the last"
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected = json.loads((trained_run[0] / "metrics.json").read_text())
+    assert json.loads((output / "metrics.json").read_text()) == expected
+
+
+def test_push_to_hub_lands_the_final_model(killed_then_resumed):
+    output, _, resumed, hub = killed_then_resumed
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    stored = hub.repos["alice/mmmer-synthetic"].files
+    local = {p.relative_to(output / "final_model").as_posix(): p.read_bytes()
+             for p in (output / "final_model").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert stored == local and "model.safetensors" in stored
+
+
+def test_two_processes_give_the_same_predictions(trained_run, train_args, tmp_path):
     output = tmp_path / "two"
     torchrun = Path(sys.executable).with_name("torchrun")
     result = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc_per_node", "2", str(TRAIN_SCRIPT), *ARGS,
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", str(TRAIN_SCRIPT), *train_args,
          "--output_dir", str(output), "--final_model", "false"],
         env=child_env(tmp_path, ACCELERATE_USE_CPU="true"), capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     two = pd.read_csv(output / "predictions.csv")
-    one = pd.read_csv(clean_run[0] / "predictions.csv")
+    one = pd.read_csv(trained_run[0] / "predictions.csv")
     pd.testing.assert_frame_equal(two, one, check_exact=False, atol=1e-5)
 
 
-def test_final_model_loads_in_a_fresh_process(clean_run, fresh_python):
-    final = clean_run[0] / "final_model"
+def test_final_model_loads_in_a_fresh_process(trained_run, fresh_python):
+    final = trained_run[0] / "final_model"
     out = fresh_python(
         f"""
         import sys
@@ -120,20 +158,28 @@ def test_final_model_loads_in_a_fresh_process(clean_run, fresh_python):
     assert out.split() == ["MMMERModel", "MMMERImageProcessor", "28"]
 
 
-def test_push_to_hub_lands_the_final_model(tmp_path):
-    hub = LocalHub().start()
-    try:
-        output = tmp_path / "pushed"
-        result = subprocess.run(
-            [sys.executable, str(TRAIN_SCRIPT), *ARGS[:-6], "--epochs", "1", *ARGS[-4:], "--output_dir", str(output),
-             "--push_to_hub", "--hub_model_id", "alice/mmmer-synthetic"],
-            env=child_env(tmp_path, HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_TOKEN=hub.token, HF_HUB_OFFLINE="0"),
-            capture_output=True, text=True, timeout=300,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        stored = hub.repos["alice/mmmer-synthetic"].files
-        local = {p.relative_to(output / "final_model").as_posix(): p.read_bytes()
-                 for p in (output / "final_model").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
-        assert stored == local and "model.safetensors" in stored
-    finally:
-        hub.stop()
+def test_export_replaces_only_a_saved_model(trained_run, tmp_path):
+    model = MMMERForMicroExpressionClassification.from_pretrained(trained_run[0] / "final_model")
+    processor = MMMERImageProcessor.from_pretrained(trained_run[0] / "final_model")
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "todo.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="holds no saved model"):
+        save_model_directory(model, processor, mine)
+    assert (mine / "todo.txt").read_text() == "keep me" and not list(tmp_path.glob(".notes*"))
+    saved = save_model_directory(model, processor, tmp_path / "model")
+    assert save_model_directory(model, processor, saved) == saved and (saved / "config.json").is_file()
+
+
+def test_training_on_synthetic_clips_beats_chance_by_a_margin(tmp_path):
+    """The recipe learns the synthetic classes (a motion of 0.5-2 px) across subjects it never saw."""
+    dataset = load_me_dataset("synthetic", num_subjects=6, samples_per_subject=15, seed=0, cache_dir=tmp_path)
+    config = MMMERConfig(id2label=dict(enumerate(dataset.features["label"].names)))
+    processor = build_processor(config, DataArguments())
+    data = encode_dataset(dataset, processor)
+    train, test = held_out_split(data.subjects, sorted(set(data.subjects))[:2])
+    model, _ = train_fold_model(config, data, train, FoldRecipe.from_arguments(ExperimentArguments()), seed=0,
+                                flow_zero=processor.flow_zero_level())
+    accuracy = (predict_probabilities(model, data, test).argmax(-1) == data.labels[test].numpy()).mean()
+    assert len(test) == 30 and accuracy >= 0.7  # chance is 1/3
+    assert np.bincount(data.labels[test].numpy(), minlength=3).min() > 0  # every class is held out

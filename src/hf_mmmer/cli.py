@@ -128,8 +128,8 @@ def predict(args, parser) -> int:
 def evaluate(args, parser) -> int:
     from .training.arguments import DataArguments
     from .training.evaluation import evaluate_model, write_evaluation
-    from .training.experiment import load_dataset_for
     from .training.run_folder import check_evaluation_folder
+    from .training.run_inputs import load_dataset_for
 
     if args.output_dir is not None:
         check_evaluation_folder(args.output_dir, args.overwrite)

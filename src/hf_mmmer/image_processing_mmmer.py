@@ -645,3 +645,15 @@ class MMMERImageProcessor(BaseImageProcessor):
         if self.do_normalize:
             image = (image - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
         return np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+
+    def flow_zero_level(self) -> np.ndarray:
+        """`(3,)` float32: the value of each output flow channel that means "no motion".
+
+        Under per-sample min-max scaling zero motion sits near the middle of u and v (0.5) and at the bottom
+        of the strain magnitude (0); `flow_mean` / `flow_std` map that into the values this processor outputs.
+        Augmentation mirrors u around it and fills warped borders with it.
+        """
+        raw = np.array([0.5, 0.5, 0.0], np.float32)
+        if not self.do_normalize:
+            return raw
+        return (raw - np.asarray(self.flow_mean, np.float32)) / np.asarray(self.flow_std, np.float32)

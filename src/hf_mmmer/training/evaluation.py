@@ -1,6 +1,6 @@
-"""Score one fixed, saved model on a dataset (`hf-mmmer evaluate`).
+"""Batched prediction, shared by the trainer's folds, and the scoring of one saved model (`hf-mmmer evaluate`).
 
-It runs the trainer's own steps (the saved image processor over the dataset, batched prediction, the
+Scoring runs the trainer's own steps (the saved image processor over the dataset, batched prediction, the
 pooled UF1 / UAR / accuracy), so its numbers are comparable with a training run's. Unlike a run's LOSO
 metrics they describe held-out performance only when the dataset holds no subject the model was
 trained on: evaluating a model on its own training data measures memory, not recognition.
@@ -9,11 +9,23 @@ trained on: evaluating a model on its own training data measures memory, not rec
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from .encoding import encode_dataset
-from .fold_training import predict_probabilities
+from .encoding import EncodedDataset, encode_dataset
 from .metrics import summarize_predictions
 from .reporting import prediction_rows, predictions_table, write_atomically, write_json
+
+
+@torch.no_grad()
+def predict_probabilities(model, data: EncodedDataset, indices, batch_size: int = 256) -> np.ndarray:
+    """Softmax scores `(len(indices), num_labels)` of the samples at `indices`."""
+    model.eval()
+    indices = torch.as_tensor(indices)
+    scores = [
+        torch.softmax(model(**data.model_inputs(indices[i : i + batch_size], model.config.modalities)).logits, -1)
+        for i in range(0, len(indices), batch_size)
+    ]
+    return torch.cat(scores).numpy()
 
 
 def evaluate_model(model, processor, dataset, batch_size: int = 256):

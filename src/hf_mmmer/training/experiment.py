@@ -21,13 +21,13 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from ..configuration_mmmer import MMMERConfig
-from ..data import held_out_split, load_me_dataset, select_subjects
-from ..image_processing_mmmer import MMMERImageProcessor
+from ..data import held_out_split, select_subjects
 from .arguments import DataArguments, ExperimentArguments, parse_overrides, run_signature
 from .data_fingerprint import data_changes, data_fingerprint
 from .encoding import EncodedDataset, encode_dataset
+from .evaluation import predict_probabilities
 from .export import save_model_directory
-from .fold_training import FoldRecipe, flow_zero_level, fold_seed, predict_probabilities, train_fold_model
+from .fold_training import FoldRecipe, fold_seed, train_fold_model
 from .metrics import classification_scores, summarize_predictions
 from .reporting import (
     plot_confusion_matrix,
@@ -39,6 +39,7 @@ from .reporting import (
     write_json,
 )
 from .run_folder import RUN_ARGS_FILE, finish_run, place_run, start_run
+from .run_inputs import build_processor, load_dataset_for
 
 logger = logging.getLogger(__name__)
 FOLDS_DIR = "folds"
@@ -51,20 +52,6 @@ def build_model_config(args: ExperimentArguments, label_names) -> MMMERConfig:
     """The recipe's `MMMERConfig` with `--config_overrides` applied and the dataset's class names."""
     overrides = parse_overrides(args.config_overrides)
     return MMMERConfig(**{**overrides, "id2label": dict(enumerate(label_names))})
-
-
-def build_processor(config: MMMERConfig, data_args: DataArguments) -> MMMERImageProcessor:
-    """The processor whose output sizes match `config` (it is saved with the final model)."""
-    return MMMERImageProcessor.from_config(config, do_crop_face=data_args.crop_face)
-
-
-def load_dataset_for(data_args: DataArguments, seed: int):
-    if data_args.dataset == "synthetic":
-        return load_me_dataset("synthetic", num_subjects=data_args.num_subjects,
-                               samples_per_subject=data_args.samples_per_subject, seed=seed,
-                               cache_dir=data_args.cache_dir)
-    kwargs = {"config": data_args.dataset_config} if data_args.dataset_config else {}
-    return load_me_dataset(data_args.dataset, data_dir=data_args.data_dir, cache_dir=data_args.cache_dir, **kwargs)
 
 
 def plan_folds(data: EncodedDataset, args: ExperimentArguments) -> dict:
@@ -141,7 +128,7 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
     config = build_model_config(args, label_names)
     processor = build_processor(config, data_args)
     data = encode_dataset(dataset, processor, config.modalities)
-    flow_zero = flow_zero_level(processor)
+    flow_zero = processor.flow_zero_level()
     recipe = FoldRecipe.from_arguments(args)
     folds = plan_folds(data, args)
     signature, fingerprint = run_signature(data_args, args), data_fingerprint(data)

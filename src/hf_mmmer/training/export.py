@@ -19,12 +19,16 @@ def save_model_directory(model, processor, directory, *, metrics=None, dataset_n
                          model_name=None):
     """Save `model` + `processor` (+ a model card when `metrics` are given) as one loadable directory.
 
-    `model_name` titles the card (default: the directory name); the trainer passes the Hub repo id.
+    `model_name` titles the card (default: the directory name); the trainer passes the Hub repo id. An
+    existing `directory` is replaced only when it is empty or a saved model (it holds `config.json`).
     """
     directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()) and not (directory / "config.json").is_file():
+        raise FileExistsError(f"{directory} is not empty and holds no saved model (no config.json); not replacing it")
     staging = directory.with_name(f".{directory.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    # Saving through the pipeline writes model, processor, pipeline code and `custom_pipelines` in one go.
+    # Only `Pipeline.save_pretrained` writes `custom_pipelines` into config.json and copies the pipeline's
+    # code (transformers has no other public call for it), so the model and processor are saved through one.
     pipeline = MicroExpressionClassificationPipeline(model=model, image_processor=processor, device=model.device)
     pipeline.save_pretrained(staging)
     if metrics is not None:

@@ -1,24 +1,27 @@
-"""Train one model on a set of samples and predict others: the unit of every LOSO fold.
+"""Train one model on a set of samples: the unit of every LOSO fold.
 
-The samples live in memory (`EncodedDataset`), so a step is an index into tensors: no DataLoader,
-no per-sample Python. Every random choice of a fold (initialisation, shuffling, augmentation, dropout)
-is drawn from that fold's own seed, so a fold gives the same model whether it runs alone, resumed,
-or on another process of a sharded sweep.
+The samples live in memory (`EncodedDataset`), so a batch is one index into its tensors: the DataLoader
+hands out whole batches of indices, with no per-sample Python. Every random choice of a fold
+(initialisation, sample order, augmentation, dropout) is drawn from that fold's own seed, so a fold gives
+the same model whether it runs alone, resumed, or on another process of a sharded sweep.
 """
 
-import math
+import copy
 import zlib
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from transformers import get_cosine_schedule_with_warmup, get_constant_schedule_with_warmup
+from torch.utils.data import BatchSampler, DataLoader, Sampler, TensorDataset
+from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
 from ..modeling_mmmer import MMMERForMicroExpressionClassification
 from .augmentation import AugmentationConfig, augment_batch
 from .encoding import EncodedDataset
+from .evaluation import predict_probabilities
+
+CLASS_WEIGHTINGS = ("none", "balanced", "balanced_sampling")
 
 
 def fold_seed(seed: int, fold: str) -> int:
@@ -33,13 +36,28 @@ def balanced_class_weights(labels: torch.Tensor, num_labels: int) -> list:
     return weights.tolist()
 
 
-def epoch_order(train_indices: torch.Tensor, labels: torch.Tensor, class_weighting: str, generator) -> torch.Tensor:
-    """One epoch's sample order: a shuffle of `train_indices`, or for `"balanced_sampling"` as many draws
-    with replacement, each class equally likely (the loss is then unweighted)."""
-    if class_weighting != "balanced_sampling":
-        return train_indices[torch.randperm(len(train_indices), generator=generator)]
-    per_sample = (1 / torch.bincount(labels).float())[labels]
-    return train_indices[torch.multinomial(per_sample, len(train_indices), replacement=True, generator=generator)]
+class EpochOrder(Sampler):
+    """Each epoch's sample order: a shuffle of `indices`, or for `"balanced_sampling"` as many draws with
+    replacement, each class equally likely (the loss is then unweighted).
+
+    The order is drawn from `generator` when an epoch starts, the same generator the augmentation then
+    draws from; with several processes accelerate copies the main process's generator to the others at
+    that moment, so they all agree on the order and each takes its own batches of it.
+    """
+
+    def __init__(self, indices: torch.Tensor, labels: torch.Tensor, class_weighting: str, generator: torch.Generator):
+        self.indices, self.labels, self.class_weighting, self.generator = indices, labels, class_weighting, generator
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self):
+        if self.class_weighting != "balanced_sampling":
+            order = torch.randperm(len(self.indices), generator=self.generator)
+        else:
+            per_sample = (1 / torch.bincount(self.labels).float())[self.labels]
+            order = torch.multinomial(per_sample, len(self.indices), replacement=True, generator=self.generator)
+        return iter(self.indices[order].tolist())
 
 
 @dataclass
@@ -69,18 +87,6 @@ class FoldRecipe:
         )
 
 
-def flow_zero_level(processor) -> torch.Tensor:
-    """Normalised value of each flow channel meaning 'no motion': 0.5 for u and v, 0 for strain.
-
-    Under per-sample min-max scaling zero motion sits near the middle of u and v and at the bottom of
-    the strain magnitude; the processor's mean/std map that into model units.
-    """
-    raw = torch.tensor([0.5, 0.5, 0.0])
-    if not getattr(processor, "do_normalize", True):
-        return raw
-    return (raw - torch.tensor(processor.flow_mean)) / torch.tensor(processor.flow_std)
-
-
 def make_scheduler(optimizer, recipe: FoldRecipe, total_steps: int):
     warmup = int(recipe.warmup_ratio * total_steps)
     if recipe.lr_scheduler == "cosine":
@@ -90,88 +96,96 @@ def make_scheduler(optimizer, recipe: FoldRecipe, total_steps: int):
     raise ValueError(f"lr_scheduler must be cosine or constant, got {recipe.lr_scheduler!r}")
 
 
-@torch.no_grad()
-def predict_probabilities(model, data: EncodedDataset, indices, batch_size: int = 256) -> np.ndarray:
-    """Softmax scores `(len(indices), num_labels)` of the samples at `indices`."""
-    model.eval()
-    indices = torch.as_tensor(indices)
-    scores = [
-        torch.softmax(model(**data.model_inputs(indices[i : i + batch_size], model.config.modalities)).logits, -1)
-        for i in range(0, len(indices), batch_size)
-    ]
-    return torch.cat(scores).numpy()
+def batches(data: EncodedDataset, sampler: Sampler, batch_size: int) -> DataLoader:
+    """Batches `(flow, texture, labels)` of `data` in `sampler`'s order, each fetched by one tensor index."""
+    # `batch_size=None` with a batch sampler as `sampler`: the dataset is indexed once per batch. The
+    # loader draws a worker seed from its own generator each epoch; a private one keeps that draw off the
+    # global RNG that dropout and mixup use.
+    return DataLoader(TensorDataset(data.flow, data.texture, data.labels),
+                      sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None,
+                      generator=torch.Generator())
+
+
+def scored_network(model, ema, accelerator):
+    """The network whose predictions count: the weight average when there is one, else `model` itself
+    (unwrapped from data-parallel training)."""
+    if ema is not None:
+        return ema.module
+    return accelerator.unwrap_model(model) if accelerator is not None else model
 
 
 def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRecipe, seed: int, flow_zero,
-                     eval_indices=None, progress=None, accelerator=None):
+                     eval_indices=None, progress=None, accelerator=None,
+                     model_factory=MMMERForMicroExpressionClassification, augment=augment_batch):
     """Train a fresh model on `train_indices`; return `(model, history)`.
 
     `history` has one entry per epoch: mean training loss and accuracy, and, when `eval_indices` is
     given, the accuracy on those samples (recorded for curves only; nothing here selects on it).
-    With an `accelerator` of several processes the batches are split across them (data parallel).
+    `flow_zero` `(3,)` is the processor's zero-motion level (`MMMERImageProcessor.flow_zero_level`).
+    With an `accelerator` of several processes the model trains data-parallel: accelerate's prepared
+    DataLoader gives each process its own batches of the epoch's order and averages the gradients.
+    Experiments vary the network through `model_factory(config)` (an `MMMERForMicroExpressionClassification`
+    or a subclass) and the augmentation through `augment`, called as `augment_batch` is.
     """
+    if recipe.class_weighting not in CLASS_WEIGHTINGS:
+        raise ValueError(
+            f"class_weighting must be one of {', '.join(CLASS_WEIGHTINGS)}, got {recipe.class_weighting!r}"
+        )
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
+    flow_zero = torch.as_tensor(flow_zero)
     train_indices = torch.as_tensor(train_indices)
     labels = data.labels[train_indices]
     if recipe.class_weighting == "balanced":
-        config = config.__class__.from_dict({**config.to_dict(), "class_weights": balanced_class_weights(labels, config.num_labels)})
-    elif recipe.class_weighting not in ("none", "balanced_sampling"):
-        raise ValueError(f"class_weighting must be none, balanced or balanced_sampling, got {recipe.class_weighting!r}")
-    model = MMMERForMicroExpressionClassification(config)
-    # The fused kernel updates all ~100 small tensors in one call: 3.3 -> 0.6 ms a CPU step, a tenth of
-    # a fold (benchmarks/RESULTS.md, "Speed"); the algorithm is AdamW's, the float rounding differs.
+        # The weights are the fold's (its training labels), so the fold's model gets its own copy of the config.
+        config = copy.deepcopy(config)
+        config.class_weights = balanced_class_weights(labels, config.num_labels)
+    model = model_factory(config)
+    # Fused: one kernel for all the small tensors, AdamW's algorithm (benchmarks/RESULTS.md, "Speed").
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
                                   fused=True)
-    steps_per_epoch = math.ceil(len(train_indices) / recipe.batch_size)
-    scheduler = make_scheduler(optimizer, recipe, steps_per_epoch * recipe.epochs)
-    rank, world = 0, 1
-    if accelerator is not None and accelerator.num_processes > 1:
-        model, optimizer = accelerator.prepare(model, optimizer)
-        rank, world = accelerator.process_index, accelerator.num_processes
-    plain = accelerator.unwrap_model(model) if world > 1 else model  # the module whose weights are updated
-    texture_needed = "texture" in config.modalities
+    loader = batches(data, EpochOrder(train_indices, labels, recipe.class_weighting, generator), recipe.batch_size)
     # An exponential moving average of the weights is a fixed rule (no epoch is chosen), and it smooths
     # the last epochs' fluctuations that otherwise decide a final-epoch score.
     ema = None
     if recipe.ema_decay > 0:
-        ema = AveragedModel(plain, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
-    scored = ema.module if ema is not None else plain  # the model predictions and the caller get
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+    data_parallel = accelerator is not None and accelerator.num_processes > 1
+    if data_parallel:
+        model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    scheduler = make_scheduler(optimizer, recipe, len(loader) * recipe.epochs)
     history = []
     for epoch in range(recipe.epochs):
         model.train()
-        order = epoch_order(train_indices, labels, recipe.class_weighting, generator)
         total_loss, correct, seen = 0.0, 0, 0
-        for start in range(0, len(order), recipe.batch_size):
-            batch = order[start : start + recipe.batch_size]
-            targets = F.one_hot(data.labels[batch], config.num_labels).float()
-            flow, texture, targets = augment_batch(
-                data.flow[batch], data.texture[batch] if texture_needed else None, targets,
-                recipe.augmentation, generator, flow_zero,
+        for flow, texture, batch_labels in loader:
+            targets = F.one_hot(batch_labels, config.num_labels).float()
+            flow, texture, targets = augment(
+                flow, texture if "texture" in config.modalities else None, targets, recipe.augmentation, generator,
+                flow_zero,
             )
             inputs = {"flow_values": flow, "texture_values": texture}
-            inputs = {f"{m}_values": inputs[f"{m}_values"][rank::world] for m in config.modalities}
-            targets = targets[rank::world]  # this process's share of the batch (all of it with one process)
-            output = model(**inputs, labels=targets)
+            output = model(**{f"{m}_values": inputs[f"{m}_values"] for m in config.modalities}, labels=targets)
             optimizer.zero_grad(set_to_none=True)
-            if world > 1:
+            if data_parallel:
                 accelerator.backward(output.loss)
             else:
                 output.loss.backward()
             optimizer.step()
             scheduler.step()
             if ema is not None:
-                ema.update_parameters(plain)
+                ema.update_parameters(model)
             total_loss += output.loss.item() * len(targets)
             correct += (output.logits.argmax(-1) == targets.argmax(-1)).sum().item()
             seen += len(targets)
         record = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_accuracy": correct / seen}
         if eval_indices is not None and len(eval_indices):
-            scores = predict_probabilities(scored, data, eval_indices)
-            record["eval_accuracy"] = float((scores.argmax(-1) == data.labels[torch.as_tensor(eval_indices)].numpy()).mean())
-            record["eval_predictions"] = scores.argmax(-1).tolist()
+            predicted = predict_probabilities(scored_network(model, ema, accelerator), data, eval_indices).argmax(-1)
+            record["eval_accuracy"] = float((predicted == data.labels[torch.as_tensor(eval_indices)].numpy()).mean())
+            record["eval_predictions"] = predicted.tolist()
         history.append(record)
         if progress is not None:
             progress.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_accuracy']:.2f}")
             progress.update(1)
-    return scored.eval(), history
+    return scored_network(model, ema, accelerator).eval(), history
+

@@ -25,7 +25,7 @@ TASK_TYPE = "image-classification"
 TASK_NAME = "Micro-expression recognition"
 # metrics.json key -> (Hub metric id, display name). UF1 is macro F1 and UAR macro recall.
 METRICS = {"uf1": ("f1", "UF1"), "uar": ("recall", "UAR"), "accuracy": ("accuracy", "Accuracy")}
-# Config fields a reader needs to understand what was trained (INTERFACES.md names), in card order.
+# Config fields a reader needs to understand what was trained (those the public interface names), in card order.
 CONFIG_SUMMARY_FIELDS = (
     "modalities", "flow_image_size", "flow_channels", "flow_patch_sizes", "texture_image_size",
     "texture_channels", "texture_patch_sizes", "hidden_size", "num_hidden_layers", "num_attention_heads",

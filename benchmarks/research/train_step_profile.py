@@ -1,19 +1,17 @@
 #!/usr/bin/env python
 """Where a CPU training fold spends its time: the trainer's own `train_fold_model`, timed and profiled.
 
-    python benchmarks/train_step_profile.py [--samples 301] [--epochs 30] [--profile_epochs 3] [--threads 1]
+    python -m benchmarks.research.train_step_profile [--samples 301] [--epochs 30] [--profile_epochs 3] [--threads 1]
 
-A fold is what every LOSO sweep repeats 40 times on the MEGC2019 dev folder: `train_fold_model` with the
-recipe's defaults (augmentation, class weights, AdamW, schedule, EMA) on `--samples` training samples.
-Random inputs of the recipe's shapes stand in for flow maps (the cost does not depend on the values),
-so this runs without any dataset. Prints the seconds of one whole fold and the mean time per step,
-the operators with the largest self CPU time over `--profile_epochs` more epochs, and the per-step
-cost of the alternatives the trainer chose between (optimizer implementation, patch projection as a
-convolution or a matrix product, the EMA update), so that speed work goes where the time is.
+A fold is what every LOSO sweep repeats once per subject: `train_fold_model` with the recipe's defaults
+(augmentation, class weights, AdamW, schedule, EMA) on `--samples` training samples. Random inputs of the
+recipe's shapes stand in for flow maps (the cost does not depend on the values), so this runs without any
+dataset. Prints the seconds of one whole fold and the mean time per step, the operators with the largest
+self CPU time over `--profile_epochs` more epochs, and the per-step cost of the alternatives the trainer
+chose between (optimizer implementation, patch projection as a convolution or a matrix product, the EMA
+update), so that speed work goes where the time is.
 
-`torch.compile` was measured with the earlier version of this script that timed a hand-made step
-(`git show 480ed1e:benchmarks/train_step_profile.py`, `--compile`): it does not pay on CPU
-(benchmarks/RESULTS.md, third pass).
+`torch.compile` is not among the alternatives: it does not pay on CPU (benchmarks/RESULTS.md).
 """
 
 import argparse
@@ -21,9 +19,8 @@ import math
 import time
 
 import torch
-from torch.profiler import ProfilerActivity, profile
-
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.profiler import ProfilerActivity, profile
 
 from hf_mmmer import MMMERConfig
 from hf_mmmer.modeling_mmmer import MMMERForMicroExpressionClassification, MMMERPatchEmbeddings
@@ -80,7 +77,7 @@ def component_costs(config: MMMERConfig, batch_size: int) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=301, help="Training samples of a fold (309 minus one subject).")
+    parser.add_argument("--samples", type=int, default=301, help="Training samples of a fold (the MEGC2019 dev folder minus one subject).")
     parser.add_argument("--epochs", type=int, default=ExperimentArguments().epochs)
     parser.add_argument("--profile_epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Choosing a recipe without the test subject: nested leave-one-subject-out over candidate recipes.
 
-    python benchmarks/nested_selection.py --data_dir ../shared/data/megc2019-dev \
+    python -m benchmarks.research.nested_selection --data_dir ../shared/data/megc2019-dev \
         --candidates recipe,with_4x4 [--inner_folds 3] [--seed 0] [--processes 2]
 
 The package's recipe was picked among candidates by their pooled LOSO score on the same subjects it
@@ -25,9 +25,11 @@ import numpy as np
 import torch
 from sklearn.model_selection import GroupKFold
 
-from hf_mmmer.training.fold_training import fold_seed, predict_probabilities, train_fold_model
+from benchmarks.research.recipe_ideas import IDEAS, idea_setup, load_data, uf1_uar
+from hf_mmmer.data import held_out_split
+from hf_mmmer.training.evaluation import predict_probabilities
+from hf_mmmer.training.fold_training import fold_seed, train_fold_model
 from hf_mmmer.training.metrics import classification_scores
-from recipe_ideas import IDEAS, idea_setup, load_data, uf1_uar
 
 WORKER = {}
 
@@ -62,12 +64,11 @@ def run_task(task):
     """
     subject, candidate, inner = task
     data = WORKER["data"]
-    subjects = np.asarray(data.subjects)
-    train = np.flatnonzero(subjects != subject)
+    train, test = held_out_split(data.subjects, [subject])
     if inner is None:
-        fit, predict, fold_name = train, np.flatnonzero(subjects == subject), subject
+        fit, predict, fold_name = train, test, subject
     else:
-        fit, predict = inner_splits(subjects, train, WORKER["inner_folds"])[inner]
+        fit, predict = inner_splits(np.asarray(data.subjects), train, WORKER["inner_folds"])[inner]
         fold_name = f"{subject}/inner{inner}"
     config, recipe = WORKER["setups"][candidate]
     model, _ = train_fold_model(config, data, fit, recipe, fold_seed(WORKER["seed"], fold_name), WORKER["flow_zero"])

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Ideas measured against the recipe on a precomputed folder: one LOSO sweep per idea.
 
-    python benchmarks/recipe_ideas.py --data_dir ../shared/data/megc2019-dev \
+    python -m benchmarks.research.recipe_ideas --data_dir ../shared/data/megc2019-dev \
         --ideas recipe,no_flip,label_smoothing [--seed 0] [--processes 2]
 
 Each idea changes one thing of the package's recipe and runs the leave-one-subject-out sweep with the
@@ -12,9 +12,9 @@ but every idea is scored on the same subjects as the recipe, so an idea adopted 
 be a recipe-level use of those labels (benchmarks/RESULTS.md says which were).
 
 Ideas that need a model the package does not build (a convolutional stem, self-supervised weights)
-swap the model class that `train_fold_model` instantiates, inside this script's worker processes only;
-`with_cnn` trains the STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model,
-`with_linear` the logistic regression reference (benchmarks/linear_reference.py).
+hand `train_fold_model` a `model_factory`, and cutout hands it an `augment`; `with_cnn` trains the
+STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model, `with_linear` the logistic
+regression reference (benchmarks/linear_reference.py).
 """
 
 import argparse
@@ -28,15 +28,15 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 from transformers import get_cosine_schedule_with_warmup
 
-import hf_mmmer.training.fold_training as fold_training
-from hf_mmmer import MMMERConfig
+from benchmarks.linear_reference import fit_logistic, flat_maps
+from benchmarks.precomputed_data import encode_precomputed, summarize
+from benchmarks.ststnet import train_ststnet
+from hf_mmmer import MMMERConfig, MMMERForMicroExpressionClassification
+from hf_mmmer.data import held_out_split
 from hf_mmmer.modeling_mmmer import MMMERPatchEmbeddings, cross_modal_contrastive_loss
 from hf_mmmer.training.arguments import ExperimentArguments
 from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, flip_horizontal
-from hf_mmmer.training.fold_training import FoldRecipe, flow_zero_level, fold_seed
-from linear_reference import fit_logistic, flat_maps
-from precomputed_data import encode_precomputed, summarize
-from ststnet import train_ststnet
+from hf_mmmer.training.fold_training import FoldRecipe, fold_seed, train_fold_model
 
 # name -> (what it changes, keyword changes). Keys: config (MMMERConfig), recipe (ExperimentArguments),
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
@@ -57,7 +57,7 @@ IDEAS = {
     "ensemble3": ("mean score of 3 models per fold (seeds 100*seed + 0, 1, 2)", {"ensemble": 3}),
     "epochs_60": ("60 epochs instead of 30 (same schedule shape)", {"recipe": {"epochs": 60}}),
     "hidden_128": ("hidden size 128 instead of 64 (4 heads of 32)", {"config": {"hidden_size": 128}}),
-    "three_scales": ("flow patch sizes 4, 7, 14 without the whole-map scale (the recipe before it was added)",
+    "three_scales": ("flow patch sizes 4, 7, 14 without the whole-map scale",
                      {"config": {"flow_patch_sizes": [4, 7, 14]}}),
     "same_source": ("each fold trains on the other subjects of the test subject's own source dataset only",
                     {"same_source": True}),
@@ -65,8 +65,8 @@ IDEAS = {
     "one_layer": ("one transformer layer per scale instead of two", {"config": {"num_hidden_layers": 1}}),
     "shared_encoders": ("one transformer encoder shared by all flow scales (patch embeddings per scale)",
                         {"config": {"share_scale_encoders": True}}),
-    "with_4x4": ("flow patch sizes 4, 7, 14, 28: adds 4x4 patches (49 more tokens; the recipe before they "
-                 "were dropped)", {"config": {"flow_patch_sizes": [4, 7, 14, 28]}}),
+    "with_4x4": ("flow patch sizes 4, 7, 14, 28: adds 4x4 patches (49 more tokens)",
+                 {"config": {"flow_patch_sizes": [4, 7, 14, 28]}}),
     "with_cnn": ("mean score of the recipe's model and the STSTNet-style CNN (benchmarks/ststnet.py, 200 "
                  "epochs) trained on the same fold", {"cnn_member": True}),
     "cutout": ("cutout: each training map, with probability 0.5, gets one random square of 7-14 px set to zero "
@@ -83,10 +83,10 @@ IDEAS = {
     "lr_2e-3": ("learning rate 2e-3 instead of 1e-3", {"recipe": {"learning_rate": 2e-3}}),
     "wd_0.2": ("weight decay 0.2 instead of 0.05", {"recipe": {"weight_decay": 0.2}}),
     "subjects_25": ("each fold trains on a random quarter of its training subjects", {"subject_share": 0.25}),
-    "subjects_50": ("each fold trains on a random half of its 39 training subjects (a learning-curve point)",
+    "subjects_50": ("each fold trains on a random half of its training subjects (a learning-curve point)",
                     {"subject_share": 0.5}),
     "subjects_75": ("each fold trains on a random three quarters of its training subjects", {"subject_share": 0.75}),
-    "no_ema": ("no EMA of the weights: the last step's weights are scored (the first pass's alternative)",
+    "no_ema": ("no EMA of the weights: the last step's weights are scored",
                {"recipe": {"ema_decay": 0.0}}),
     "with_texture": ("adds the texture branch on the raw apex face (the paper's two modalities, contrastive loss "
                      "at the config's weight)", {"config": {"modalities": ["flow", "texture"]}}),
@@ -101,7 +101,7 @@ WORKER = {}
 def load_data(data_dir):
     """The folder encoded by the recipe's processor, and that processor's zero-motion flow level."""
     data, processor = encode_precomputed(data_dir)
-    return data, flow_zero_level(processor)
+    return data, torch.as_tensor(processor.flow_zero_level())
 
 
 def subject_means(images: torch.Tensor, subjects) -> torch.Tensor:
@@ -133,7 +133,7 @@ def texture_differences(texture: torch.Tensor, subjects) -> torch.Tensor:
     """Apex face minus the subject's mean apex face, scaled to unit standard deviation.
 
     The precomputed folders hold no onset frame; a subject's mean apex face is close to its neutral face,
-    so the difference keeps what moved and drops identity (the reason the raw apex face hurt).
+    so the difference keeps what moved and drops identity.
     """
     difference = texture - subject_means(texture, subjects)
     return difference / difference.std()
@@ -143,7 +143,7 @@ def simclr_pretrain(config, flow, flow_zero, epochs, seed, batch_size=64, temper
     """The encoder's weights after SimCLR on `flow` (two flip+affine views; InfoNCE between them)."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    model = fold_training.MMMERForMicroExpressionClassification(config)
+    model = MMMERForMicroExpressionClassification(config)
     width = config.hidden_size
     head = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, 64))
     optimizer = torch.optim.AdamW([*model.mmmer.parameters(), *head.parameters()], lr=1e-3, weight_decay=0.05)
@@ -184,7 +184,7 @@ def erase_squares(flow: torch.Tensor, generator: torch.Generator, flow_zero: tor
 
 
 def with_cutout(augment):
-    """`augment_batch` followed by `erase_squares` on the flow, for `train_fold_model` to call."""
+    """`augment` followed by `erase_squares` on the flow: an `augment` for `train_fold_model`."""
     def augmented(flow, texture, labels, config, generator, flow_zero):
         flow, texture, labels = augment(flow, texture, labels, config, generator, flow_zero)
         return erase_squares(flow, generator, flow_zero), texture, labels
@@ -192,29 +192,29 @@ def with_cutout(augment):
     return augmented
 
 
-def swap_model_class(encoder_state=None, conv_stem_width=0):
-    """Make `train_fold_model` build a variant: pretrained encoder weights and/or a conv stem."""
-    base = fold_training.MMMERForMicroExpressionClassification
+def variant_factory(encoder_state=None, conv_stem_width=0):
+    """A `model_factory` for `train_fold_model`: the recipe's model with pretrained encoder weights and/or a
+    conv stem before every patch projection."""
 
-    class Variant(base):
-        def __init__(self, config):
-            super().__init__(config)
-            if encoder_state is not None:
-                self.mmmer.load_state_dict(encoder_state)
-            if conv_stem_width:
-                for module in self.modules():
-                    if isinstance(module, MMMERPatchEmbeddings):
-                        # The stem runs before the patch projection, which now reads its input's width.
-                        linear = module.projection
-                        module.stem = nn.Sequential(
-                            nn.Conv2d(linear.in_channels, conv_stem_width, 3, padding=1),
-                            nn.BatchNorm2d(conv_stem_width), nn.GELU(),
-                        )
-                        module.projection = nn.Conv2d(conv_stem_width, linear.out_channels, linear.kernel_size,
-                                                      stride=linear.stride)
-                        module.register_forward_pre_hook(lambda m, args: (m.stem(args[0]),))
+    def build(config):
+        model = MMMERForMicroExpressionClassification(config)
+        if encoder_state is not None:
+            model.mmmer.load_state_dict(encoder_state)
+        if conv_stem_width:
+            for module in model.modules():
+                if isinstance(module, MMMERPatchEmbeddings):
+                    # The stem runs before the patch projection, which now reads its input's width.
+                    linear = module.projection
+                    module.stem = nn.Sequential(
+                        nn.Conv2d(linear.in_channels, conv_stem_width, 3, padding=1),
+                        nn.BatchNorm2d(conv_stem_width), nn.GELU(),
+                    )
+                    module.projection = nn.Conv2d(conv_stem_width, linear.out_channels, linear.kernel_size,
+                                                  stride=linear.stride)
+                    module.register_forward_pre_hook(lambda m, args: (m.stem(args[0]),))
+        return model
 
-    fold_training.MMMERForMicroExpressionClassification = Variant
+    return build
 
 
 def idea_setup(change: dict, epochs=None):
@@ -235,12 +235,10 @@ def init_worker(data, flow_zero, change, encoder_state, seed):
         data.flow = center_flow(data.flow, change["center_flow"])
     if change.get("texture_difference"):
         data.texture = texture_differences(data.texture, data.subjects)
-    if change.get("cutout"):
-        fold_training.augment_batch = with_cutout(fold_training.augment_batch)
-    if encoder_state is not None or change.get("conv_stem_width"):
-        swap_model_class(encoder_state, change.get("conv_stem_width", 0))
     config, recipe = idea_setup(change)
-    WORKER.update(data=data, change=change, seed=seed, recipe=recipe, config=config, flow_zero=flow_zero)
+    WORKER.update(data=data, change=change, seed=seed, recipe=recipe, config=config, flow_zero=flow_zero,
+                  model_factory=variant_factory(encoder_state, change.get("conv_stem_width", 0)),
+                  augment=with_cutout(augment_batch) if change.get("cutout") else augment_batch)
 
 
 def plain_and_mirrored_scores(predict, flow, texture, flow_zero) -> list:
@@ -263,20 +261,19 @@ def run_fold(subject):
     """Scores `(members, 2 [plain, mirrored], n_test, num_labels)` of one held-out subject."""
     data, change, flow_zero = WORKER["data"], WORKER["change"], WORKER["flow_zero"]
     subjects, sources = np.asarray(data.subjects), np.asarray(data.datasets)
-    test = np.flatnonzero(subjects == subject)
-    train = subjects != subject
+    train, test = held_out_split(data.subjects, [subject])
     if change.get("same_source"):
-        train &= sources == sources[test[0]]
+        train = train[sources[train] == sources[test[0]]]
     if change.get("subject_share"):
-        train &= np.isin(subjects, share_of_subjects(subjects[train], change["subject_share"],
-                                                     fold_seed(WORKER["seed"], subject)))
-    train = np.flatnonzero(train)
+        train = train[np.isin(subjects[train], share_of_subjects(subjects[train], change["subject_share"],
+                                                                 fold_seed(WORKER["seed"], subject)))]
     ensemble = change.get("ensemble", 1)
     test_flow = data.flow[test]
     scores = []
     for k in range(ensemble):
         seed = fold_seed(WORKER["seed"] * 100 + k if ensemble > 1 else WORKER["seed"], subject)
-        model, _ = fold_training.train_fold_model(WORKER["config"], data, train, WORKER["recipe"], seed, flow_zero)
+        model, _ = train_fold_model(WORKER["config"], data, train, WORKER["recipe"], seed, flow_zero,
+                                    model_factory=WORKER["model_factory"], augment=WORKER["augment"])
         texture = data.texture[test] if "texture" in model.config.modalities else None
         scores.append(plain_and_mirrored_scores(
             lambda flow, texture: model(flow_values=flow, texture_values=texture).logits, test_flow, texture, flow_zero))
