@@ -80,7 +80,7 @@ def train_args(tmp_path_factory) -> list:
 def trained_run(tmp_path_factory, train_args):
     """`(output_dir, metrics)` of the tiny synthetic LOSO run with its final model, trained once per session
     (in this process); tests only read it."""
-    from hf_mmmer.training.cli import main as train
+    from hf_mmmer.training.cli import train_from_argv as train
 
     output = tmp_path_factory.mktemp("trained") / "run"
     return output, train([*train_args, "--output_dir", str(output)])
