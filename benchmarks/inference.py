@@ -1,7 +1,8 @@
 """Inference cost of MMMER per sample: image processor + model, for each input form a user has.
 
 The default `MMMERConfig()` with random weights (speed does not depend on them) and the processor that
-matches it (`MMMERImageProcessor()`: 28x28 flow, 112x112 gray texture, DIS flow). Inputs:
+matches it (`MMMERImageProcessor.from_config(config)`: 28x28 flow, the config's gray texture size, DIS flow).
+Inputs:
 
 - frames, face crop: a 256x256 RGB (onset, apex) pair framed on a real face (scikit-image's astronaut with
   a micro-expression-like warp, the pair of `flow_methods.py`); the Haar cascade finds the face on the onset;
@@ -44,13 +45,13 @@ def precomputed_sample() -> dict:
     return {"flow": rng.integers(0, 256, (28, 28, 3), dtype=np.uint8), "apex": face_photo(224, margin=0.1)}
 
 
-def cases() -> dict:
-    """Input form -> (processor, one sample as the processor's keyword arguments)."""
+def cases(config: MMMERConfig) -> dict:
+    """Input form -> (processor matching `config`, one sample as the processor's keyword arguments)."""
     pair = face_pair()
     return {
-        f"frames {FRAME_SIZE}x{FRAME_SIZE}, face crop": (MMMERImageProcessor(), pair),
-        f"frames {FRAME_SIZE}x{FRAME_SIZE}, no face crop": (MMMERImageProcessor(do_crop_face=False), pair),
-        "precomputed flow 28x28 + apex 224x224": (MMMERImageProcessor(), precomputed_sample()),
+        f"frames {FRAME_SIZE}x{FRAME_SIZE}, face crop": (MMMERImageProcessor.from_config(config, do_crop_face=True), pair),
+        f"frames {FRAME_SIZE}x{FRAME_SIZE}, no face crop": (MMMERImageProcessor.from_config(config), pair),
+        "precomputed flow 28x28 + apex 224x224": (MMMERImageProcessor.from_config(config), precomputed_sample()),
     }
 
 
@@ -89,7 +90,7 @@ def main():
     load_before = os.getloadavg()
     started = time.perf_counter()
     rows = []
-    for name, (processor, sample) in cases().items():
+    for name, (processor, sample) in cases(config).items():
         for threads in args.threads:
             result = measure(processor, model, sample, threads, args.repeats, args.batch_size)
             rows.append(
