@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.ndimage import median_filter
+from scipy.ndimage import gaussian_filter1d, median_filter
 from scipy.signal import find_peaks, peak_widths
 
 from .optical_flow import compute_flow
@@ -64,11 +64,14 @@ WINDOW_S = 0.15
 """Reference distance of the feature difference: about half of a micro-expression's onset-to-offset time."""
 MAX_DURATION_S = 0.5
 """Micro-expressions last at most half a second (onset to offset); longer candidates are not micro."""
+SMOOTHING = 0.2
+"""The contrast is smoothed by a Gaussian of this fraction of a window (an expression's peak is a window
+wide; frame-to-frame flow noise is not)."""
 BASELINE_S = 2.0
 """Length of the running median that removes slow trends (drift) from the contrast signal."""
-THRESHOLD_MAD = 6.0
+THRESHOLD_MAD = 4.0
 """A peak must rise this many robust noise deviations (scaled MAD) above the baseline."""
-MIN_CONTRAST = 0.15
+MIN_CONTRAST = 0.08
 """And at least this much, in pixels of the `WORK_SIZE` face: a still face has tiny MAD."""
 RETURN_RATIO = 0.5
 """A micro-expression leaves the face as it found it: the motion from just before the onset to just after
@@ -149,9 +152,12 @@ def spot_apex(
     """
     Index of the apex frame of a clip whose first frame is the onset.
 
-    `"flow_magnitude"` picks the frame whose regional, head-compensated motion from the onset is largest
-    (the module docstring says how blinks, head motion and flicker are kept out). `"middle"` picks
-    `middle_frame(len(frames))`, for clips trimmed around the expression.
+    `"flow_magnitude"` picks the frame furthest, in regional head-compensated motion, from the onset (the
+    module docstring says how blinks, head motion and flicker are kept out). An expression moves its cells
+    in one fixed pattern whose amount rises to the apex and falls, so the motions of all frames are
+    projected on their principal component (SVD), which averages the flow noise of every measured cell
+    rather than trusting the few largest. `"middle"` picks `middle_frame(len(frames))`, for clips trimmed
+    around the expression.
 
     Args:
         frames (`Sequence[np.ndarray]`): at least two uint8 grayscale face crops of one size, onset first.
@@ -166,8 +172,9 @@ def spot_apex(
         return middle_frame(len(frames))
     onset = prepare_face(frames[0])
     measured = measured_cells(onset)
-    scores = [motion_score(cell_motion(onset, prepare_face(frame), method), measured) for frame in frames[1:]]
-    return 1 + int(np.argmax(scores))
+    motions = np.stack([cell_motion(onset, prepare_face(frame), method)[measured].ravel() for frame in frames[1:]])
+    pattern = np.linalg.svd(motions, full_matrices=False)[2][0]
+    return 1 + int(np.argmax(np.abs(motions @ pattern)))
 
 
 def middle_frame(num_frames: int) -> int:
@@ -225,20 +232,21 @@ def contrast_signal(faces: list, window: int, method: str = SPOTTING_FLOW_METHOD
 def find_intervals(contrast: np.ndarray, rate: float) -> list[tuple[int, int, int, float]]:
     """Candidate `(onset, apex, offset, score)` positions in a contrast signal sampled at `rate` per second.
 
-    The baseline is a running median (`BASELINE_S`), the noise the scaled MAD of what is left; peaks must
-    rise `THRESHOLD_MAD` noise deviations and `MIN_CONTRAST` pixels above the baseline, be at most
-    `MAX_DURATION_S` wide at half height, and be apart by at least one window. The interval is the peak's
-    width at half height widened by one window on each side: the contrast of an expression rises one window
-    after its onset and falls one window before its offset.
+    The contrast is smoothed (`SMOOTHING`), its baseline is a running median (`BASELINE_S`) and the noise the
+    scaled MAD of what is left; peaks must rise `THRESHOLD_MAD` noise deviations and `MIN_CONTRAST` pixels
+    above the baseline, be at most `MAX_DURATION_S` wide at half height, and be two windows apart (a strong
+    expression's side lobes lie one window from its peak). The interval is the peak's width at half height
+    widened by half a window on each side.
     """
     if len(contrast) < 3:
         return []
+    window = window_frames(rate)
+    contrast = gaussian_filter1d(contrast, SMOOTHING * window, mode="nearest")
     baseline = median_filter(contrast, size=max(3, round(BASELINE_S * rate)), mode="nearest")
     detail = contrast - baseline
     noise = 1.4826 * float(np.median(np.abs(detail - np.median(detail))))
     height = max(THRESHOLD_MAD * noise, MIN_CONTRAST)
-    window = window_frames(rate)
-    peaks, _ = find_peaks(detail, height=height, distance=window,
+    peaks, _ = find_peaks(detail, height=height, distance=2 * window,
                           width=(None, MAX_DURATION_S * rate))
     if len(peaks) == 0:
         return []

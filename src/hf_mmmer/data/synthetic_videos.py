@@ -15,6 +15,7 @@ at 25, 100 or 200 fps. Frames are rendered on access (`SyntheticVideo.frames[i]`
 costs no memory.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -111,7 +112,7 @@ def _timeline(face: Face, rng: np.random.Generator, fps: float, num_frames: int)
     return _Timeline(poses, shifts, closure, gain, micro)
 
 
-class _Frames:
+class _Frames(Sequence):
     """The frames of a `SyntheticVideo`, rendered on access (a sequence of uint8 `(H, W)` arrays)."""
 
     def __init__(self, face: Face, timeline: _Timeline, noise: float, seed: int):
@@ -127,9 +128,6 @@ class _Frames:
         rng = np.random.default_rng([self._seed, 2, index])
         return draw_frame(self._face, t.poses[index], t.shifts[index], t.closure[index], self._noise, rng,
                           t.gain[index])
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
 
 
 @dataclass(frozen=True)
