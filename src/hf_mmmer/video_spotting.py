@@ -38,6 +38,9 @@ from .spotting import (
 
 DETECT_EVERY_S = 1.0
 """How often, in seconds of video, the face is looked for again."""
+DETECT_WIDTH = 320
+"""Frames are shrunk to this width for face detection (a face filling a tenth of the frame is still 32 px
+there), which makes the Haar cascade several times faster on large frames; the crop is cut at full size."""
 MAX_FACE_SHIFT = 0.2
 """A new crop (and stretch) starts when the face's centre moved more than this fraction of the crop's width."""
 
@@ -128,6 +131,17 @@ class SpottingResult:
     crops: list[FaceCrop] = field(default_factory=list)
 
 
+def detect_face(gray: np.ndarray, margin: float) -> FaceCrop | None:
+    """`find_face` on the frame shrunk to `DETECT_WIDTH`, with the box scaled back to the frame."""
+    scale = min(1.0, DETECT_WIDTH / gray.shape[1])
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    found = find_face(small, margin=margin)
+    if found is None:
+        return None
+    x0, y0, x1, y1 = (round(value / scale) for value in found.box)
+    return FaceCrop(box=(x0, y0, min(x1, gray.shape[1]), min(y1, gray.shape[0])))
+
+
 def _same_face(crop: FaceCrop, found: FaceCrop) -> bool:
     (x0, y0, x1, y1), (a0, b0, a1, b1) = crop.box, found.box
     shift = math.hypot((a0 + a1 - x0 - x1) / 2, (b0 + b1 - y0 - y1) / 2)
@@ -156,7 +170,7 @@ def _stretches(source: FrameSource, fps: float, step: int, do_crop_face: bool, f
             if not do_crop_face:
                 found = crop or FaceCrop(box=(0, 0, gray.shape[1], gray.shape[0]))
             else:
-                found = find_face(gray, margin=face_margin)
+                found = detect_face(gray, face_margin)
             if found is None:
                 if lost_since is None:
                     close()
