@@ -2,24 +2,22 @@
 
 One machinery serves both uses. A face is cut into regions of interest by fixed fractions of its box
 (`REGIONS`): brows and mouth, where the AUs of micro-expressions act, and the nose, which the muscles of
-expression barely move and so serves as the rigid reference. Dense optical flow is computed between a
-reference frame and a frame, on the face resized to `WORK_SIZE`; the nose region's median flow (the head's
-own motion) is subtracted; the flow is averaged over small cells (averaging sub-pixel flow beats its
-noise); the motion of a frame is the mean of the `TOP_CELLS` largest cell motions inside the brow and mouth
-regions. The eye band belongs to no region, so a blink, which is as short as a micro-expression and much
-larger, is never measured. Each face crop is brought to the reference's mean and contrast first, so
-lighting flicker is not taken for motion.
+expression barely move and so serves as the rigid reference. Each face is resized to `WORK_SIZE` and
+standardised in brightness and contrast (lighting flicker is not motion), registered to the reference
+frame by its nose region (the head's own motion is removed), and dense optical flow from the reference is
+averaged over small cells (averaging sub-pixel flow beats its noise), keeping only cells with texture
+enough for flow to see motion. The eye band belongs to no region, so a blink, as short as a
+micro-expression and much larger, is never measured.
 
-- A clip whose first frame is the onset (`spot_apex`): the apex is the frame whose motion from the onset is
-  largest.
-- A long video (`spot_intervals`): for each frame `t`, the motion from `t - k` to `t` and from `t` to
-  `t + k` (`k` = `WINDOW_S` seconds) are compared, as in the feature-difference analysis of Moilanen et al.
-  (ICPR 2014): an expression that rises and falls within about `2 k` gives opposite motions and a large
-  difference, while slow drift, a held macro-expression or a steady head turn give equal ones. Peaks of
-  that contrast above a robust noise threshold are found with `scipy.signal.find_peaks`; candidates lasting
-  longer than `MAX_DURATION_S` or whose face does not come back (a macro-expression's onset or offset) are
-  rejected. Every duration is in seconds, so one setting serves 25 to 200 fps; frames are analysed at up to
-  `ANALYSIS_RATE` per second.
+- A clip whose first frame is the onset (`spot_apex`): the apex is the frame furthest from the onset.
+- A long video (`spot_stretch`, driven by `video_spotting.spot_video`): for each frame `t`, the motion from
+  `t - k` to `t` and from `t` to `t + k` (`k` = `WINDOW_S` seconds) are compared, as in the
+  feature-difference analysis of Moilanen et al. (ICPR 2014): an expression that rises and falls within
+  about `2 k` gives opposite motions and a large difference, while slow drift, a held macro-expression or a
+  steady head turn give equal ones. Peaks of that contrast above a robust noise threshold are found with
+  `scipy.signal.find_peaks`; candidates lasting longer than `MAX_DURATION_S` or after which the face does
+  not come back (a macro-expression's onset or offset) are rejected. Every duration is in seconds, so one
+  setting serves 25 to 200 fps; frames are analysed at up to `ANALYSIS_RATE` per second.
 
 This file is copied next to saved model weights and imported by transformers' remote-code loader, so it may
 import only the standard library, NumPy, SciPy, OpenCV and its sibling modules (single-dot imports).
@@ -33,7 +31,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d, median_filter
 from scipy.signal import find_peaks, peak_widths
 
-from .optical_flow import compute_flow
+from .optical_flow import DEFAULT_FLOW_METHOD, compute_flow
 
 
 APEX_SPOTTING = ("flow_magnitude", "middle")
@@ -49,14 +47,13 @@ REGIONS = {
     "brows": (0.15, 0.15, 0.85, 0.35),
     "mouth": (0.25, 0.60, 0.75, 0.90),
 }
-"""Measured regions as `(x0, y0, x1, y1)` fractions of the face box. The eye band (0.34 to 0.5) lies in
-none of them: blinks are not measured."""
+"""Measured regions as `(x0, y0, x1, y1)` fractions of the face box. The eyes and the nose, between them,
+are not measured."""
 NOSE = (0.35, 0.45, 0.65, 0.62)
-"""The rigid reference region: its median flow is the head's motion, subtracted everywhere."""
+"""The rigid reference region: every face is registered to the reference frame by it."""
 
 MIN_TEXTURE = 0.5
 """Cells with less texture than this fraction of the regions' median are not measured (see `textured_cells`)."""
-SPOTTING_FLOW_METHOD = "dis"
 
 ANALYSIS_RATE = 50.0
 """Long videos are analysed at most at this many frames per second (every n-th frame above it)."""
@@ -79,9 +76,9 @@ the offset must be below this fraction of the motion at the apex, or the candida
 (or a head turn) beginning or ending."""
 
 
-def region_cells(size: int = WORK_SIZE, cell: int = CELL) -> np.ndarray:
-    """Boolean `(size // cell, size // cell)` mask of the cells inside `REGIONS`."""
-    cells = size // cell
+def region_cells() -> np.ndarray:
+    """Boolean `(WORK_SIZE // CELL,) * 2` mask of the cells inside `REGIONS`."""
+    cells = WORK_SIZE // CELL
     mask = np.zeros((cells, cells), bool)
     for x0, y0, x1, y1 in REGIONS.values():
         mask[round(y0 * cells) : round(y1 * cells), round(x0 * cells) : round(x1 * cells)] = True
@@ -123,7 +120,7 @@ def textured_cells(reference: np.ndarray) -> np.ndarray:
     return texture >= MIN_TEXTURE * np.median(texture[_REGION_CELLS])
 
 
-def cell_motion(reference: np.ndarray, face: np.ndarray, method: str = SPOTTING_FLOW_METHOD) -> np.ndarray:
+def cell_motion(reference: np.ndarray, face: np.ndarray, method: str = DEFAULT_FLOW_METHOD) -> np.ndarray:
     """Head-compensated flow from `reference` to `face` (both from `prepare_face`), averaged over cells.
 
     The face is registered to the reference by its nose region (`register`), and the nose region's median
@@ -147,7 +144,7 @@ def motion_score(cells: np.ndarray, measured: np.ndarray) -> float:
 
 
 def spot_apex(
-    frames: Sequence[np.ndarray], strategy: str = "flow_magnitude", method: str = SPOTTING_FLOW_METHOD
+    frames: Sequence[np.ndarray], strategy: str = "flow_magnitude", method: str = DEFAULT_FLOW_METHOD
 ) -> int:
     """
     Index of the apex frame of a clip whose first frame is the onset.
@@ -215,14 +212,12 @@ def window_frames(rate: float) -> int:
     return max(1, round(WINDOW_S * rate))
 
 
-def contrast_signal(faces: list, window: int, method: str = SPOTTING_FLOW_METHOD, progress=None) -> np.ndarray:
+def contrast_signal(faces: list, window: int, method: str = DEFAULT_FLOW_METHOD) -> np.ndarray:
     """Feature-difference contrast per analysed face: `|m(t - k -> t) - m(t -> t + k)| / 2` per cell, where
     `m` is `cell_motion`, reduced by `motion_score`; 0 where `t - k` or `t + k` is outside the stretch."""
     forward = [None] * len(faces)  # forward[t] = m(t - k -> t)
     for t in range(window, len(faces)):
         forward[t] = cell_motion(faces[t - window], faces[t], method)
-        if progress is not None:
-            progress(1)
     contrast = np.zeros(len(faces), np.float32)
     for t in range(window, len(faces) - window):
         contrast[t] = motion_score((forward[t] - forward[t + window]) / 2.0, measured_cells(faces[t]))
@@ -259,7 +254,7 @@ def find_intervals(contrast: np.ndarray, rate: float) -> list[tuple[int, int, in
 
 
 def returns_to_neutral(faces: list, onset: int, apex: int, offset: int, rate: float,
-                       method: str = SPOTTING_FLOW_METHOD) -> bool:
+                       method: str = DEFAULT_FLOW_METHOD) -> bool:
     """Whether the face after `offset` is close to the face before `onset`, relative to the apex motion."""
     margin = window_frames(rate) // 2
     before, after = faces[max(0, onset - margin)], faces[min(len(faces) - 1, offset + margin)]
@@ -269,16 +264,12 @@ def returns_to_neutral(faces: list, onset: int, apex: int, offset: int, rate: fl
     return residual < RETURN_RATIO * max(peak, 1e-6)
 
 
-def spot_stretch(stretch: SpottingSignal, fps: float, step: int, method: str = SPOTTING_FLOW_METHOD,
-                 progress=None) -> list[Interval]:
+def spot_stretch(stretch: SpottingSignal, fps: float, step: int, method: str = DEFAULT_FLOW_METHOD) -> list[Interval]:
     """Spot the intervals of one stretch of analysed faces (every `step`-th frame of a video at `fps`)."""
     rate = fps / step
-    window = window_frames(rate)
-    stretch.contrast = contrast_signal(stretch.faces, window, method, progress)
+    stretch.contrast = contrast_signal(stretch.faces, window_frames(rate), method)
     intervals = []
     for onset, apex, offset, score in find_intervals(stretch.contrast, rate):
-        if (offset - onset) / rate > MAX_DURATION_S + 2 * WINDOW_S:
-            continue
         if not returns_to_neutral(stretch.faces, onset, apex, offset, rate, method):
             continue
         frames = [int(stretch.indices[i]) for i in (onset, apex, offset)]
