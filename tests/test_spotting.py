@@ -161,6 +161,8 @@ def test_spot_command_keeps_existing_files_and_says_why_it_cannot_run(capsys, mo
 
 
 def test_the_pipeline_spots_a_long_video(model_dir, video_25, spotted_25):
+    """Through the remote code saved with the model: the spotting modules are saved next to it."""
+    assert (model_dir / "spotting.py").is_file() and (model_dir / "video_spotting.py").is_file()
     classify = pipeline("micro-expression-classification", model=str(model_dir), trust_remote_code=True)
     entries = classify(list(video_25.frames), spot=True, fps=25, do_crop_face=False)
     assert [(e["onset"], e["apex"], e["offset"]) for e in entries] == [
