@@ -23,8 +23,8 @@ from transformers.utils import logging as transformers_logging
 
 from .image_processing_mmmer import MMMERImageProcessor
 from .modeling_mmmer import MMMERForMicroExpressionClassification
-from .spotting import APEX_SPOTTING
 from .pipeline_mmmer import PROCESSOR_FILE, MicroExpressionClassificationPipeline
+from .spotting import APEX_SPOTTING
 
 PROG = "hf-mmmer"
 USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, TypeError)

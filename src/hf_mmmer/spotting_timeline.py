@@ -8,6 +8,7 @@ interval carries its class and score.
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only: no display on servers, and no GUI backend picked up from the environment
 import matplotlib.pyplot as plt  # noqa: E402
@@ -19,14 +20,14 @@ def save_timeline(result, entries: list[dict], path) -> Path:
     axis.plot(result.times, result.signal, color="tab:blue", linewidth=0.8, label="motion contrast")
     for start, end in result.gaps:
         axis.axvspan(start, end, color="0.85", label="face lost")
-    top = max(float(result.signal[result.signal == result.signal].max(initial=0.0)), 1e-6)
+    top = max(float(np.nanmax(result.signal, initial=0.0)), 1e-6)
     for entry in entries:
         axis.axvspan(entry["onset_time"], entry["offset_time"], color="tab:orange", alpha=0.35)
         axis.annotate(f"{entry['label']} {entry['score']:.2f}", (entry["onset_time"], top), fontsize=8,
                       rotation=90, va="top", ha="right")
     handles, labels = axis.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
-    axis.legend(unique.values(), unique.keys(), loc="upper right", fontsize=8)
+    axis.legend(unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     axis.set_xlim(0, result.num_frames / result.fps)
     axis.set_xlabel("time (s)")
     axis.set_ylabel("contrast (px)")
