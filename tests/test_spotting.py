@@ -1,18 +1,19 @@
 """Spotting: the apex of a clip, micro-expression intervals in synthetic long videos, bad input, the command."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from skimage import data
 from test_pipeline import save_tiny_model
+from transformers import pipeline
 
 from hf_mmmer.cli import main
 from hf_mmmer.data.synthetic_videos import render_video
 from hf_mmmer.spotting import spot_apex
 from hf_mmmer.video_spotting import spot_video
-from transformers import pipeline
 
 
 SIZE = 96
@@ -168,3 +169,14 @@ def test_the_pipeline_spots_a_long_video(model_dir, video_25, spotted_25):
     assert [(e["onset"], e["apex"], e["offset"]) for e in entries] == [
         (i.onset, i.apex, i.offset) for i in spotted_25.intervals]
     assert all(e["label"] in ("negative", "positive", "surprise") for e in entries)
+
+
+def test_benchmark_scores_with_the_megc_metric(monkeypatch):
+    """IoU >= 0.5 with a ground truth not matched yet; a second hit on one interval is a false positive."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from spotting import megc_counts, prf
+
+    truth = [(10, 20), (50, 60)]
+    assert megc_counts([(10, 20), (12, 21), (55, 70), (90, 95)], truth) == (1, 3, 1)  # (55, 70): IoU 6/21
+    assert megc_counts([(11, 21), (50, 59)], truth) == (2, 0, 0)
+    assert prf(1, 3, 1) == pytest.approx((0.25, 0.5, 1 / 3))
