@@ -1,4 +1,4 @@
-"""Optical flow, optical strain, flow normalisation and apex spotting on synthetic frames of known motion."""
+"""Optical flow, optical strain and flow normalisation on synthetic frames of known motion."""
 
 import cv2
 import numpy as np
@@ -12,7 +12,6 @@ from hf_mmmer.optical_flow import (
     flow_to_unit_maps,
     get_flow_method,
     optical_strain,
-    spot_apex,
 )
 
 
@@ -110,27 +109,3 @@ def test_missing_tvl1_says_opencv_contrib_is_needed(monkeypatch):
 def test_flow_frames_of_different_sizes_are_rejected():
     with pytest.raises(ValueError, match="one size"):
         compute_flow(np.zeros((16, 16), np.uint8), np.zeros((16, 17), np.uint8), DEFAULT_FLOW_METHOD)
-
-
-def synthetic_clip(peak: int, length: int = 9) -> list[np.ndarray]:
-    """A clip whose region moves further from the onset up to frame `peak`, then back."""
-    frame, region = textured_frame(seed=3, size=64), bump(size=64)
-    amplitudes = [1.5 * max(0.0, 1 - abs(i - peak) / peak) for i in range(length)]
-    return [moved(frame, a * region, 0.5 * a * region) for a in amplitudes]
-
-
-@pytest.mark.parametrize("peak", [3, 6])
-def test_spotted_apex_is_the_frame_of_largest_motion(peak):
-    assert spot_apex(synthetic_clip(peak)) == peak
-
-
-def test_middle_apex_spotting_takes_the_middle_frame():
-    assert spot_apex(synthetic_clip(3, length=9), strategy="middle") == 4
-    assert spot_apex(synthetic_clip(1, length=2), strategy="middle") == 1
-
-
-def test_apex_spotting_rejects_short_clips_and_unknown_strategies():
-    with pytest.raises(ValueError, match="at least 2 frames; got 1"):
-        spot_apex([np.zeros((8, 8), np.uint8)])
-    with pytest.raises(ValueError, match="apex_spotting 'last'.*flow_magnitude"):
-        spot_apex(synthetic_clip(3), strategy="last")

@@ -20,15 +20,17 @@ APEX = 4
 
 
 def make_clip(num_frames: int = 7, size: int = 64, apex: int = APEX, seed: int = 0) -> list[np.ndarray]:
-    """Smooth random gray texture sliding right up to 2 px at `apex` and back: motion that DIS tracks."""
+    """Smooth random gray texture whose lower (mouth) part slides right up to 2 px at `apex` and back: a
+    local motion that DIS tracks (a slide of the whole frame is head motion, which apex spotting removes)."""
     rng = np.random.default_rng(seed)
     base = cv2.GaussianBlur(rng.uniform(0, 255, (size, size)).astype(np.float32), (0, 0), 2.0)
     base = cv2.normalize(base, None, 0, 255, cv2.NORM_MINMAX)
+    grid_y, grid_x = np.mgrid[0:size, 0:size].astype(np.float32)
+    mouth = np.exp(-((grid_x / size - 0.5) ** 2 + (grid_y / size - 0.78) ** 2) / (2 * 0.1**2)).astype(np.float32)
     frames = []
     for t in range(num_frames):
         shift = 2.0 * max(0.0, 1.0 - abs(t - apex) / apex)
-        moved = cv2.warpAffine(base, np.float32([[1, 0, shift], [0, 1, 0]]), (size, size),
-                               borderMode=cv2.BORDER_REFLECT)
+        moved = cv2.remap(base, grid_x - shift * mouth, grid_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         frames.append(np.clip(moved, 0, 255).round().astype(np.uint8))
     return frames
 

@@ -4,6 +4,7 @@
 hf-mmmer predict --model DIR (--onset A --apex B | --flow F --apex B | FRAMES_DIR | VIDEO) [--heatmap out.png]
                  [--heatmap_view {motion,attention}] [--overwrite] [--json] [--top_k K] [--face_crop | --no_face_crop]
                  [--apex_spotting {flow_magnitude,middle}] [--num_threads N]
+hf-mmmer spot VIDEO --model DIR [--fps F] [--json] [--plot timeline.png] [--overwrite] [--no_face_crop]
 hf-mmmer train ...                      (the trainer's arguments; `hf-mmmer train --help`)
 hf-mmmer evaluate --model DIR --dataset NAME [--data_dir DIR] [--output_dir OUT [--overwrite]] [--json]
                   [--num_threads N]
@@ -27,8 +28,8 @@ from transformers.utils import logging as transformers_logging
 from .errors import exit_status
 from .image_processing_mmmer import MMMERImageProcessor
 from .modeling_mmmer import MMMERForMicroExpressionClassification
-from .optical_flow import APEX_SPOTTING
 from .pipeline_mmmer import PROCESSOR_FILE, MicroExpressionClassificationPipeline
+from .spotting import APEX_SPOTTING
 from .visualization import HEATMAP_VIEWS, save_heatmap
 
 PROG = "hf-mmmer"
@@ -125,6 +126,39 @@ def predict(args, parser) -> int:
     return 0
 
 
+def spot(args, parser) -> int:
+    from .video_spotting import recognise, spot_video
+
+    if args.plot is not None:
+        plot = Path(args.plot)
+        if plot.resolve() == Path(args.video).resolve():
+            raise ValueError(f"--plot {plot} is the input video; choose another file.")
+        if plot.exists() and not args.overwrite:
+            raise ValueError(f"--plot {plot} exists; pass --overwrite to replace it.")
+        if not plot.parent.is_dir():
+            raise FileNotFoundError(f"--plot {plot}: no such folder {plot.parent}.")
+    classify = load_pipeline(args.model)
+    result = spot_video(args.video, args.fps, do_crop_face=args.face_crop, progress=True)
+    entries = recognise(classify.model, classify.image_processor, args.video, result)
+    for start, end in result.gaps:
+        print(f"{args.video}: face lost {start:.2f}-{end:.2f} s; skipped", file=sys.stderr)
+    if args.plot is not None:
+        from .spotting_timeline import save_timeline
+
+        save_timeline(result, entries, args.plot)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    print(f"{args.video}: {len(entries)} micro-expression(s) in {result.num_frames / result.fps:.2f} s "
+          f"at {result.fps:g} fps")
+    for entry in entries:
+        print(f"  {entry['onset_time']:8.2f}-{entry['offset_time']:.2f} s  frames {entry['onset']}-{entry['apex']}-"
+              f"{entry['offset']}  {entry['label']:<12} {entry['score']:.3f}")
+    if args.plot is not None:
+        print(f"timeline: {args.plot}")
+    return 0
+
+
 def evaluate(args, parser) -> int:
     from .training.arguments import DataArguments
     from .training.evaluation import evaluate_model, write_evaluation
@@ -193,7 +227,7 @@ def build_command_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Micro-expression recognition with MMMER: predict, train, evaluate and a web demo.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{predict,train,evaluate,demo}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{predict,spot,train,evaluate,demo}")
 
     predict_parser = commands.add_parser(
         "predict", help="classify one sample with a saved model",
@@ -229,6 +263,25 @@ def build_command_parser() -> argparse.ArgumentParser:
                                 help="how a clip's apex is found (default: as saved with the model)")
     add_threads_argument(predict_parser)
     predict_parser.set_defaults(run=predict)
+
+    spot_parser = commands.add_parser(
+        "spot", help="spot and classify the micro-expressions of a long video",
+        description="Find the micro-expressions of a long video (onset, apex, offset; blinks, head motion,\n"
+        "macro-expressions and lighting flicker rejected) and classify each with a saved model.",
+        epilog="example:\n  hf-mmmer spot interview.mp4 --model runs/demo/final_model --plot timeline.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    spot_parser.add_argument("video", help="a video file, or a folder of frame images (with --fps)")
+    spot_parser.add_argument("--model", required=True, help="saved model directory")
+    spot_parser.add_argument("--fps", type=float, help="frame rate (required when the container has none, and "
+                             "for a folder of frames)")
+    spot_parser.add_argument("--json", action="store_true", help="print the intervals as a JSON list")
+    spot_parser.add_argument("--plot", metavar="PNG", help="write the timeline (motion signal, intervals, labels)")
+    spot_parser.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
+    spot_parser.add_argument("--no_face_crop", dest="face_crop", action="store_false",
+                             help="the frames are cropped faces: do not look for a face")
+    add_threads_argument(spot_parser)
+    spot_parser.set_defaults(run=spot)
 
     commands.add_parser(
         "train", add_help=False, help="leave-one-subject-out training (all arguments go to the trainer; "

@@ -2,7 +2,7 @@
 
 This file is copied next to saved model weights and imported by transformers' remote-code loader in processes
 that never imported `hf_mmmer`, so it imports only the standard library, NumPy, OpenCV, Pillow, transformers and
-its two sibling modules (single-dot relative imports).
+its sibling modules (single-dot relative imports).
 """
 
 import os
@@ -18,15 +18,14 @@ from transformers.utils import TensorType
 
 from .face_detection import FaceCrop, find_face
 from .optical_flow import (
-    APEX_SPOTTING,
     DEFAULT_FLOW_METHOD,
     FLOW_NORMALIZATIONS,
     check_frame_size,
     compute_flow,
     flow_to_unit_maps,
     get_flow_method,
-    spot_apex,
 )
+from .spotting import APEX_SPOTTING, spot_apex
 
 
 IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
@@ -357,8 +356,9 @@ class MMMERImageProcessor(BaseImageProcessor):
             Per-sample normalisation of u, v, strain, described above. Saved with the processor so that
             training and inference agree.
         apex_spotting (`str`, *optional*, defaults to `"flow_magnitude"`):
-            For clips: `"flow_magnitude"` takes the frame with the largest mean flow magnitude from the onset
-            (the first frame), `"middle"` the frame at `len(clip) // 2`.
+            For clips: `"flow_magnitude"` takes the frame furthest from the onset (the first frame) in regional,
+            head-compensated motion with the eyes left out (`spotting.spot_apex`), `"middle"` the frame at
+            `len(clip) // 2`.
         do_normalize (`bool`, *optional*, defaults to `True`):
             Apply `(x - mean) / std` to both outputs; without it both are in [0, 1].
         flow_mean (`list[float]`, *optional*, defaults to `[0.5, 0.5, 0.5]`):

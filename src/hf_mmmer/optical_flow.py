@@ -1,4 +1,4 @@
-"""Dense optical flow, optical strain, per-sample flow normalisation and apex spotting.
+"""Dense optical flow, optical strain and per-sample flow normalisation (apex spotting: `spotting.py`).
 
 A micro-expression is a sub-pixel to few-pixel motion between the onset frame and the apex frame. The model
 sees it as three maps: the horizontal flow `u`, the vertical flow `v` and the optical strain magnitude (how
@@ -8,7 +8,7 @@ This file is copied next to saved model weights and imported by transformers' re
 import only the standard library, NumPy and OpenCV.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -141,33 +141,3 @@ def flow_to_unit_maps(flow: np.ndarray, normalization: str = "minmax") -> np.nda
         raise ValueError(f"Unknown flow_normalization {normalization!r}; available: {sorted(FLOW_NORMALIZATIONS)}.")
     maps = np.dstack([flow, optical_strain(flow)]).astype(np.float32)
     return FLOW_NORMALIZATIONS[normalization](maps)
-
-
-APEX_SPOTTING = ("flow_magnitude", "middle")
-"""Ways to choose the apex frame of a clip."""
-
-
-def spot_apex(
-    frames: Sequence[np.ndarray], strategy: str = "flow_magnitude", method: str = DEFAULT_FLOW_METHOD
-) -> int:
-    """
-    Index of the apex frame of a clip whose first frame is the onset.
-
-    `"flow_magnitude"` picks the frame with the largest mean flow magnitude from the onset: the apex is the
-    frame where the face is furthest from its neutral state. `"middle"` picks `len(frames) // 2`, for clips
-    trimmed around the expression when flow spotting is too slow or too noisy.
-
-    Args:
-        frames (`Sequence[np.ndarray]`): at least two uint8 grayscale frames of one size, onset first.
-        strategy (`str`): one of `APEX_SPOTTING`.
-        method (`str`): flow method used by `"flow_magnitude"`.
-    """
-    if strategy not in APEX_SPOTTING:
-        raise ValueError(f"Unknown apex_spotting {strategy!r}; available: {list(APEX_SPOTTING)}.")
-    if len(frames) < 2:
-        raise ValueError(f"Apex spotting needs a clip of at least 2 frames; got {len(frames)}.")
-    if strategy == "middle":
-        return len(frames) // 2
-    onset = frames[0]
-    magnitudes = [np.linalg.norm(compute_flow(onset, frame, method), axis=-1).mean() for frame in frames[1:]]
-    return 1 + int(np.argmax(magnitudes))

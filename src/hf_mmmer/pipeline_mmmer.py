@@ -22,6 +22,7 @@ import torch
 from transformers.pipelines import Pipeline
 
 from .image_processing_mmmer import is_frame_list, sample_inputs
+from .video_spotting import spot_and_classify
 
 TASK = "micro-expression-classification"
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -150,7 +151,17 @@ class MicroExpressionClassificationPipeline(Pipeline):
         return processor_kwargs, forward, postprocess
 
     def __call__(self, inputs, **kwargs):
-        """Classify one sample or a list of samples; see the class docstring for the forms and the output."""
+        """Classify one sample or a list of samples; see the class docstring for the forms and the output.
+
+        `spot=True` takes `inputs` as one long video (a path, a folder or a list of frames; `fps=` where the
+        container has none; `progress=True` for a progress bar), spots its micro-expressions and returns
+        one `{"onset", "apex", "offset", "onset_time", "offset_time", "label", "score", "spot_score"}` per
+        interval (`video_spotting.spot_and_classify`). It is an option of this task rather than a task of
+        its own because it needs exactly this model and image processor: a second task would make users
+        load the same saved directory twice.
+        """
+        if kwargs.pop("spot", False):
+            return spot_and_classify(self.model, self.image_processor, inputs, **kwargs)
         if is_frame_list(inputs):
             inputs = {"frames": list(inputs)}
         elif isinstance(inputs, tuple):

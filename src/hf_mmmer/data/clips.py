@@ -45,13 +45,14 @@ from .features import (
     sample_features,
 )
 from .labels import THREE_CLASSES
+from ..spotting import APEX_SPOTTING, middle_frame, spot_apex
 
 logger = logging.getLogger(__name__)
 
-APEX_SPOTTING = {"flow_magnitude": "spotted", "middle": "middle"}
-"""How an apex is found where the annotation has none (-> the rows' `apex_source`). `flow_magnitude`:
-the frame with the largest mean optical flow magnitude from the onset (`hf_mmmer.optical_flow`);
-`middle`: the middle frame from onset to offset."""
+APEX_SOURCES = {strategy: "middle" if strategy == "middle" else "spotted" for strategy in APEX_SPOTTING}
+"""The rows' `apex_source` for each way of finding an apex the annotation lacks (the ways are
+`hf_mmmer.spotting.APEX_SPOTTING`: `flow_magnitude`, the frame furthest from the onset in regional,
+head-compensated motion; `middle`, the middle frame from onset to offset)."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class ClipConfig(MEConfig):
     Args:
         frames: which frame tree to read: a name from the source's layouts (`"cropped"`, `"raw"`), or
             `"auto"` for the first one present (cropped faces when the folder has them).
-        apex_spotting: how to find an apex the annotation lacks, one of `APEX_SPOTTING`; `None` takes
+        apex_spotting: how to find an apex the annotation lacks, one of `APEX_SOURCES`; `None` takes
             the source's default (SMIC: `middle`, the others: `flow_magnitude`).
     """
 
@@ -138,11 +139,9 @@ def list_frames(clip_dir: Path, pattern: str) -> dict[int, str]:
 
 
 def find_apex(paths: list[str], spotting: str) -> int:
-    """Index into `paths` (onset first) of the apex, by `spotting` (see `APEX_SPOTTING`)."""
+    """Index into `paths` (onset first) of the apex, by `spotting` (see `APEX_SOURCES`)."""
     if spotting == "middle":
-        return len(paths) // 2  # the rule of hf_mmmer.optical_flow.spot_apex(strategy="middle"), without reading frames
-    from ..optical_flow import spot_apex  # imported here: only flow spotting needs optical flow
-
+        return middle_frame(len(paths))  # without reading the frames
     return spot_apex([cv2.imread(path, cv2.IMREAD_GRAYSCALE) for path in paths], strategy=spotting)
 
 
@@ -209,7 +208,7 @@ def resolve_clip(row: dict, layout: FrameLayout, spotting: str, annotates_apex: 
     if problem:
         annotated = apex
         apex = clip[find_apex([frames[number] for number in clip], spotting)]
-        apex_source = APEX_SPOTTING[spotting]
+        apex_source = APEX_SOURCES[spotting]
         if annotates_apex:
             fixes[problem] = f"{problem} (onset {onset}, apex {annotated}, offset {offset}): {apex_source} frame {apex}"
     fields = {
@@ -228,8 +227,8 @@ def resolve_clip(row: dict, layout: FrameLayout, spotting: str, annotates_apex: 
 def clip_examples(source: ClipSource, table: pd.DataFrame, layout: FrameLayout, config: ClipConfig) -> list[dict]:
     """Dataset rows of the labelled annotation `table`; reports fixes and missing clips with counts."""
     spotting = config.apex_spotting or source.default_apex_spotting
-    if spotting not in APEX_SPOTTING:
-        raise ValueError(f"unknown apex_spotting {spotting!r}; choose one of {list(APEX_SPOTTING)}")
+    if spotting not in APEX_SOURCES:
+        raise ValueError(f"unknown apex_spotting {spotting!r}; choose one of {list(APEX_SOURCES)}")
     examples, missing, fixed = [], [], defaultdict(list)
     for row in table.to_dict("records"):
         try:

@@ -44,7 +44,8 @@ PATH_ARGUMENTS = ("sample_list", "annotation_file")
 """Builder arguments that name files whose content, like data_dir's, is part of the cache key."""
 CODE_FILES = sorted(Path(__file__).parent.glob("*.py")) + [
     Path(__file__).parent / "megc2019_samples.txt",
-    Path(__file__).parents[1] / "optical_flow.py",  # apex spotting results depend on it
+    Path(__file__).parents[1] / "optical_flow.py",  # apex spotting results depend on these two
+    Path(__file__).parents[1] / "spotting.py",
 ]
 
 

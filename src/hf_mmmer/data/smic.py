@@ -4,8 +4,16 @@
 `s1/micro/negative/s1_ne_01/reg_image000001.bmp`) and/or `HS/` (raw frames, `image000001.bmp`).
 There is no annotation sheet: every folder under `<subject>/micro/<class>/` is a clip cut from onset to
 offset, so the onset is its first frame and the offset its last (gaps in the frame numbers are
-tolerated). SMIC has no apex annotation: the apex is the middle frame by default
-(`apex_source="middle"`), or spotted from optical flow with `apex_spotting="flow_magnitude"`.
+tolerated). SMIC has no apex annotation, so the builder offers two apexes:
+
+- `apex_spotting="middle"` (the default, `apex_source="middle"`): the midpoint of onset and offset. It is
+  what the MEB toolbox and the published SMIC and MEGC2019 composite results use, so numbers stay
+  comparable with theirs; SMIC's clips are cut by its annotators from onset to offset, so the expression
+  peaks inside them; and it reads no frame, so it is deterministic and free.
+- `apex_spotting="flow_magnitude"` (`apex_source="spotted"`): the frame furthest from the onset in regional,
+  head-compensated motion (`hf_mmmer.spotting.spot_apex`), for clips whose expression is far from their
+  middle; on synthetic clips it is within +-2 frames of the true apex far more often than the middle frame
+  (benchmarks/RESULTS.md, "Spotting"), but it is a measurement that can be fooled where the middle cannot.
 Subject ids are zero-padded to `s01` and sample ids follow the MEGC2019 list (`s01_s01_ne_01`).
 `non_micro` folders are not read.
 """

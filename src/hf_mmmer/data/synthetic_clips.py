@@ -183,7 +183,6 @@ def _profile(num_frames: int, apex: int) -> np.ndarray:
 
 def render_frames(face: Face, rng: np.random.Generator, label: int, num_frames: int) -> tuple[list, int]:
     """One clip of `face` showing class `label`: uint8 frames and the apex index."""
-    size = face.light.shape[0]
     apex = int(rng.integers(2, num_frames - 1))
     motion = class_motion(face, label, rng.uniform(*MOTION_PX))
     apex_pose = rng.uniform(-REST_POSE_PX, REST_POSE_PX, len(MOTIONS))
@@ -195,18 +194,23 @@ def render_frames(face: Face, rng: np.random.Generator, label: int, num_frames: 
     if rng.random() < BLINK_PROBABILITY:
         blink = np.clip(1 - np.abs(np.arange(num_frames) - rng.integers(num_frames)) / 1.5, 0, 1)
     noise = rng.uniform(*NOISE_LEVELS)
+    return [draw_frame(face, pose, shift, closure, noise, rng) for pose, shift, closure in zip(poses, shifts, blink)], apex
+
+
+def draw_frame(face: Face, pose: np.ndarray, shift: np.ndarray, closure: float, noise: float,
+               rng: np.random.Generator, gain: float = 1.0) -> np.ndarray:
+    """One uint8 frame of `face`: `pose` (amount of each of `MOTIONS`), head `shift` (dx, dy) in pixels, eye
+    `closure` (0 open, 1 closed), sensor `noise` std (gray levels, drawn from `rng`), lighting `gain`."""
+    size = face.light.shape[0]
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
-    frames = []
-    for pose, shift, closure in zip(poses, shifts, blink):
-        lid = np.clip((closure - face.lid_position) * 8 + 0.5, 0, 1) * face.eye_mask * (closure > 0)
-        lid = lid[..., None] if face.open_eyes.ndim == 3 else lid
-        albedo = (face.open_eyes * (1 - lid) + face.closed_eyes * lid).astype(np.float32)
-        dx, dy = (np.tensordot(pose, face.motion_fields, axes=1) + shift[:, None, None]).astype(np.float32)
-        warped = cv2.remap(albedo, x - dx, y - dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        light = face.light[..., None] if warped.ndim == 3 else face.light
-        pixels = warped * light * 255 + rng.normal(0, noise, warped.shape)
-        frames.append(np.clip(np.rint(pixels), 0, 255).astype(np.uint8))
-    return frames, apex
+    lid = np.clip((closure - face.lid_position) * 8 + 0.5, 0, 1) * face.eye_mask * (closure > 0)
+    lid = lid[..., None] if face.open_eyes.ndim == 3 else lid
+    albedo = (face.open_eyes * (1 - lid) + face.closed_eyes * lid).astype(np.float32)
+    dx, dy = (np.tensordot(pose, face.motion_fields, axes=1) + np.asarray(shift)[:, None, None]).astype(np.float32)
+    warped = cv2.remap(albedo, x - dx, y - dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    light = face.light[..., None] if warped.ndim == 3 else face.light
+    pixels = warped * light * (255 * gain) + rng.normal(0, noise, warped.shape)
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
 def face_rng(seed: int, subject: int) -> np.random.Generator:

@@ -1,0 +1,182 @@
+"""Spotting: the apex of a clip, micro-expression intervals in synthetic long videos, bad input, the command."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+from test_pipeline import save_tiny_model
+from transformers import pipeline
+
+from hf_mmmer.cli import main
+from hf_mmmer.data.synthetic_videos import render_video
+from hf_mmmer.spotting import spot_apex
+from hf_mmmer.video_spotting import spot_video
+
+
+SIZE = 96
+SEED = 4
+"""A synthetic 8 s video with two micro-expressions (0.5 to 2 px) and a blink between them."""
+
+
+def textured_frame(size: int = SIZE) -> np.ndarray:
+    noise = np.random.default_rng(1).random((size, size)).astype(np.float32)
+    texture = cv2.GaussianBlur(noise, (0, 0), 2.0)
+    return 255 * (texture - texture.min()) / (texture.max() - texture.min())
+
+
+def warp(frame: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    y, x = np.mgrid[0 : frame.shape[0], 0 : frame.shape[1]].astype(np.float32)
+    moved = cv2.remap(frame, x - dx.astype(np.float32), y - dy.astype(np.float32), cv2.INTER_CUBIC,
+                      borderMode=cv2.BORDER_REFLECT)
+    return np.clip(moved, 0, 255).round().astype(np.uint8)
+
+
+def clip_with_distractors(peak: int, blink: int, length: int = 12) -> list[np.ndarray]:
+    """A lip-corner-like motion (mouth region) peaking at `peak`, head jitter of up to 1.5 px on every
+    frame, and at `blink` a large change of the eye band: what made whole-face mean flow miss the apex."""
+    frame, size = textured_frame(), SIZE
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    mouth = np.exp(-((x - 0.35) ** 2 + (y - 0.75) ** 2) / (2 * 0.06**2))
+    jitter = np.random.default_rng(0).uniform(-1.5, 1.5, (length, 2))
+    frames = []
+    for t in range(length):
+        amount = 1.5 * max(0.0, 1 - abs(t - peak) / peak)
+        moved = warp(frame, np.full_like(mouth, jitter[t, 0]), jitter[t, 1] - amount * mouth)
+        if t == blink:
+            moved[round(0.38 * size) : round(0.48 * size)] = 40
+        frames.append(moved)
+    return frames
+
+
+@pytest.mark.parametrize("peak, blink", [(4, 8), (7, 3)])
+def test_apex_is_the_expression_not_the_blink_or_the_head(peak, blink):
+    assert spot_apex(clip_with_distractors(peak, blink)) == peak
+
+
+def test_middle_apex_and_bad_clips():
+    clip = clip_with_distractors(4, 8, length=9)
+    assert spot_apex(clip, strategy="middle") == 4
+    assert spot_apex(clip[:2], strategy="middle") == 1
+    with pytest.raises(ValueError, match="at least 2 frames; got 1"):
+        spot_apex(clip[:1])
+    with pytest.raises(ValueError, match="apex_spotting 'last'.*flow_magnitude"):
+        spot_apex(clip, strategy="last")
+
+
+@pytest.fixture(scope="module")
+def video_25():
+    return render_video(SEED, duration_s=8, fps=25)
+
+
+@pytest.fixture(scope="module")
+def spotted_25(video_25):
+    return spot_video(video_25.frames, 25, do_crop_face=False)
+
+
+def iou(a, b) -> float:
+    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]) + 1)
+    return inter / (max(a[1], b[1]) - min(a[0], b[0]) + 1)
+
+
+def test_micro_expressions_are_spotted_and_the_blink_is_not(video_25, spotted_25):
+    truth = [(m.onset, m.offset) for m in video_25.micro_expressions]
+    found = [(i.onset, i.offset) for i in spotted_25.intervals]
+    blinks = np.flatnonzero(video_25.frames._timeline.closure > 0)
+    assert len(truth) == 2 and len(blinks) and not any(a <= blinks.mean() <= b for a, b in truth)
+    assert len(found) == len(truth) and all(iou(f, t) >= 0.5 for f, t in zip(found, truth))
+    for interval in spotted_25.intervals:
+        assert interval.onset < interval.apex < interval.offset
+        assert interval.onset_time == pytest.approx(interval.onset / 25)
+        assert interval.score > 0
+    assert len(spotted_25.times) == len(spotted_25.signal) == 200 and not spotted_25.gaps
+
+
+def test_spotting_does_not_depend_on_the_frame_rate(spotted_25):
+    spotted_100 = spot_video(render_video(SEED, duration_s=8, fps=100).frames, 100, do_crop_face=False)
+    times = lambda result: [(i.onset_time, i.offset_time) for i in result.intervals]  # noqa: E731
+    assert len(spotted_100.intervals) == len(spotted_25.intervals)
+    assert np.allclose(times(spotted_100), times(spotted_25), atol=0.1)
+
+
+def test_frames_need_a_frame_rate_and_a_long_enough_stretch(video_25):
+    frames = [video_25.frames[i] for i in range(6)]
+    with pytest.raises(ValueError, match="frames carries no frame rate; pass it"):
+        spot_video(frames, do_crop_face=False)
+    with pytest.raises(ValueError, match="too short to spot in.*at least 0.3"):
+        spot_video(frames, 25, do_crop_face=False)
+
+
+def test_no_face_is_reported_with_the_time_range():
+    frames = [np.full((120, 160), 90, np.uint8)] * 50
+    with pytest.raises(ValueError, match=r"no face found in the video \(0.00-2.00 s"):
+        spot_video(frames, 25)
+
+
+def test_a_lost_face_is_skipped_and_reported():
+    face = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY), (256, 256), interpolation=cv2.INTER_AREA)
+    blank = np.full_like(face, 90)
+    frames = [face] * 20 + [blank] * 20 + [face] * 20  # 2 s, 2 s, 2 s at 10 fps
+    result = spot_video(frames, 10)
+    assert result.gaps == [(2.0, 4.0)]
+    assert np.isnan(result.signal[20:40]).all() and not np.isnan(result.signal[:20]).all()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory.mktemp("spot") / "model")
+
+
+@pytest.fixture(scope="module")
+def video_file(tmp_path_factory, video_25):
+    path = tmp_path_factory.mktemp("video") / "long.avi"
+    video_25.write(path)
+    return path
+
+
+def test_spot_command_prints_labelled_intervals_as_json_and_plots(capsys, model_dir, video_file, tmp_path):
+    plot = tmp_path / "timeline.png"
+    code = main(["spot", str(video_file), "--model", str(model_dir), "--no_face_crop", "--json", "--plot", str(plot)])
+    entries = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(entries) >= 1
+    for entry in entries:
+        assert {"onset", "apex", "offset", "onset_time", "offset_time", "label", "score"} <= set(entry)
+        assert entry["label"] in ("negative", "positive", "surprise") and 0 < entry["score"] <= 1
+        assert entry["onset"] < entry["apex"] < entry["offset"]
+    assert cv2.imread(str(plot)) is not None
+
+
+def test_spot_command_keeps_existing_files_and_says_why_it_cannot_run(capsys, model_dir, video_file, tmp_path):
+    plot = tmp_path / "timeline.png"
+    plot.write_bytes(b"mine")
+    assert main(["spot", str(video_file), "--model", str(model_dir), "--plot", str(plot)]) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err and plot.read_bytes() == b"mine"
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "img0.png"), np.zeros((8, 8), np.uint8))
+    assert main(["spot", str(folder), "--model", str(model_dir)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "no frame rate; pass it (--fps" in error
+
+
+def test_the_pipeline_spots_a_long_video(model_dir, video_25, spotted_25):
+    """Through the remote code saved with the model: the spotting modules are saved next to it."""
+    assert (model_dir / "spotting.py").is_file() and (model_dir / "video_spotting.py").is_file()
+    classify = pipeline("micro-expression-classification", model=str(model_dir), trust_remote_code=True)
+    entries = classify(list(video_25.frames), spot=True, fps=25, do_crop_face=False)
+    assert [(e["onset"], e["apex"], e["offset"]) for e in entries] == [
+        (i.onset, i.apex, i.offset) for i in spotted_25.intervals]
+    assert all(e["label"] in ("negative", "positive", "surprise") for e in entries)
+
+
+def test_benchmark_scores_with_the_megc_metric(monkeypatch):
+    """IoU >= 0.5 with a ground truth not matched yet; a second hit on one interval is a false positive."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from spotting import megc_counts, prf
+
+    truth = [(10, 20), (50, 60)]
+    assert megc_counts([(10, 20), (12, 21), (55, 70), (90, 95)], truth) == (1, 3, 1)  # (55, 70): IoU 6/21
+    assert megc_counts([(11, 21), (50, 59)], truth) == (2, 0, 0)
+    assert prf(1, 3, 1) == pytest.approx((0.25, 0.5, 1 / 3))
