@@ -72,7 +72,10 @@ def test_gray_video_with_face_crop(face_pair, tmp_path):
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY))
     writer.release()
     out = MMMERImageProcessor(do_crop_face=True)(video=path)
-    assert out["face_crop"] == ["face"] and out["apex_index"] == [1]
+    # The pair differs by a whole-face shift, which apex spotting discounts as head motion, so after MJPG
+    # compression either later frame may be the apex; what matters here is that the face was found and used.
+    assert out["face_crop"] == ["face"] and out["apex_index"][0] in (1, 2)
+    assert np.isfinite(out["flow_values"]).all()
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,9 @@ def batches(data: EncodedDataset, sampler: Sampler, batch_size: int) -> DataLoad
     # `batch_size=None` with a batch sampler as `sampler`: the dataset is indexed once per batch. The
     # loader draws a worker seed from its own generator each epoch; a private one keeps that draw off the
     # global RNG that dropout and mixup use.
-    return DataLoader(TensorDataset(data.flow, data.texture, data.labels),
+    # Flow-only data (no apex images) has no texture: an empty column keeps one batch layout for both.
+    texture = data.texture if data.texture is not None else torch.empty(len(data), 0)
+    return DataLoader(TensorDataset(data.flow, texture, data.labels),
                       sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None,
                       generator=torch.Generator())
 
