@@ -157,6 +157,9 @@ def print_tables(summary: dict, budgets: dict):
                   f"{m['uf1']:.4f} +- {s['uf1']:.4f} | {m['uar']:.4f} +- {s['uar']:.4f} | {' | '.join(cells)} | "
                   f"{'-' if selected is None else format(selected['uf1'], '.4f')} | {entry['wall_seconds']:.0f} |",
                   flush=True)
+        for model in models:
+            if model in BASELINES and BASELINES[model].note:
+                print(f"\n{model}: {BASELINES[model].note}")
 
 
 def main():
