@@ -64,11 +64,14 @@ def train_step(model, optimizer, inputs: torch.Tensor, labels: torch.Tensor) -> 
     return loss.item()
 
 
-def fit(model, inputs: torch.Tensor, labels: torch.Tensor, train, recipe: Recipe, seed: int, after_epoch=None):
-    """Train `model` on the `train` rows with `recipe`, all randomness from `seed`; `after_epoch(model)`
-    runs after every epoch. Returns the model (in eval mode)."""
+def fit(build_model, inputs: torch.Tensor, labels: torch.Tensor, train, recipe: Recipe, seed: int,
+        after_epoch=None):
+    """Train a fresh `build_model()` on the `train` rows with `recipe`; `after_epoch(model)` runs after every
+    epoch. All randomness (initialisation, order, dropout) comes from `seed`, so the model is built only
+    after seeding. Returns the model (in eval mode)."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
+    model = build_model()
     optimizer = make_optimizer(model, recipe)
     train = torch.as_tensor(train)
     for _ in range(recipe.epochs):
@@ -81,9 +84,9 @@ def fit(model, inputs: torch.Tensor, labels: torch.Tensor, train, recipe: Recipe
     return model.eval()
 
 
-def train_fold(model, inputs: torch.Tensor, labels: torch.Tensor, train: np.ndarray, test: np.ndarray,
+def train_fold(build_model, inputs: torch.Tensor, labels: torch.Tensor, train: np.ndarray, test: np.ndarray,
                recipe: Recipe, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train `model` on the `train` rows; return `(final-epoch predictions, test-selected predictions)` of
+    """Train a fresh `build_model()` on the `train` rows; return `(final-epoch predictions, test-selected predictions)` of
     the `test` rows. The test-selected ones are those of the epoch with the best test accuracy (the latest
     among ties), the papers' protocol, kept for a labelled comparison only."""
     state = {"accuracy": -1.0}
@@ -95,7 +98,7 @@ def train_fold(model, inputs: torch.Tensor, labels: torch.Tensor, train: np.ndar
         if accuracy >= state["accuracy"]:
             state.update(accuracy=accuracy, selected=state["final"])
 
-    fit(model, inputs, labels, train, recipe, seed, after_epoch=score_test)
+    fit(build_model, inputs, labels, train, recipe, seed, after_epoch=score_test)
     return state["final"], state["selected"]
 
 
@@ -111,7 +114,7 @@ def run_protocol(build_model, inputs: torch.Tensor, labels: torch.Tensor, keys, 
     folds = np.empty(len(labels), dtype=object)
     for fold, held_out in protocol_folds(keys, protocol).items():
         train, test = held_out_split(keys, held_out)
-        final[test], selected[test] = train_fold(build_model(), inputs, labels, train, test, recipe,
+        final[test], selected[test] = train_fold(build_model, inputs, labels, train, test, recipe,
                                                  fold_seed(seed, fold))
         folds[test] = fold
     return final, selected, folds.tolist(), time.perf_counter() - started

@@ -43,4 +43,4 @@ def model_inputs(maps: torch.Tensor) -> torch.Tensor:
 
 def train_ststnet(flow: torch.Tensor, labels: torch.Tensor, train, seed: int, recipe: Recipe = PARTNER_RECIPE):
     """A fold's STSTNet trained on the `train` rows of `flow` (the research scripts' ensemble partner)."""
-    return fit(STSTNet(int(labels.max()) + 1), flow, labels, train, recipe, seed)
+    return fit(lambda: STSTNet(int(labels.max()) + 1), flow, labels, train, recipe, seed)

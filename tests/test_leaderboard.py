@@ -84,7 +84,7 @@ def test_baseline_folds_never_share_a_subject_or_source(bench, monkeypatch, prot
 
     seen = []
 
-    def spy(model, inputs, labels, train, test, recipe, seed):
+    def spy(build_model, inputs, labels, train, test, recipe, seed):
         seen.append((train, test))
         return np.zeros(len(test), dtype=int), np.zeros(len(test), dtype=int)
 
@@ -106,10 +106,24 @@ def test_train_fold_keeps_final_and_test_selected_predictions(bench):
 
     maps, labels = tiny_data()
     train, test = np.arange(12), np.arange(12, 24)
-    final, selected = train_fold(ststnet.STSTNet(3), maps, labels, train, test, ststnet.RECIPE.with_epochs(3), 0)
+    final, selected = train_fold(ststnet.STSTNet, maps, labels, train, test, ststnet.RECIPE.with_epochs(3), 0)
     assert final.shape == selected.shape == (12,)
     truth = labels[test].numpy()
     assert (selected == truth).mean() >= (final == truth).mean()  # the best epoch is at least the last
+
+
+def test_a_seed_fixes_the_whole_training_run(bench):
+    from baseline_training import fit
+
+    baseline = bench.BASELINES["offapexnet"]
+    maps, labels = tiny_data()
+    inputs, recipe = baseline.inputs(maps), baseline.recipe.with_epochs(2)
+    first = fit(baseline.build, inputs, labels, np.arange(16), recipe, 3)
+    torch.rand(5)  # the global generator's state before a run (initialisation included) must not matter
+    again = fit(baseline.build, inputs, labels, np.arange(16), recipe, 3)
+    other = fit(baseline.build, inputs, labels, np.arange(16), recipe, 4)
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), again.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(first.parameters(), other.parameters()))
 
 
 def test_leaderboard_smoke_run_states_its_budget(tmp_path):
