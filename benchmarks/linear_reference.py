@@ -1,9 +1,10 @@
 """Logistic regression on the raw flow maps: the simplest reference a learned model has to beat.
 
-Each LOSO fold fits scikit-learn's `LogisticRegression` (balanced class weights) on the flattened
-u/v/strain maps of its training subjects. The inverse regularisation strength `C` is chosen inside the
-fold by `GridSearchCV` over subject-grouped folds of the training subjects (macro F1), so the test
-subject's labels choose nothing. It is a benchmark reference, not part of the package.
+Each fold (LOSO or leave-one-dataset-out) fits scikit-learn's `LogisticRegression` (balanced class
+weights) on the flattened u/v/strain maps of its training subjects. The inverse regularisation strength
+`C` is chosen inside the fold by `GridSearchCV` over subject-grouped folds of the training subjects
+(macro F1), so the test subjects' labels choose nothing. It is a benchmark reference, not part of the
+package.
 """
 
 import time
@@ -13,6 +14,9 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, GroupKFold
+
+from hf_mmmer.data import held_out_split
+from hf_mmmer.data.loso import protocol_folds
 
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1)
 
@@ -30,16 +34,18 @@ def fit_logistic(flow: torch.Tensor, labels: torch.Tensor, subjects, train: np.n
     return search.fit(features[train], labels.numpy()[train], groups=groups)
 
 
-def run_loso(flow: torch.Tensor, labels: torch.Tensor, subjects):
-    """LOSO over `subjects`; returns `(predictions, {C: folds that chose it}, seconds)`."""
+def run_protocol(flow: torch.Tensor, labels: torch.Tensor, keys, protocol: str = "loso"):
+    """Every fold of `protocol` (`loso` or `lodo`) over the rows' fold `keys`, split by the package's
+    `held_out_split`; returns `(predictions, folds, {C: folds that chose it}, seconds)`."""
     started = time.perf_counter()
-    subjects = np.asarray(subjects)
     features = flat_maps(flow)
     predictions = np.zeros(len(labels), dtype=int)
+    folds = np.empty(len(labels), dtype=object)
     chosen = Counter()
-    for subject in sorted(set(subjects)):
-        test = subjects == subject
-        search = fit_logistic(flow, labels, subjects, np.flatnonzero(~test))
+    for fold, held_out in protocol_folds(keys, protocol).items():
+        train, test = held_out_split(keys, held_out)
+        search = fit_logistic(flow, labels, keys, train)
         predictions[test] = search.predict(features[test])
+        folds[test] = fold
         chosen[search.best_params_["C"]] += 1
-    return predictions, dict(chosen), time.perf_counter() - started
+    return predictions, folds.tolist(), dict(chosen), time.perf_counter() - started

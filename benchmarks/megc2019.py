@@ -12,9 +12,13 @@ for comparison with papers, labelled as such; nothing is ever chosen by them.
 
 `--ablations` adds one-seed sweeps on the same folds: flow + texture (with and without the contrastive
 loss), texture only, no whole-map scale, added 4x4 patches, a single scale, and fusion mean / plain
-[CLS]. `--baseline` adds two reference points on the same folds: a small STSTNet-style CNN on the flow
-maps (benchmarks/ststnet.py) and a logistic regression on the raw maps (benchmarks/linear_reference.py).
-`--output` writes, per seed, the keys of `metrics.json` plus `"mean"` and `"std"`.
+[CLS]. `--baseline` adds two reference points on the same folds: STSTNet on the normalised flow maps with
+the research scripts' partner recipe (benchmarks/ststnet.py; `benchmarks/leaderboard.py` runs its
+published recipe) and a logistic regression on the raw maps (benchmarks/linear_reference.py).
+`--output` writes, per seed, the keys of `metrics.json` plus `"mean"` and `"std"`, each in the shape of
+`metrics.json` (`uf1`, `uar`, `accuracy`, `per_dataset`). `--train_args "--sources smic"` runs SMIC's own
+LOSO, `--train_args "--protocol lodo"` leaves one dataset out. A folder without `samples.csv` is read as
+the public maps layouts (`megc2019_maps`).
 """
 
 import argparse
@@ -29,10 +33,10 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+from hf_mmmer.training.metrics import summaries_mean_std, summarize_predictions
+from precomputed_data import dataset_name
 
-from hf_mmmer.training.metrics import summarize_predictions  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 # Variants of the recipe (flow only, patches 7/14/28, rollout fusion), each one change away from it.
 ABLATIONS = {
@@ -45,7 +49,6 @@ ABLATIONS = {
     "fusion mean": "fusion=mean",
     "fusion plain [CLS]": "fusion=cls",
 }
-SCORES = ("uf1", "uar", "accuracy")
 
 
 def run_sweep(data_dir, output_dir, seed, processes, extra_args=()):
@@ -55,7 +58,7 @@ def run_sweep(data_dir, output_dir, seed, processes, extra_args=()):
         torchrun = Path(sys.executable).with_name("torchrun")
         command = [str(torchrun), "--standalone", "--nproc_per_node", str(processes),  # a free port of its own
                    str(REPO / "examples" / "train.py")]
-    command += ["--dataset", "precomputed", "--data_dir", str(data_dir), "--output_dir", str(output_dir),
+    command += ["--dataset", dataset_name(data_dir), "--data_dir", str(data_dir), "--output_dir", str(output_dir),
                 "--seed", str(seed), "--final_model", "false", "--record_test_curve", "--num_threads", "1",
                 *extra_args]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -68,49 +71,47 @@ def run_sweep(data_dir, output_dir, seed, processes, extra_args=()):
 
 
 def test_selected_scores(folds, num_labels):
-    """Scores when each test subject's best epoch is kept: the papers' selection, for comparison only."""
+    """Scores when each test fold's best epoch is kept: the papers' selection, for comparison only."""
     rows = []
     for fold in folds:
         best = max(fold["history"], key=lambda record: record["eval_accuracy"])
         for prediction, record in zip(best["eval_predictions"], fold["predictions"]):
             rows.append({"label": record["label"], "prediction": prediction, "dataset": record["dataset"],
                          "fold": fold["fold"]})
-    return per_dataset(summarize_predictions(pd.DataFrame(rows), num_labels))
+    return summarize_predictions(pd.DataFrame(rows), num_labels)
 
 
-def per_dataset(summary):
-    """`{source: scores, ..., "all": scores}` of a `summarize_predictions` summary (or `metrics.json`)."""
-    return {**summary["per_dataset"], "all": {k: summary[k] for k in (*SCORES, "n")}}
-
-
-def mean_std(values):
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+def table_rows(summary):
+    """`[(name, scores)]` of each source dataset and the pooled `"all"` of a summary in metrics.json shape."""
+    return [*summary["per_dataset"].items(), ("all", summary)]
 
 
 def run_references(data_dir, seed, epochs):
     """The field's reference points on the recipe's encoding of the folder, one process, one thread.
 
-    Returns `(baseline, linear)`: the STSTNet-style CNN's final and test-selected scores, and those of a
-    logistic regression on the raw maps whose `C` each fold chooses on its training subjects.
+    Returns `(baseline, linear)`: the STSTNet CNN's final and test-selected summaries (the research
+    scripts' partner recipe, `epochs` epochs), and those of a logistic regression on the raw maps whose
+    `C` each fold chooses on its training subjects.
     """
     import torch
     from threadpoolctl import threadpool_limits
 
     import linear_reference
     import ststnet
+    from baseline_training import run_protocol
     from precomputed_data import encode_precomputed, summarize
 
     torch.set_num_threads(1)
     data, _ = encode_precomputed(data_dir)
-    final, selected, seconds = ststnet.run_loso(data.flow, data.labels, data.subjects, epochs=epochs, seed=seed)
-    final_scores, selected_scores = per_dataset(summarize(data, final)), per_dataset(summarize(data, selected))
-    baseline = {"seconds": seconds,
-                **{name: {"final": final_scores[name], "test_selected": selected_scores[name]}
-                   for name in final_scores}}
+    final, selected, folds, seconds = run_protocol(
+        lambda: ststnet.STSTNet(len(data.label_names)), data.flow, data.labels, data.subjects, "loso",
+        ststnet.PARTNER_RECIPE.with_epochs(epochs), seed)
+    baseline = {"seconds": seconds, "final": summarize(data, final, folds),
+                "test_selected": summarize(data, selected, folds)}
     with threadpool_limits(1):
-        predictions, chosen, seconds = linear_reference.run_loso(data.flow, data.labels, data.subjects)
+        predictions, folds, chosen, seconds = linear_reference.run_protocol(data.flow, data.labels, data.subjects)
     linear = {"seconds": seconds, "chosen_C": {str(c): n for c, n in sorted(chosen.items())},
-              **per_dataset(summarize(data, predictions))}
+              **summarize(data, predictions, folds)}
     return baseline, linear
 
 
@@ -137,26 +138,23 @@ def main():
         num_labels = sum(key.startswith("score_") for key in folds[0]["predictions"][0])
         report["test_selected"][str(seed)] = test_selected_scores(folds, num_labels)
         print(f"seed {seed}: UF1 {metrics['uf1']:.4f} UAR {metrics['uar']:.4f} ({seconds:.0f} s)", flush=True)
-    runs = [per_dataset(m) for m in report["seeds"].values()]
-    names = list(runs[0])
-    report["mean"], report["std"] = {}, {}
-    for name in names:
-        report["mean"][name], report["std"][name] = {}, {}
-        for score in SCORES:
-            mean, std = mean_std([run[name][score] for run in runs])
-            report["mean"][name][score], report["std"][name][score] = mean, std
+    report["mean"], report["std"] = summaries_mean_std(list(report["seeds"].values()))
+    first = report["seeds"]["0"]
 
-    print(f"\nMMMER, LOSO, final-epoch model, {args.seeds} seed(s), {args.processes} process(es); "
+    print(f"\nMMMER, {first['protocol']}, final-epoch model, {args.seeds} seed(s), {args.processes} process(es); "
           f"work dir {work}\n")
-    print("| data | n | UF1 (mean +- std) | UAR (mean +- std) | test-selected UF1 / UAR (papers' protocol, not a result) |")
-    print("| --- | --- | --- | --- | --- |")
-    for name in names:
-        selected = [report["test_selected"][s][name] for s in report["test_selected"]]
-        m, s = report["mean"][name], report["std"][name]
-        print(f"| {name} | {runs[0][name]['n']} | {m['uf1']:.4f} +- {s['uf1']:.4f} | {m['uar']:.4f} +- {s['uar']:.4f} | "
-              f"{statistics.mean(x['uf1'] for x in selected):.4f} / {statistics.mean(x['uar'] for x in selected):.4f} |")
+    print("| data | n | UF1 (mean +- std) | UAR (mean +- std) | accuracy (mean +- std) | "
+          "test-selected UF1 / UAR (papers' protocol, not a result) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    means, stds = dict(table_rows(report["mean"])), dict(table_rows(report["std"]))
+    selected = [dict(table_rows(summary)) for summary in report["test_selected"].values()]
+    for name, scores in table_rows(first):
+        m, s = means[name], stds[name]
+        print(f"| {name} | {scores['n']} | {m['uf1']:.4f} +- {s['uf1']:.4f} | {m['uar']:.4f} +- {s['uar']:.4f} | "
+              f"{m['accuracy']:.4f} +- {s['accuracy']:.4f} | {statistics.mean(x[name]['uf1'] for x in selected):.4f}"
+              f" / {statistics.mean(x[name]['uar'] for x in selected):.4f} |")
     wall = list(report["wall_seconds"].values())
-    print(f"\nwall time per full LOSO sweep: {statistics.mean(wall):.0f} s (runs: {wall})")
+    print(f"\nwall time per sweep: {statistics.mean(wall):.0f} s (runs: {wall})")
 
     def save():
         if args.output:
@@ -166,39 +164,40 @@ def main():
     if args.baseline:
         baseline, linear = run_references(args.data_dir, 0, args.baseline_epochs)
         report["baseline"], report["linear_reference"] = baseline, linear
-        print(f"\nSTSTNet-style CNN on the flow maps, {args.baseline_epochs} epochs, seed 0 "
+        print(f"\nSTSTNet CNN on the flow maps (partner recipe), {args.baseline_epochs} epochs, seed 0 "
               f"({baseline['seconds']:.0f} s, 1 process)\n")
         print("| data | final-epoch UF1 / UAR | test-selected UF1 / UAR (not a result) |")
         print("| --- | --- | --- |")
-        for name in [n for n in baseline if n != "seconds"]:
-            f, t = baseline[name]["final"], baseline[name]["test_selected"]
+        selected = dict(table_rows(baseline["test_selected"]))
+        for name, f in table_rows(baseline["final"]):
+            t = selected[name]
             print(f"| {name} | {f['uf1']:.4f} / {f['uar']:.4f} | {t['uf1']:.4f} / {t['uar']:.4f} |", flush=True)
         print(f"\nLogistic regression on the raw flow maps, C chosen per fold on its training subjects "
               f"(chosen: {linear['chosen_C']}; {linear['seconds']:.0f} s, 1 process)\n")
         print("| data | UF1 / UAR |\n| --- | --- |")
-        for name in [n for n in linear if n not in ("seconds", "chosen_C")]:
-            print(f"| {name} | {linear[name]['uf1']:.4f} / {linear[name]['uar']:.4f} |", flush=True)
+        for name, scores in table_rows(linear):
+            print(f"| {name} | {scores['uf1']:.4f} / {scores['uar']:.4f} |", flush=True)
         save()
 
     if args.ablations:
         report["ablations"] = {}
-        datasets = [n for n in names if n != "all"]
+        datasets = list(first["per_dataset"])
         print("\nAblations (seed 0, final-epoch model)\n\n| variant | all UF1 / UAR | " + " | ".join(datasets)
               + " | wall s |")
         print("| --- " * (len(datasets) + 3) + "|")
 
-        def row(label, scores, seconds):
-            cells = [f"{scores[n]['uf1']:.4f} / {scores[n]['uar']:.4f}" for n in datasets]
-            print(f"| {label} | {scores['all']['uf1']:.4f} / {scores['all']['uar']:.4f} | {' | '.join(cells)} | "
-                  f"{seconds} |", flush=True)
+        def row(label, summary, seconds):
+            cells = [f"{summary['per_dataset'][n]['uf1']:.4f} / {summary['per_dataset'][n]['uar']:.4f}" for n in datasets]
+            print(f"| {label} | {summary['uf1']:.4f} / {summary['uar']:.4f} | {' | '.join(cells)} | {seconds} |",
+                  flush=True)
 
-        row("recipe (flow, multi-scale, rollout)", per_dataset(report["seeds"]["0"]), report["wall_seconds"]["0"])
+        row("recipe (flow, multi-scale, rollout)", first, report["wall_seconds"]["0"])
         for label, override in ABLATIONS.items():
             out = work / ("ablation-" + "".join(c if c.isalnum() else "_" for c in label))
             metrics, _, seconds = run_sweep(args.data_dir, out, 0, args.processes,
                                             [*extra, "--config_overrides", override])
             report["ablations"][label] = {**metrics, "wall_seconds": round(seconds, 1)}
-            row(label, per_dataset(metrics), round(seconds, 1))
+            row(label, metrics, round(seconds, 1))
             save()
 
 

@@ -82,6 +82,7 @@ def test_overwrite_never_touches_a_folder_that_is_not_a_run(tmp_path, data_dir):
     (["--batch_size", "0"], "--batch_size must be a positive integer, got 0"),
     (["--config_overrides", "hiden_size=8"], "unknown key hiden_size; known keys: modalities, "),
     (["--folds", "nobody"], "unknown subjects ['nobody']"),
+    (["--folds", "99"], "--folds 99: the data have only "),
 ])
 def test_overwrite_validates_everything_before_touching_the_old_run(finished_run, data_dir, bad, message):
     before = folder_state(finished_run)
@@ -142,6 +143,8 @@ def test_a_file_that_appears_in_the_replaced_run_is_kept_and_named(tmp_path, cap
     (["--config_overrides", "hidden_size=0"], "--config_overrides: hidden_size must be a positive integer, got 0"),
     (["--resume"], "--resume continues the run in --output_dir and --overwrite replaces it"),
     (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
+    (["--protocol", "lopo"], "--protocol must be one of loso, lodo, holdout, got 'lopo'"),
+    (["--protocol", "holdout"], "--protocol holdout needs --test_subjects"),
     (["--dataset", "synthetic", "--num_subjects", "0"], "--num_subjects must be a positive integer, got 0"),
 ])
 def test_bad_arguments_are_refused_before_any_data_is_read(tmp_path, monkeypatch, bad, message):

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 from conftest import PACKAGE_SOURCE, tiny_config
 
@@ -45,17 +46,28 @@ def test_megc2019_benchmark_writes_per_seed_mean_std_and_references(tmp_path):
     for metrics in report["seeds"].values():
         assert {"uf1", "uar", "accuracy", "n", "per_dataset", "per_fold"} <= set(metrics)
         assert metrics["n"] == 8 and set(metrics["per_dataset"]) == sources
-    for summary in ("mean", "std"):
-        assert set(report[summary]) == sources | {"all"}
-        assert set(report[summary]["all"]) == {"uf1", "uar", "accuracy"}
-    assert set(report["test_selected"]["0"]) == sources | {"all"}
-    assert set(report["baseline"]) == sources | {"all", "seconds"}
-    assert report["baseline"]["all"]["final"]["n"] == 8
-    assert set(report["linear_reference"]) == sources | {"all", "seconds", "chosen_C"}
-    assert report["linear_reference"]["all"]["n"] == 8
+    seeds = [report["seeds"][s]["uf1"] for s in ("0", "1")]
+    for summary in ("mean", "std"):  # the shape of metrics.json, as the interface says
+        assert set(report[summary]) == {"uf1", "uar", "accuracy", "per_dataset"}
+        assert set(report[summary]["per_dataset"]) == sources
+        assert set(report[summary]["per_dataset"]["smic"]) == {"uf1", "uar", "accuracy"}
+    assert report["mean"]["uf1"] == pytest.approx(np.mean(seeds))
+    assert report["std"]["uf1"] == pytest.approx(np.std(seeds, ddof=1))
+    assert set(report["test_selected"]["0"]["per_dataset"]) == sources
+    assert report["baseline"]["final"]["n"] == 8 and set(report["baseline"]["test_selected"]["per_dataset"]) == sources
+    assert report["linear_reference"]["n"] == 8 and set(report["linear_reference"]["per_dataset"]) == sources
     assert sum(report["linear_reference"]["chosen_C"].values()) == 7  # one choice per subject fold
-    assert "| all | 8 |" in result.stdout and "STSTNet-style CNN" in result.stdout
+    assert "| all | 8 |" in result.stdout and "STSTNet CNN on the flow maps" in result.stdout
     assert "Logistic regression on the raw flow maps" in result.stdout
+
+
+def test_megc2019_benchmark_reads_a_folder_without_samples_csv_as_the_maps_layout(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from precomputed_data import dataset_name
+
+    assert dataset_name(precomputed_tree(tmp_path / "pre")) == "precomputed"
+    (tmp_path / "clone").mkdir()
+    assert dataset_name(tmp_path / "clone") == "megc2019_maps"
 
 
 def test_nested_selection_scores_every_candidate_and_the_nested_choice(tmp_path, fork_server):

@@ -1,7 +1,8 @@
-"""Leave-one-subject-out (LOSO) folds over any micro-expression dataset of this package.
+"""Leave-one-subject-out (LOSO) and leave-one-dataset-out (LODO) folds over any dataset of this package.
 
 A subject id is unique only within its source dataset (CASME II `sub01`, SMIC `s01`, SAMM `006`, and a
-precomputed folder may hold any ids), so a fold is keyed by `"{source_dataset}/{subject}"`.
+precomputed folder may hold any ids), so a fold is keyed by `"{source_dataset}/{subject}"`. A LODO fold
+holds out every subject of one source, which is how a model meets a dataset nobody tuned it on.
 """
 
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,6 +22,45 @@ def subject_keys(dataset: datasets.Dataset) -> list[str]:
     """The fold key of every row, in row order."""
     columns = dataset.select_columns([SOURCE_DATASET, SUBJECT]).to_dict()
     return [fold_key(source, subject) for source, subject in zip(columns[SOURCE_DATASET], columns[SUBJECT])]
+
+
+def source_of(key: str) -> str:
+    """The source dataset of a fold key (`"casme2/sub01"` -> `"casme2"`)."""
+    return key.split("/", 1)[0]
+
+
+def select_sources(keys: Sequence[str], requested: Iterable[str]) -> np.ndarray:
+    """Indices of the rows whose source dataset is one of `requested` (e.g. `["smic"]`).
+
+    Restricting the rows before folds are planned makes a single-database protocol (SMIC alone: one
+    fold per SMIC subject). An unknown name raises, listing the sources the rows have.
+    """
+    sources = np.asarray([source_of(key) for key in keys])
+    known = sorted(set(sources.tolist()))
+    requested = list(dict.fromkeys(requested))
+    unknown = [name for name in requested if name not in known]
+    if unknown or not requested:
+        raise ValueError(f"unknown sources {unknown or requested}; known sources: {known}")
+    return np.flatnonzero(np.isin(sources, requested))
+
+
+def protocol_folds(keys: Iterable[str], protocol: str) -> dict[str, list[str]]:
+    """`{fold name: held-out keys}`, sorted, of `"loso"` (one fold per subject, named by its key) or
+    `"lodo"` (one fold per source dataset, named by the source, holding out all its subjects).
+
+    Pass each fold's keys to `held_out_split`, which guards against leaks. LODO needs two sources.
+    """
+    known = sorted(set(keys))
+    if protocol == "loso":
+        return {key: [key] for key in known}
+    if protocol == "lodo":
+        folds = {}
+        for key in known:
+            folds.setdefault(source_of(key), []).append(key)
+        if len(folds) < 2:
+            raise ValueError(f"leave-one-dataset-out needs at least two sources; the data has only {sorted(folds)}")
+        return folds
+    raise ValueError(f"protocol must be lodo or loso, got {protocol!r}")
 
 
 def select_subjects(keys: Iterable[str], requested: Iterable[str]) -> list[str]:

@@ -20,6 +20,11 @@ DATASETS = ("synthetic", "precomputed", "casme2", "smic", "samm", "megc2019", "m
 class DataArguments:
     dataset: str = field(default="synthetic", metadata={"help": f"One of {', '.join(DATASETS)}."})
     data_dir: Optional[str] = field(default=None, metadata={"help": "Root of a licensed dataset or precomputed folder."})
+    sources: Optional[str] = field(
+        default=None,
+        metadata={"help": "Comma list of source datasets to keep (e.g. smic, or casme2,smic), applied before folds "
+                          "are planned: --sources smic is SMIC's own LOSO. Default: every source."},
+    )
     dataset_config: Optional[str] = field(default=None, metadata={"help": "Builder config, e.g. 3class or 5class."})
     num_subjects: int = field(default=8, metadata={"help": "Synthetic data: number of subjects."})
     samples_per_subject: int = field(default=24, metadata={"help": "Synthetic data: clips per subject."})
@@ -35,13 +40,21 @@ class DataArguments:
             require_positive("samples_per_subject", self.samples_per_subject)
 
 
+PROTOCOLS = ("loso", "lodo", "holdout")
+
+
 @dataclass
 class ExperimentArguments:
     output_dir: str = field(default="runs/demo", metadata={"help": "Where every artifact of the run is written."})
-    protocol: str = field(default="loso", metadata={"help": "loso (one fold per subject) or holdout (--test_subjects)."})
+    protocol: str = field(
+        default="loso",
+        metadata={"help": "loso (one fold per subject), lodo (leave one dataset out: one fold per source dataset, "
+                          "trained on the other sources) or holdout (--test_subjects)."},
+    )
     folds: str = field(
         default="all",
-        metadata={"help": "loso: all, a number K (the first K subjects in sorted order), or a comma list of subjects."},
+        metadata={"help": "all, a number K (the first K folds in sorted order), or a comma list of subjects "
+                          "(loso) or of sources (lodo)."},
     )
     test_subjects: Optional[str] = field(default=None, metadata={"help": "holdout: comma list of test subjects."})
     config_overrides: Optional[str] = field(
@@ -97,6 +110,10 @@ class ExperimentArguments:
     def __post_init__(self):
         require_positive("epochs", self.epochs)
         require_positive("batch_size", self.batch_size)
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.protocol == "holdout" and not (self.test_subjects or "").strip(", "):
+            raise ValueError("--protocol holdout needs --test_subjects (comma list of subjects)")
         if not self.folds.strip(", ") or (self.folds.strip().isdigit() and int(self.folds) == 0):
             raise ValueError(f"--folds must be all, a positive number or a comma list of subjects, got {self.folds!r}")
         if self.resume and self.overwrite:

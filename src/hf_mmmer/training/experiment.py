@@ -1,4 +1,4 @@
-"""A whole experiment: data -> processor -> LOSO (or holdout) folds -> metrics, artifacts, final model.
+"""A whole experiment: data -> processor -> LOSO, LODO (or holdout) folds -> metrics, artifacts, final model.
 
 Folds are independent, so with several processes (`accelerate launch`, `torchrun`) each process trains
 every N-th fold and the per-fold results are gathered on the main process: N processes finish a sweep
@@ -21,7 +21,8 @@ from accelerate.utils import gather_object
 from tqdm.auto import tqdm
 
 from ..configuration_mmmer import MMMERConfig
-from ..data import held_out_split, select_subjects
+from ..data import held_out_split, select_subjects, subject_keys
+from ..data.loso import protocol_folds, select_sources
 from .arguments import DataArguments, ExperimentArguments, parse_overrides, run_signature
 from .data_fingerprint import data_changes, data_fingerprint
 from .encoding import EncodedDataset, encode_dataset
@@ -54,27 +55,47 @@ def build_model_config(args: ExperimentArguments, label_names) -> MMMERConfig:
     return MMMERConfig(**{**overrides, "id2label": dict(enumerate(label_names))})
 
 
+def comma_list(text: str) -> list:
+    """`"a, b,,c"` -> `["a", "b", "c"]`."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def restrict_sources(dataset, sources: str | None):
+    """The rows of `dataset` from the comma-listed `sources` (all rows when None), before folds are
+    planned, so `--sources smic` runs SMIC's own LOSO (one fold per SMIC subject)."""
+    if sources is None:
+        return dataset
+    try:
+        return dataset.select(select_sources(subject_keys(dataset), comma_list(sources)))
+    except ValueError as error:
+        raise ValueError(f"--sources: {error}") from None
+
+
 def plan_folds(data: EncodedDataset, args: ExperimentArguments) -> dict:
     """`{fold name: test indices}` for the chosen protocol and folds.
 
-    Subjects may be named by fold key (`casme2/sub01`) or by a bare id that one source owns (`sub01`).
+    `loso` folds are subjects, named by fold key (`casme2/sub01`) or by a bare id that one source owns
+    (`sub01`); `lodo` folds are source datasets (`casme2`), each holding out all its subjects. Every
+    fold's rows come from `held_out_split`, the one split with the leak check.
     """
-    subjects = np.asarray(data.subjects)
-    known = sorted(set(data.subjects))
-    names = lambda text: [s.strip() for s in text.split(",") if s.strip()]  # noqa: E731
-    if args.protocol == "holdout":
-        if not args.test_subjects:
-            raise ValueError("--protocol holdout needs --test_subjects (comma list of subjects)")
-        return {"holdout": np.flatnonzero(np.isin(subjects, select_subjects(known, names(args.test_subjects))))}
-    if args.protocol != "loso":
-        raise ValueError(f"--protocol must be loso or holdout, got {args.protocol!r}")
+    keys = data.subjects
+    if args.protocol == "holdout":  # ExperimentArguments checked that --test_subjects is given
+        return {"holdout": held_out_split(keys, select_subjects(keys, comma_list(args.test_subjects)))[1]}
+    folds = protocol_folds(keys, args.protocol)
     if args.folds == "all":
-        chosen = known
+        chosen = list(folds)
     elif args.folds.isdigit():
-        chosen = known[: int(args.folds)]
+        if int(args.folds) > len(folds):
+            raise ValueError(f"--folds {args.folds}: the data have only {len(folds)} {args.protocol} folds")
+        chosen = list(folds)[: int(args.folds)]
+    elif args.protocol == "loso":
+        chosen = select_subjects(keys, comma_list(args.folds))
     else:
-        chosen = select_subjects(known, names(args.folds))
-    return {subject: np.flatnonzero(subjects == subject) for subject in chosen}
+        chosen = comma_list(args.folds)
+        unknown = [name for name in chosen if name not in folds]
+        if unknown:
+            raise ValueError(f"--folds: unknown sources {unknown} for --protocol lodo; known sources: {list(folds)}")
+    return {fold: held_out_split(keys, folds[fold])[1] for fold in chosen}
 
 
 def fold_file(output_dir: Path, fold: str) -> Path:
@@ -123,7 +144,7 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     placement = place_run(args.output_dir, args.resume, args.overwrite)
-    dataset = load_dataset_for(data_args, args.seed)
+    dataset = restrict_sources(load_dataset_for(data_args, args.seed), data_args.sources)
     label_names = dataset.features["label"].names
     config = build_model_config(args, label_names)
     processor = build_processor(config, data_args)

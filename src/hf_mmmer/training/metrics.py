@@ -51,3 +51,24 @@ def summarize_predictions(table, num_labels: int) -> dict:
 def pooled_confusion_matrix(table, num_labels: int) -> np.ndarray:
     """Counts `[true, predicted]` over all pooled predictions."""
     return confusion_matrix(table["label"], table["prediction"], labels=list(range(num_labels)))
+
+
+SCORES = ("uf1", "uar", "accuracy")
+
+
+def summaries_mean_std(summaries: Sequence[dict]) -> tuple[dict, dict]:
+    """`(mean, std)` over runs (seeds) of `summarize_predictions` summaries (or `metrics.json`s), each in
+    the shape of `metrics.json`: `uf1`, `uar`, `accuracy` and `per_dataset` (std 0 for a single run)."""
+
+    def spread(values):
+        values = np.asarray(values, dtype=float)
+        return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+    mean, std = {}, {}
+    for target, index in ((mean, 0), (std, 1)):
+        target.update({score: spread([s[score] for s in summaries])[index] for score in SCORES})
+        target["per_dataset"] = {
+            name: {score: spread([s["per_dataset"][name][score] for s in summaries])[index] for score in SCORES}
+            for name in summaries[0]["per_dataset"]
+        }
+    return mean, std
