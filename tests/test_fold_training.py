@@ -107,10 +107,8 @@ def test_plan_folds_by_protocol_and_bad_names():
     assert sorted({data.subjects[i] for i in holdout["holdout"]}) == ["casme2/sub02", "smic/s01"]
     with pytest.raises(ValueError, match="sub99"):
         plan_folds(data, SimpleNamespace(protocol="loso", folds="sub99", test_subjects=None))
-    with pytest.raises(ValueError, match="--test_subjects"):
-        plan_folds(data, SimpleNamespace(protocol="holdout", folds="all", test_subjects=None))
-    with pytest.raises(ValueError, match="loso or holdout"):
-        plan_folds(data, SimpleNamespace(protocol="kfold", folds="all", test_subjects=None))
+    # An unknown --protocol and holdout without --test_subjects are refused with the other arguments
+    # (ExperimentArguments; tests/test_bad_inputs_files.py), before any data are read.
 
 
 def test_parse_overrides():

@@ -13,7 +13,7 @@ from test_data_fixtures import precomputed_tree
 
 from hf_mmmer.data import held_out_split, load_me_dataset, loso_folds, subject_keys
 from hf_mmmer.data.loso import protocol_folds, select_sources, source_of
-from hf_mmmer.training.cli import main as train_main
+from hf_mmmer.training.cli import train_from_argv as train_main
 from hf_mmmer.training.experiment import plan_folds
 
 TINY = "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,flow_patch_sizes=[7,14]"
@@ -70,8 +70,8 @@ def test_select_sources_and_plan_folds_name_what_is_wrong():
     assert list(plan_folds(data, folds_args("lodo", folds="smic"))) == ["smic"]
     with pytest.raises(ValueError, match=r"unknown sources \['sub01'\] for --protocol lodo"):
         plan_folds(data, folds_args("lodo", folds="sub01"))
-    with pytest.raises(ValueError, match="lodo, loso or holdout"):
-        plan_folds(data, folds_args("kfold"))
+    with pytest.raises(ValueError, match="--folds 3: the data have only 2 lodo folds"):
+        plan_folds(data, folds_args("lodo", folds="3"))
 
 
 def test_lodo_run_scores_each_held_out_source(precomputed, tmp_path):
