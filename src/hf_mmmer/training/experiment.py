@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import gather_object
+from accelerate.utils import DistributedDataParallelKwargs, gather_object
 from tqdm.auto import tqdm
 
 from ..configuration_mmmer import MMMERConfig
@@ -140,7 +140,9 @@ def run_fold(fold, test_indices, data, config, recipe, args, flow_zero, accelera
 
 def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
     """Run the experiment the arguments describe; return the metrics (main process) or None."""
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    # A single-modality model never uses its cross-modal projections, which data-parallel training must be told.
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(),
+                              kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     placement = place_run(args.output_dir, args.resume, args.overwrite)
