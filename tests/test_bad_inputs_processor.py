@@ -204,3 +204,18 @@ def test_unknown_key_in_preprocessor_config_is_refused(tmp_path):
     path.write_text(json.dumps({**saved, "do_crop_faces": True}))
     with pytest.raises(ValueError, match=r"no parameter\(s\) \['do_crop_faces'\].*known parameters: .*'do_crop_face'"):
         MMMERImageProcessor.from_pretrained(tmp_path)
+
+
+def test_flow_alone_is_a_flow_only_sample_that_feeds_a_flow_only_model():
+    """The STSTNet layout of the public maps has no apex faces: a flow map alone gives flow_values only."""
+    from hf_mmmer import MMMERConfig, MMMERForMicroExpressionClassification
+
+    flow = np.random.default_rng(0).integers(0, 256, (28, 28, 3), dtype=np.uint8)
+    config = MMMERConfig()  # the default recipe is flow-only
+    processor = MMMERImageProcessor.from_config(config)
+    out = processor(flow=[flow, flow], return_tensors="pt")
+    assert "texture_values" not in out and tuple(out["flow_values"].shape) == (2, 3, 28, 28)
+    with_apex = processor(flow=flow, apex=np.zeros((56, 56, 3), np.uint8), return_tensors="pt")
+    assert np.array_equal(out["flow_values"][0].numpy(), with_apex["flow_values"][0].numpy())
+    logits = MMMERForMicroExpressionClassification(config).eval()(flow_values=out["flow_values"]).logits
+    assert tuple(logits.shape) == (2, config.num_labels)

@@ -264,7 +264,7 @@ def _clip_batch(frames: Any) -> list[tuple[Any, int | None]]:
     return [(frames, None)]
 
 
-SAMPLE_FORMS = ({"onset", "apex"}, {"flow", "apex"}, {"frames"}, {"video"})
+SAMPLE_FORMS = ({"onset", "apex"}, {"flow", "apex"}, {"flow"}, {"frames"}, {"video"})
 """Keys of the dict forms of one sample, as `preprocess` takes them."""
 
 
@@ -511,6 +511,7 @@ class MMMERImageProcessor(BaseImageProcessor):
         - `video=`: a video file read with OpenCV, as a clip; a list of paths is a batch;
         - `flow=`, `apex=`: a precomputed flow image (u, v, strain in 0..255) and the apex face crop that goes
           with it. The apex is used as given (not face-cropped again) since the flow was made on that crop.
+          `flow=` alone is a flow-only sample (no `texture_values`), for flow-only models and data.
 
         A frame is a file path, a PIL image or a NumPy array (any view), `(H, W)` or `(H, W, 3)`, at least
         `MIN_FRAME_SIZE` (12) pixels a side; uint8, uint16 (0..65535), other integers holding 0..255, or float in
@@ -522,8 +523,8 @@ class MMMERImageProcessor(BaseImageProcessor):
                 `"pt"` for PyTorch tensors, `"np"` or `None` for NumPy arrays.
 
         Returns:
-            `BatchFeature` with `flow_values` `(B, 3, flow_size, flow_size)` and `texture_values`
-            `(B, texture_channels, texture_size, texture_size)` float32, plus two per-sample lists:
+            `BatchFeature` with `flow_values` `(B, 3, flow_size, flow_size)` and (unless `flow=` came alone)
+            `texture_values` `(B, texture_channels, texture_size, texture_size)` float32, plus two per-sample lists:
             `apex_index` (the apex frame index used for a clip, -1 when the caller gave the apex) and
             `face_crop` (`"face"`, `"full_frame"` when no face was found and `on_no_face="full_frame"`, or
             `"off"` when face crop is off or the input is precomputed).
@@ -535,16 +536,19 @@ class MMMERImageProcessor(BaseImageProcessor):
             samples = processor._pairs(onset, apex, "onset", processor.process_pair)
         elif given == ["flow"] and apex is not None:
             samples = processor._pairs(flow, apex, "flow", processor.process_precomputed)
+        elif given == ["flow"]:
+            samples = [processor.process_precomputed(item, None, index) for item, index in _as_batch(flow, "flow")]
         elif given == ["frames"] and apex is None:
             samples = [processor.process_clip(clip, index) for clip, index in _clip_batch(frames)]
         elif given == ["video"] and apex is None:
             samples = [processor.process_video(path, index) for path, index in _as_batch(video, "video")]
         else:
             raise ValueError(
-                "Pass exactly one input form: onset= and apex=, frames=, video=, or flow= and apex=; got "
+                "Pass exactly one input form: onset= and apex=, frames=, video=, or flow= (with or without apex=); got "
                 f"{given + (['apex'] if apex is not None else []) or 'nothing'}."
             )
-        data = {key: np.stack([sample[key] for sample in samples]) for key in self.model_input_names}
+        data = {key: np.stack([sample[key] for sample in samples]) for key in self.model_input_names
+                if key in samples[0]}  # flow alone (no apex) has no texture_values
         data.update({key: [sample[key] for sample in samples] for key in _LIST_OUTPUTS})
         return BatchFeature(data=data, tensor_type=return_tensors, skip_tensor_conversion=_LIST_OUTPUTS)
 
@@ -582,10 +586,11 @@ class MMMERImageProcessor(BaseImageProcessor):
         name = _name("video", index)
         return self._clip_sample(load_video(video, name), name)
 
-    def process_precomputed(self, flow: Any, apex: Any, index: int | None = None) -> dict[str, Any]:
-        """One precomputed flow image with its apex face crop; output as `process_pair`."""
+    def process_precomputed(self, flow: Any, apex: Any = None, index: int | None = None) -> dict[str, Any]:
+        """One precomputed flow image with its apex face crop; output as `process_pair`. Without an apex (the
+        STSTNet layout of the public maps ships none) the sample is flow-only: it has no `texture_values`."""
         flow_image = load_flow_image(flow, _name("flow", index))
-        apex_face = load_frame(apex, _name("apex", index))
+        apex_face = None if apex is None else load_frame(apex, _name("apex", index))
         return self._sample(flow_image.astype(np.float32) / 255.0, apex_face, -1, "off")
 
     def _clip_sample(self, clip: list[np.ndarray], name: str) -> dict[str, Any]:
@@ -624,19 +629,21 @@ class MMMERImageProcessor(BaseImageProcessor):
         flow = compute_flow(onset_gray, apex_gray, self.flow_method)
         return self._sample(flow_to_unit_maps(flow, self.flow_normalization), apex_face, apex_index, face_crop)
 
-    def _sample(self, unit_flow: np.ndarray, apex_face: np.ndarray, apex_index: int, face_crop: str) -> dict:
-        """Resize and normalise the [0, 1] flow maps `(H, W, 3)` and the uint8 apex face into model inputs."""
+    def _sample(self, unit_flow: np.ndarray, apex_face: np.ndarray | None, apex_index: int, face_crop: str) -> dict:
+        """Resize and normalise the [0, 1] flow maps `(H, W, 3)` and the uint8 apex face (if any) into model inputs."""
+        sample = {
+            "flow_values": self._normalize(_resize(unit_flow, self.flow_size), self.flow_mean, self.flow_std),
+            "apex_index": apex_index,
+            "face_crop": face_crop,
+        }
+        if apex_face is None:
+            return sample
         if self.texture_channels == 1:
             texture = to_gray(apex_face)
         else:
             texture = apex_face if apex_face.ndim == 3 else cv2.cvtColor(apex_face, cv2.COLOR_GRAY2RGB)
         texture = _resize(texture, self.texture_size).astype(np.float32) / 255.0
-        return {
-            "flow_values": self._normalize(_resize(unit_flow, self.flow_size), self.flow_mean, self.flow_std),
-            "texture_values": self._normalize(texture, self.image_mean, self.image_std),
-            "apex_index": apex_index,
-            "face_crop": face_crop,
-        }
+        return {**sample, "texture_values": self._normalize(texture, self.image_mean, self.image_std)}
 
     def _normalize(self, image: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
         """`(H, W)` or `(H, W, C)` in [0, 1] to channels-first float32, `(x - mean) / std` when `do_normalize`."""

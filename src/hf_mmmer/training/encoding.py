@@ -53,8 +53,7 @@ def encode_dataset(dataset, processor, modalities=None) -> EncodedDataset:
     """Run `processor` over `dataset` (precomputed `flow` + `apex`, or `onset` + `apex` columns).
 
     A dataset whose `apex` images are all missing (None) is flow-only: its `texture` is None, and
-    `modalities` (when given) must not include texture. The processor always makes both inputs, so for
-    such a dataset it is handed the flow image in the apex's place and that texture is dropped.
+    `modalities` (when given) must not include texture.
     """
     first_input = next((name for name in ("flow", "onset") if name in dataset.column_names), None)
     if first_input is None or "apex" not in dataset.column_names:
@@ -72,15 +71,16 @@ def encode_dataset(dataset, processor, modalities=None) -> EncodedDataset:
                          f"{without_apex[0]}); a dataset must give an apex for every sample or for none")
     flows, textures = [], []
     for row in stored:
-        cells = [row[first_input], row[first_input] if flow_only else row["apex"]]
+        cells = {first_input: row[first_input], **({} if flow_only else {"apex": row["apex"]})}
         try:
-            first, apex = (IMAGE.decode_example(cell) for cell in cells)
-            encoded = processor(**{first_input: first, "apex": apex}, return_tensors="np")
+            encoded = processor(**{name: IMAGE.decode_example(cell) for name, cell in cells.items()},
+                                return_tensors="np")
         except (ValueError, TypeError, OSError) as error:  # OSError: a file gone, unreadable or truncated
-            files = ", ".join(dict.fromkeys(cell["path"] for cell in cells if cell["path"]))
+            files = ", ".join(dict.fromkeys(cell["path"] for cell in cells.values() if cell["path"]))
             raise ValueError(f"sample {row['sample_id']}{f' ({files})' if files else ''}: {error}") from error
         flows.append(encoded["flow_values"][0])
-        textures.append(encoded["texture_values"][0])
+        if not flow_only:
+            textures.append(encoded["texture_values"][0])
     label_feature = dataset.features["label"]
     columns = dataset.select_columns(["sample_id", "subject", "source_dataset", "label"]).to_dict()
     data = EncodedDataset(
