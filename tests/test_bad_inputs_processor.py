@@ -219,3 +219,25 @@ def test_flow_alone_is_a_flow_only_sample_that_feeds_a_flow_only_model():
     assert np.array_equal(out["flow_values"][0].numpy(), with_apex["flow_values"][0].numpy())
     logits = MMMERForMicroExpressionClassification(config).eval()(flow_values=out["flow_values"]).logits
     assert tuple(logits.shape) == (2, config.num_labels)
+
+
+def test_a_flow_map_alone_is_classified_by_the_pipeline_and_the_cli(tmp_path):
+    """A flow-only model trained on the public STSTNet maps (no apex faces) must run on one map."""
+    import json
+
+    from hf_mmmer import MMMERConfig, MMMERForMicroExpressionClassification
+    from hf_mmmer.cli import main
+    from hf_mmmer.pipeline_mmmer import MicroExpressionClassificationPipeline
+
+    config = MMMERConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, flow_patch_sizes=[7, 14])
+    model = MMMERForMicroExpressionClassification(config).eval()
+    classify = MicroExpressionClassificationPipeline(model=model, image_processor=MMMERImageProcessor.from_config(config))
+    path = tmp_path / "map.png"
+    cv2.imwrite(str(path), np.random.default_rng(1).integers(0, 256, (28, 28, 3), dtype=np.uint8))
+    ranked = classify({"flow": str(path)})
+    assert [entry["label"] for entry in ranked] and abs(sum(entry["score"] for entry in ranked) - 1) < 1e-5
+    details = classify({"flow": str(path)}, return_importance=True)
+    assert details["apex_face"] is None and details["motion_importance"].shape == (28, 28)
+    model.save_pretrained(tmp_path / "model")
+    MMMERImageProcessor.from_config(config).save_pretrained(tmp_path / "model")
+    assert main(["predict", "--model", str(tmp_path / "model"), "--flow", str(path), "--json"]) == 0

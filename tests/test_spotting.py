@@ -103,7 +103,7 @@ def test_spotting_does_not_depend_on_the_frame_rate(spotted_25):
 
 def test_frames_need_a_frame_rate_and_a_long_enough_stretch(video_25):
     frames = [video_25.frames[i] for i in range(6)]
-    with pytest.raises(ValueError, match="frames carries no frame rate; pass it"):
+    with pytest.raises(ValueError, match="frames carry no frame rate; pass it"):
         spot_video(frames, do_crop_face=False)
     with pytest.raises(ValueError, match="too short to spot in.*at least 0.3"):
         spot_video(frames, 25, do_crop_face=False)
@@ -180,3 +180,21 @@ def test_benchmark_scores_with_the_megc_metric(monkeypatch):
     assert megc_counts([(10, 20), (12, 21), (55, 70), (90, 95)], truth) == (1, 3, 1)  # (55, 70): IoU 6/21
     assert megc_counts([(11, 21), (50, 59)], truth) == (2, 0, 0)
     assert prf(1, 3, 1) == pytest.approx((0.25, 0.5, 1 / 3))
+
+
+def test_a_stray_image_in_a_frame_folder_is_refused_by_name(video_25, tmp_path):
+    frames = [video_25.frames[i] for i in range(30)]
+    with pytest.raises(ValueError, match=r"frames: frame 12 is 60x40 but frame 0 is .*one size"):
+        spot_video(frames[:12] + [np.zeros((40, 60), np.uint8)] + frames[12:], 25, do_crop_face=False)
+
+
+def test_spot_plot_may_not_land_in_the_input_folder_and_must_be_png(capsys, model_dir, video_25, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(folder / f"{index:03d}.png"), video_25.frames[index])
+    before = sorted(folder.iterdir())
+    for plot, message in ((folder / "plot.png", "would write over or into the input"), (tmp_path / "t.jpg", ".png")):
+        assert main(["spot", str(folder), "--model", str(model_dir), "--fps", "25", "--plot", str(plot)]) == 1
+        assert message in capsys.readouterr().err
+    assert sorted(folder.iterdir()) == before

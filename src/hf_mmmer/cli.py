@@ -53,28 +53,33 @@ def _sample(args, parser) -> tuple[object, str]:
     if pair == (args.input is not None) or (args.onset is not None and args.flow is not None):
         parser.error("give exactly one input: FRAMES_DIR or VIDEO, --onset with --apex, or --flow with --apex")
     if pair:
-        if args.apex is None:
-            parser.error(f"--{'onset' if args.onset is not None else 'flow'} needs --apex")
+        if args.onset is not None and args.apex is None:
+            parser.error("--onset needs --apex")
         first = "onset" if args.onset is not None else "flow"
+        if args.apex is None:  # a flow map alone: for flow-only models (the public STSTNet maps have no apex)
+            return {"flow": args.flow}, f"flow {args.flow}"
         return {first: getattr(args, first), "apex": args.apex}, f"{first} {getattr(args, first)}, apex {args.apex}"
     if args.apex is not None:
         parser.error("--apex goes with --onset or --flow; a clip's apex is spotted")
     return args.input, args.input
 
 
-def check_heatmap_target(heatmap, inputs, overwrite: bool):
-    """Refuse a `--heatmap` path that is an input, lies inside an input folder, or exists without consent."""
-    target = Path(heatmap)
+def check_image_output(option: str, path, inputs, overwrite: bool):
+    """Refuse an image output (`--heatmap`, `--plot`) that is an input, lies inside an input folder (it would
+    become a frame of that clip), exists without consent, or is not a PNG in an existing folder."""
+    target = Path(path)
     if target.suffix.lower() != ".png":
-        raise ValueError(f"--heatmap {heatmap} must name a .png file")
+        raise ValueError(f"{option} {path} must name a .png file")
     if target.is_dir():
-        raise IsADirectoryError(f"--heatmap {heatmap} is a folder; name a .png file")
+        raise IsADirectoryError(f"{option} {path} is a folder; name a .png file")
     for given in filter(None, inputs):
         source = Path(given).resolve()
         if target.resolve() == source or source in target.resolve().parents:
-            raise FileExistsError(f"--heatmap {heatmap} would write over or into the input {given}; name another file")
+            raise FileExistsError(f"{option} {path} would write over or into the input {given}; name another file")
     if target.exists() and not overwrite:
-        raise FileExistsError(f"--heatmap {heatmap} exists; pass --overwrite to replace it")
+        raise FileExistsError(f"{option} {path} exists; pass --overwrite to replace it")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"{option} {path}: no such folder {target.parent}")
 
 
 def non_finite_fields(value, path: str = "") -> list:
@@ -99,7 +104,7 @@ def check_finite(report: dict):
 def predict(args, parser) -> int:
     sample, description = _sample(args, parser)
     if args.heatmap is not None:
-        check_heatmap_target(args.heatmap, [args.input, args.onset, args.flow, args.apex], args.overwrite)
+        check_image_output("--heatmap", args.heatmap, [args.input, args.onset, args.flow, args.apex], args.overwrite)
     classify = load_pipeline(args.model)
     options = {"return_details": True, "return_importance": args.heatmap is not None}
     if args.top_k is not None:
@@ -130,13 +135,7 @@ def spot(args, parser) -> int:
     from .video_spotting import recognise, spot_video
 
     if args.plot is not None:
-        plot = Path(args.plot)
-        if plot.resolve() == Path(args.video).resolve():
-            raise ValueError(f"--plot {plot} is the input video; choose another file.")
-        if plot.exists() and not args.overwrite:
-            raise ValueError(f"--plot {plot} exists; pass --overwrite to replace it.")
-        if not plot.parent.is_dir():
-            raise FileNotFoundError(f"--plot {plot}: no such folder {plot.parent}.")
+        check_image_output("--plot", args.plot, [args.video], args.overwrite)
     classify = load_pipeline(args.model)
     result = spot_video(args.video, args.fps, do_crop_face=args.face_crop, progress=True)
     entries = recognise(classify.model, classify.image_processor, args.video, result)

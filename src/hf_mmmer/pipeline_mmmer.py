@@ -175,13 +175,16 @@ class MicroExpressionClassificationPipeline(Pipeline):
 
     def _forward(self, model_inputs, return_importance=False):
         flow_values = model_inputs["flow_values"].to(self.dtype)
+        texture_values = model_inputs.get("texture_values")  # absent for a flow map given alone
+        if texture_values is not None:
+            texture_values = texture_values.to(self.dtype)
         uses_motion = return_importance and "flow" in self.model.config.modalities
         # The pipeline runs without gradients; the motion importance needs the one of the logit w.r.t. the flow.
         with torch.enable_grad() if uses_motion else contextlib.nullcontext():
             flow_values.requires_grad_(uses_motion)
             outputs = self.model(
                 flow_values=flow_values,
-                texture_values=model_inputs["texture_values"].to(self.dtype),
+                texture_values=texture_values,
                 output_patch_importance=return_importance,
             )
             if uses_motion:  # samples do not interact in eval mode: one backward gives every sample's gradient
@@ -193,7 +196,8 @@ class MicroExpressionClassificationPipeline(Pipeline):
             result["motion_importance"] = motion_importance(flow_values.detach(), gradient)
         if return_importance:
             result["flow_values"] = flow_values.detach()
-            result["texture_values"] = model_inputs["texture_values"]
+            if texture_values is not None:
+                result["texture_values"] = texture_values
             result.update({f"importance/{key}": value.detach() for key, value in outputs.patch_importance.items()})
         return result
 
@@ -222,8 +226,10 @@ class MicroExpressionClassificationPipeline(Pipeline):
                 result["motion_importance"] = model_outputs["motion_importance"][0].float().numpy()
             result["scale_importance"] = scale_maps
             result["flow"] = self._unnormalize(model_outputs["flow_values"][0], "flow_mean", "flow_std")
-            face = np.clip(self._unnormalize(model_outputs["texture_values"][0]) * 255.0, 0, 255).round()
-            result["apex_face"] = face.astype(np.uint8)[..., 0] if face.shape[-1] == 1 else face.astype(np.uint8)
+            result["apex_face"] = None  # a flow map given alone has no face
+            if "texture_values" in model_outputs:
+                face = np.clip(self._unnormalize(model_outputs["texture_values"][0]) * 255.0, 0, 255).round()
+                result["apex_face"] = face.astype(np.uint8)[..., 0] if face.shape[-1] == 1 else face.astype(np.uint8)
         return result
 
     def _unnormalize(self, values: torch.Tensor, mean: str = "image_mean", std: str = "image_std") -> np.ndarray:

@@ -60,9 +60,17 @@ class FrameSource:
     def read(self, wanted: Callable[[int], bool]) -> Iterator[tuple[int, np.ndarray]]:
         """`(index, uint8 frame)` for every frame index `wanted` says yes to (videos decode only those)."""
         if self._frames is not None:
+            first = None  # a frame of another size (a stray image in the folder) is no frame of this video
             for index in range(len(self._frames)):
                 if wanted(index):
-                    yield index, load_frame(self._frames[index], f"{self.name} frame {index}")
+                    frame = load_frame(self._frames[index], f"{self.name} frame {index}")
+                    first = first or (index, frame.shape[:2])
+                    if frame.shape[:2] != first[1]:
+                        raise ValueError(
+                            f"{self.name}: frame {index} is {frame.shape[1]}x{frame.shape[0]} but frame {first[0]} is "
+                            f"{first[1][1]}x{first[1][0]} (width x height); all frames of a video must have one size."
+                        )
+                    yield index, frame
             return
         capture = cv2.VideoCapture(self._video)
         try:
@@ -111,8 +119,8 @@ def resolve_fps(source: FrameSource, fps: float | None) -> float:
             raise ValueError(f"fps must be a positive number; got {fps!r}.")
         return float(fps)
     if source.fps is None:
-        kind = "video's container" if source._video else "frames"
-        raise ValueError(f"{source.name}: the {kind} carries no frame rate; pass it (--fps F, or fps= in Python).")
+        what = "the video's container carries" if source._video else "frames carry"
+        raise ValueError(f"{source.name}: {what} no frame rate; pass it (--fps F, or fps= in Python).")
     return source.fps
 
 

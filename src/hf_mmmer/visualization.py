@@ -111,6 +111,8 @@ def heatmap_image(prediction: dict, view: str = "motion", panel_size: int = PANE
     if view == "motion" and "motion_importance" not in prediction:
         raise ValueError("This model does not use the motion (flow) modality, so there is no motion importance: "
                          "draw the attention view.")
+    if prediction.get("apex_face") is None:
+        raise ValueError("A flow map given without its apex face has no face to draw the heatmap on: give the apex too.")
     maps = {"motion": prediction["motion_importance"]} if view == "motion" else prediction["importance"]
     return render_heatmap(prediction["apex_face"], maps, caption, panel_size)
 
