@@ -169,6 +169,10 @@ def test_export_replaces_only_a_saved_model(trained_run, tmp_path):
     assert (mine / "todo.txt").read_text() == "keep me" and not list(tmp_path.glob(".notes*"))
     saved = save_model_directory(model, processor, tmp_path / "model")
     assert save_model_directory(model, processor, saved) == saved and (saved / "config.json").is_file()
+    (saved / "my_notes.md").write_text("keep me too")
+    with pytest.raises(FileExistsError, match="holds files a saved model does not \\(my_notes.md\\)"):
+        save_model_directory(model, processor, saved)
+    assert (saved / "my_notes.md").read_text() == "keep me too" and not list(tmp_path.glob(".model*"))
 
 
 def test_training_on_synthetic_clips_beats_chance_by_a_margin(tmp_path):

@@ -37,6 +37,13 @@ def save_model_directory(model, processor, directory, *, metrics=None, dataset_n
         (staging / "README.md").write_text(card)
     give_default_permissions(staging)
     if directory.exists():
+        # Replace a saved model only when it holds nothing this save would not write again.
+        foreign = sorted({p.relative_to(directory).as_posix() for p in directory.rglob("*")}
+                         - {p.relative_to(staging).as_posix() for p in staging.rglob("*")})
+        if foreign:
+            shutil.rmtree(staging)
+            raise FileExistsError(f"{directory} holds files a saved model does not ({', '.join(foreign[:5])}); "
+                                  "not replacing it")
         shutil.rmtree(directory)
     staging.rename(directory)
     return directory
