@@ -233,6 +233,11 @@ def test_every_file_of_a_run_is_owned_and_readable_like_the_users(tmp_path, data
     modes = {p.relative_to(output).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in output.rglob("*") if p.is_file()}
     assert "metrics.json" in modes and "final_model/model.safetensors" in modes
     assert set(modes.values()) == {0o644}, {name: oct(mode) for name, mode in modes.items() if mode != 0o644}
+    (output / "final_model" / "my_notes.md").write_text("beside the weights")
+    before = folder_state(output)
+    with pytest.raises(FileExistsError, match=r"files the run did not write \(final_model/my_notes.md\)"):
+        train_from_argv([*train_args(output, data_dir, "--overwrite"), "--final_model", "true"])
+    assert folder_state(output) == before
 
 
 # --- hf-mmmer evaluate and predict ----------------------------------------------------------------

@@ -1,7 +1,6 @@
 """The web demo without a browser: what the page computes, its errors, the `hf-mmmer demo` command, the
 spotting hook, and the exported Space run as its own app (called through `gradio_client`)."""
 
-import json
 import os
 import socket
 import subprocess
@@ -15,6 +14,8 @@ from test_pipeline import save_tiny_model
 
 from hf_mmmer.cli import main
 from hf_mmmer.data import render_clip
+from hf_mmmer.data.synthetic_videos import render_video
+from hf_mmmer.video_spotting import spot_video
 
 gr = pytest.importorskip("gradio", reason="the demo extra (pip install 'hf-mmmer[demo]') is not installed")
 from hf_mmmer.demo import app as demo_app  # noqa: E402  (needs Gradio)
@@ -79,46 +80,21 @@ def test_page_errors_are_one_line_gradio_errors(model_dir, frames, tmp_path):
         functions["classify_video"](str(broken), False, "motion")
 
 
-def test_spotting_tab_appears_only_with_spotting(model_dir, monkeypatch):
-    def tabs(app):
-        return [block.label for block in app.blocks.values() if isinstance(block, gr.Tab)]
-
-    monkeypatch.setattr(demo_app, "spotting_available", lambda: False)
-    assert tabs(demo_app.build_app(model_dir)) == ["Two frames", "Clip or webcam"]
-    monkeypatch.setattr(demo_app, "spotting_available", lambda: True)
-    assert tabs(demo_app.build_app(model_dir))[-1] == "Spotting (long video)"
-
-
-def test_spotting_tab_runs_the_spot_command_and_reports_its_error(model_dir, monkeypatch, tmp_path):
-    """The tab's contract is `hf-mmmer spot VIDEO --model DIR --json` (INTERFACES.md), run as a command."""
-    interval = {"onset": 10, "apex": 14, "offset": 20, "onset_time": 0.4, "offset_time": 0.8, "label": "positive",
-                "score": 0.9}
-    calls = []
-
-    def fake_run(command, **kwargs):
-        calls.append(command)
-        if command[-4].endswith("broken.mp4"):
-            return subprocess.CompletedProcess(command, 1, "", "hf-mmmer spot: error: cannot read any frame\n")
-        return subprocess.CompletedProcess(command, 0, json.dumps([interval]), "")
-
-    monkeypatch.setattr(demo_app, "spotting_available", lambda: True)
-    monkeypatch.setattr(demo_app.subprocess, "run", fake_run)
-    spot = {block.api_name: block.fn for block in demo_app.build_app(model_dir).fns.values()}["spot"]
-    figure, rows = spot(str(tmp_path / "long.mp4"))
-    assert calls[0][-5:] == ["spot", str(tmp_path / "long.mp4"), "--model", str(model_dir), "--json"]
-    assert rows == [[10, 14, 20, 0.4, 0.8, "positive", 0.9]] and len(figure.axes[0].patches) == 1
-    with pytest.raises(gr.Error, match="hf-mmmer spot: error: cannot read any frame"):
-        spot(str(tmp_path / "broken.mp4"))
-
-
-def test_spotting_timeline_draws_each_interval():
-    intervals = [{"onset": 10, "apex": 14, "offset": 20, "onset_time": 0.4, "offset_time": 0.8, "label": "positive",
-                  "score": 0.9}, {"onset": 60, "apex": 65, "offset": 70, "onset_time": 2.4, "offset_time": 2.8,
-                                  "label": "surprise", "score": 0.7}]
-    figure = demo_app.spotting_timeline(intervals, seconds=4.0)
-    axes = figure.axes[0]
-    assert [round(bar.get_x(), 2) for bar in axes.patches] == [0.4, 2.4] and axes.get_xlim() == (0.0, 4.0)
-    assert "2 micro-expression(s)" in axes.get_title()
+def test_spotting_tab_spots_a_long_video_and_reports_errors_in_one_line(model_dir, tmp_path):
+    """The tab runs what `hf-mmmer spot` runs (spot_video, recognise) with the page's model and draws the timeline."""
+    app = demo_app.build_app(model_dir)
+    assert [block.label for block in app.blocks.values() if isinstance(block, gr.Tab)][-1] == "Spotting (long video)"
+    spot = {block.api_name: block.fn for block in app.fns.values()}["spot"]
+    video = render_video(0, duration_s=8, fps=25)
+    path = tmp_path / "long.avi"
+    video.write(path)
+    figure, rows = spot(str(path), False)
+    expected = spot_video(str(path), do_crop_face=False)
+    assert [row[:3] for row in rows] == [[i.onset, i.apex, i.offset] for i in expected.intervals] and rows
+    assert "micro-expression(s) spotted" in figure.axes[0].get_title()
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    with pytest.raises(gr.Error, match="OpenCV cannot read a frame"):
+        spot(str(tmp_path / "broken.mp4"), False)
 
 
 def test_demo_command_reports_a_wrong_model_folder_and_a_missing_gradio(capsys, tmp_path, monkeypatch):

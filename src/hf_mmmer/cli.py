@@ -104,6 +104,8 @@ def check_finite(report: dict):
 def predict(args, parser) -> int:
     sample, description = _sample(args, parser)
     if args.heatmap is not None:
+        if args.flow is not None and args.apex is None:
+            raise ValueError("--heatmap is drawn over the apex face: give --apex with --flow")
         check_image_output("--heatmap", args.heatmap, [args.input, args.onset, args.flow, args.apex], args.overwrite)
     classify = load_pipeline(args.model)
     options = {"return_details": True, "return_importance": args.heatmap is not None}

@@ -193,16 +193,21 @@ def load_flow_image(item: Any, name: str = "flow") -> np.ndarray:
     return np.ascontiguousarray(_to_uint8(array, name))
 
 
+def frame_files(folder: str | os.PathLike, name: str = "frames") -> list[str]:
+    """The image files of a folder of frames, in frame order (sorted by the number in their names)."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{name}: no such folder {folder!r}.")
+    files = sorted((f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)), key=_natural_key)
+    if not files:
+        raise ValueError(f"{name}: folder {folder!r} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)}).")
+    return [os.path.join(folder, f) for f in files]
+
+
 def load_clip(clip: Any, name: str = "frames") -> list[np.ndarray]:
-    """A clip given as a list of frames or as a folder of frame images (sorted by the number in their names)."""
+    """A clip given as a list of frames or as a folder of frame images (`frame_files`)."""
     if isinstance(clip, (str, os.PathLike)):
-        folder = os.fspath(clip)
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(f"{name}: no such folder {folder!r}.")
-        files = sorted((f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)), key=_natural_key)
-        if not files:
-            raise ValueError(f"{name}: folder {folder!r} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)}).")
-        return [load_frame(os.path.join(folder, f), f"{name}[{i}]") for i, f in enumerate(files)]
+        return [load_frame(path, f"{name}[{i}]") for i, path in enumerate(frame_files(clip, name))]
     return [load_frame(frame, f"{name}[{i}]") for i, frame in enumerate(clip)]
 
 

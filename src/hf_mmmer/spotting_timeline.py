@@ -14,8 +14,9 @@ matplotlib.use("Agg")  # files only: no display on servers, and no GUI backend p
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def save_timeline(result, entries: list[dict], path) -> Path:
-    """Plot `result` (`video_spotting.SpottingResult`) with the labelled `entries` (`recognise`) to `path`."""
+def timeline_figure(result, entries: list[dict]):
+    """The figure of `result` (`video_spotting.SpottingResult`) with the labelled `entries` (`recognise`);
+    the caller saves or shows it, then closes it."""
     figure, axis = plt.subplots(figsize=(12, 3.2), layout="constrained")
     axis.plot(result.times, result.signal, color="tab:blue", linewidth=0.8, label="motion contrast")
     for start, end in result.gaps:
@@ -32,6 +33,12 @@ def save_timeline(result, entries: list[dict], path) -> Path:
     axis.set_xlabel("time (s)")
     axis.set_ylabel("contrast (px)")
     axis.set_title(f"{Path(result.name).name}: {len(entries)} micro-expression(s) spotted")
+    return figure
+
+
+def save_timeline(result, entries: list[dict], path) -> Path:
+    """[`timeline_figure`] written to `path` (`hf-mmmer spot --plot`)."""
+    figure = timeline_figure(result, entries)
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return Path(path)

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .face_detection import FaceCrop, find_face
-from .image_processing_mmmer import IMAGE_EXTENSIONS, _natural_key, load_frame, to_gray
+from .image_processing_mmmer import frame_files, load_frame, to_gray
 from .optical_flow import DEFAULT_FLOW_METHOD
 from .spotting import (
         Interval,
@@ -90,10 +90,8 @@ def open_source(inputs: Any) -> FrameSource:
     if isinstance(inputs, (str, os.PathLike)):
         path = os.fspath(inputs)
         if os.path.isdir(path):
-            files = sorted((f for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS)), key=_natural_key)
-            if not files:
-                raise ValueError(f"{path}: the folder holds no images (looked for {', '.join(IMAGE_EXTENSIONS)}).")
-            return FrameSource(path, None, len(files), _frames=[os.path.join(path, f) for f in files])
+            files = frame_files(path, path)
+            return FrameSource(path, None, len(files), _frames=files)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such video file or folder.")
         capture = cv2.VideoCapture(path)
@@ -263,8 +261,8 @@ def recognise(model, image_processor, inputs: Any, result: SpottingResult) -> li
     apexes = [crop.apply(frames[interval.apex]) for interval, crop in zip(result.intervals, result.crops)]
     batch = image_processor(onset=onsets, apex=apexes, do_crop_face=False, return_tensors="pt")
     with torch.no_grad():
-        logits = model(flow_values=batch["flow_values"].to(model.dtype),
-                       texture_values=batch["texture_values"].to(model.dtype)).logits
+        logits = model(flow_values=batch["flow_values"].to(model.device, model.dtype),
+                       texture_values=batch["texture_values"].to(model.device, model.dtype)).logits
     probabilities = torch.softmax(logits.float(), dim=-1)
     scores, labels = probabilities.max(dim=-1)
     return sorted(

@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 
 PANEL_SIZE = 256
-"""Default side of each square panel in pixels; small faces (112 px model input) are enlarged to it."""
+"""Default side of each square panel in pixels; small faces (the model's texture input) are enlarged to it."""
 HEATMAP_VIEWS = {"motion": "motion importance, gradient x (flow - still)", "attention": "fused attention per modality"}
-"""What a heatmap draws. `motion` (the default) points at the moved region: on warps of a real face it puts
-most of its mass there, where the attention, a mean over patch grids, is close to uniform
-(benchmarks/RESULTS.md, attribution section); `attention` is the paper's view."""
+"""What a heatmap draws. `motion` (the default) localises the moved region, where the attention, a mean over
+patch grids, spreads over the face (measured in benchmarks/RESULTS.md, attribution section); `attention` is
+the paper's view."""
 MAP_TITLES = {"motion": "motion importance", "flow": "motion attention", "texture": "texture attention"}
 
 

@@ -12,8 +12,8 @@ tolerated). SMIC has no apex annotation, so the builder offers two apexes:
   peaks inside them; and it reads no frame, so it is deterministic and free.
 - `apex_spotting="flow_magnitude"` (`apex_source="spotted"`): the frame furthest from the onset in regional,
   head-compensated motion (`hf_mmmer.spotting.spot_apex`), for clips whose expression is far from their
-  middle; on synthetic clips it is within +-2 frames of the true apex far more often than the middle frame
-  (benchmarks/RESULTS.md, "Spotting"), but it is a measurement that can be fooled where the middle cannot.
+  middle (its accuracy on synthetic clips: benchmarks/RESULTS.md, "Spotting"), but it is a measurement that
+  can be fooled where the middle cannot.
 Subject ids are zero-padded to `s01` and sample ids follow the MEGC2019 list (`s01_s01_ne_01`).
 `non_micro` folders are not read.
 """

@@ -2,8 +2,8 @@
 
 The page shows the class scores, the face crop the model saw, the onset-to-apex optical flow as a colour
 image, and a heatmap over the face (the motion importance by default, the paper's fused attention on
-request; `hf_mmmer.visualization`). Where the package has spotting (`hf_mmmer.spotting`), a third tab finds
-the micro-expressions of a long video through `hf-mmmer spot --json` and draws them on a timeline.
+request; `hf_mmmer.visualization`). A third tab finds the micro-expressions of a long video
+(`hf_mmmer.video_spotting`, as `hf-mmmer spot` does) and draws them on the spotting timeline.
 
 ```python
 from hf_mmmer.demo.app import build_app
@@ -13,10 +13,6 @@ build_app("runs/demo/final_model").launch(**LAUNCH_OPTIONS)   # or: hf-mmmer dem
 """
 
 import functools
-import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -28,17 +24,14 @@ import gradio as gr  # noqa: E402  (after the check that turns its absence into 
 
 from ..cli import load_pipeline  # noqa: E402
 from ..errors import USER_ERRORS  # noqa: E402
+from ..spotting_timeline import timeline_figure  # noqa: E402
+from ..video_spotting import recognise, spot_video  # noqa: E402
 from ..visualization import HEATMAP_VIEWS, PANEL_SIZE, flow_to_color, heatmap_image  # noqa: E402
 
 TITLE = "hf-mmmer: micro-expression recognition"
-SPOTTING_MODULE = "hf_mmmer.spotting"
 LAUNCH_OPTIONS = {"ssr_mode": False}
 """Server-side rendering needs Node.js, which neither this package nor a Space needs for this page."""
 
-
-def spotting_available() -> bool:
-    """Whether this install has spotting (`hf-mmmer spot`): the spotting tab is shown only then."""
-    return importlib.util.find_spec(SPOTTING_MODULE) is not None
 
 
 def analyse(classify, sample, crop_face: bool, view: str) -> tuple:
@@ -75,32 +68,6 @@ def _shown_to_user(callback):
     return wrapper
 
 
-def video_seconds(path: str) -> float:
-    """Duration of a video from its frame count and rate (0 when OpenCV reports neither)."""
-    capture = cv2.VideoCapture(path)
-    frames, fps = capture.get(cv2.CAP_PROP_FRAME_COUNT), capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
-    return frames / fps if frames > 0 and fps > 0 else 0.0
-
-
-def spotting_timeline(intervals: list[dict], seconds: float):
-    """A matplotlib figure: one bar per spotted interval (`hf-mmmer spot --json` entries) over the video's time."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display: the figure is rendered by Gradio
-    from matplotlib import pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(8, 1.8))
-    end = max([seconds, *(entry["offset_time"] for entry in intervals)]) or 1.0
-    for entry in intervals:
-        axes.barh(0, entry["offset_time"] - entry["onset_time"], left=entry["onset_time"], height=0.6)
-        axes.annotate(f"{entry['label']} {entry['score']:.2f}", (entry["onset_time"], 0.35), fontsize=8)
-    axes.set(xlim=(0, end), ylim=(-0.5, 0.8), yticks=[], xlabel="seconds",
-             title=f"{len(intervals)} micro-expression(s) spotted")
-    figure.tight_layout()
-    return figure
-
-
 def build_app(model_dir) -> "gr.Blocks":
     """The demo page around the saved model in `model_dir` (loaded once; a wrong folder fails here, in one line)."""
     model_dir = Path(model_dir)
@@ -119,17 +86,14 @@ def build_app(model_dir) -> "gr.Blocks":
         return analyse(classify, {"video": video}, crop_face, view)
 
     @_shown_to_user
-    def spot(video):
+    def spot(video, crop_face):
         if not video:
             raise ValueError("Upload a long video first.")
-        command = [sys.executable, "-m", "hf_mmmer.cli", "spot", video, "--model", str(model_dir), "--json"]
-        finished = subprocess.run(command, capture_output=True, text=True)
-        if finished.returncode != 0:
-            raise ValueError(finished.stderr.strip().splitlines()[-1] if finished.stderr.strip() else "spotting failed")
-        intervals = json.loads(finished.stdout)
+        result = spot_video(video, do_crop_face=crop_face)
+        entries = recognise(classify.model, classify.image_processor, video, result)
         rows = [[entry[key] for key in ("onset", "apex", "offset", "onset_time", "offset_time", "label", "score")]
-                for entry in intervals]
-        return spotting_timeline(intervals, video_seconds(video)), rows
+                for entry in entries]
+        return timeline_figure(result, entries), rows
 
     frame_sources = ["upload", "webcam", "clipboard"]
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
@@ -149,14 +113,12 @@ def build_app(model_dir) -> "gr.Blocks":
                         video = gr.Video(label="clip, onset first (the apex is spotted)",
                                          sources=["upload", "webcam"], elem_id="video")
                         video_button = gr.Button("Classify the clip", variant="primary", elem_id="classify-video")
-                    if spotting_available():
-                        with gr.Tab("Spotting (long video)"):
-                            long_video = gr.Video(label="long video", sources=["upload"], elem_id="long-video")
-                            spot_button = gr.Button("Find the micro-expressions", variant="primary")
-                            timeline = gr.Plot(label="timeline")
-                            table = gr.Dataframe(headers=["onset", "apex", "offset", "onset s", "offset s", "label",
-                                                          "score"], label="intervals (frames and seconds)")
-                            spot_button.click(spot, [long_video], [timeline, table], api_name="spot")
+                    with gr.Tab("Spotting (long video)"):
+                        long_video = gr.Video(label="long video", sources=["upload"], elem_id="long-video")
+                        spot_button = gr.Button("Find the micro-expressions", variant="primary")
+                        timeline = gr.Plot(label="timeline")
+                        table = gr.Dataframe(headers=["onset", "apex", "offset", "onset s", "offset s", "label",
+                                                      "score"], label="intervals (frames and seconds)")
                 crop_face = gr.Checkbox(value=classify.image_processor.do_crop_face, label="crop the face first "
                                         "(untick for frames that are already face crops)")
                 view = gr.Radio([(text, name) for name, text in HEATMAP_VIEWS.items()], value="motion",
@@ -175,6 +137,7 @@ def build_app(model_dir) -> "gr.Blocks":
         outputs = [scores, face, flow, heatmap, info]
         pair_button.click(classify_pair, [onset, apex, crop_face, view], outputs, api_name="classify_pair")
         video_button.click(classify_video, [video, crop_face, view], outputs, api_name="classify_video")
+        spot_button.click(spot, [long_video, crop_face], [timeline, table], api_name="spot")
     return app
 
 
@@ -183,4 +146,4 @@ def launch(model_dir, host: str = "127.0.0.1", port: int | None = None, **option
     build_app(model_dir).launch(server_name=host, server_port=port, **{**LAUNCH_OPTIONS, **options})
 
 
-__all__ = ["build_app", "launch", "analyse", "spotting_available", "spotting_timeline", "LAUNCH_OPTIONS"]
+__all__ = ["build_app", "launch", "analyse", "LAUNCH_OPTIONS"]

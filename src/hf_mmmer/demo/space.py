@@ -69,6 +69,9 @@ def export_space(model_dir, output_dir) -> Path:
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
         raise ValueError(f"{output_dir} exists and is not an empty folder; the Space is written only to a new or "
                          "empty one.")
+    if model_dir.resolve() in output_dir.resolve().parents or output_dir.resolve() == model_dir.resolve():
+        raise ValueError(f"{output_dir} lies inside the model folder {model_dir}; the Space copies that folder, so "
+                         "write it elsewhere.")
     config = load_pipeline(model_dir).model.config
     requirements = core_requirements()
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 Every fold of a leave-one-subject-out sweep trains on the same samples, so the image processor (flow,
 strain, face texture) runs once for the whole dataset and the folds index into the resulting tensors;
-a few hundred samples of 28x28 flow and 112x112 texture take a few tens of MB.
+a few hundred samples of the model's small inputs fit in memory many times over.
 
 Samples are decoded and processed one at a time, so that a bad image (one channel, unreadable, gone
 since the dataset was built) is reported with its sample id and file, not as item 17 of a batch.

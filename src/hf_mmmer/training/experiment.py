@@ -39,7 +39,7 @@ from .reporting import (
     write_atomically,
     write_json,
 )
-from .run_folder import RUN_ARGS_FILE, finish_run, place_run, start_run
+from .run_folder import RUN_ARGS_FILE, finish_run, place_run, read_manifest, record_owned, start_run
 from .run_inputs import build_processor, load_dataset_for
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,11 @@ def check_resumable(output_dir: Path, signature: dict, fingerprint: dict):
     Otherwise the pooled metrics would mix two recipes, or score finished folds' predictions against
     changed labels.
     """
-    previous = json.loads((output_dir / RUN_ARGS_FILE).read_text())
+    args_file = output_dir / RUN_ARGS_FILE
+    if not args_file.is_file():
+        raise ValueError(f"--resume refused: the run in {output_dir} has no {RUN_ARGS_FILE}, so its arguments cannot "
+                         "be checked; start a new run")
+    previous = json.loads(args_file.read_text())
     changed = {k: (previous.get(k), v) for k, v in signature.items() if previous.get(k) != v}
     if changed:
         raise ValueError(f"--resume with different arguments than the run in {output_dir}: "
@@ -126,8 +130,7 @@ def check_resumable(output_dir: Path, signature: dict, fingerprint: dict):
 def run_fold(fold, test_indices, data, config, recipe, args, flow_zero, accelerator, progress):
     """Train without the fold's subject, predict it, and return the fold's result record."""
     started = time.perf_counter()
-    train_indices, checked = held_out_split(data.subjects, {data.subjects[i] for i in test_indices})
-    assert np.array_equal(checked, np.sort(test_indices)), f"fold {fold}: test rows are not whole subjects"
+    train_indices, _ = held_out_split(data.subjects, {data.subjects[i] for i in test_indices})
     model, history = train_fold_model(
         config, data, train_indices, recipe, fold_seed(args.seed, fold), flow_zero,
         eval_indices=test_indices if args.record_test_curve else None, progress=progress, accelerator=accelerator,
@@ -156,7 +159,7 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
     folds = plan_folds(data, args)
     signature, fingerprint = run_signature(data_args, args), data_fingerprint(data)
     output_dir = placement.work_dir  # a hidden sibling while the run replaces another, swapped in at the end
-    if args.resume and (output_dir / RUN_ARGS_FILE).is_file():
+    if args.resume and read_manifest(output_dir) is not None:
         check_resumable(output_dir, signature, fingerprint)
     accelerator.wait_for_everyone()  # every process has checked the folder before the main one writes to it
     if accelerator.is_main_process:
@@ -216,6 +219,7 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
             save_model_directory(model, processor, final_dir, metrics=metrics, dataset_name=data_args.dataset,
                                  training_args={**asdict(data_args), **asdict(args)},
                                  model_name=args.hub_model_id or f"mmmer-{data_args.dataset}")
+            record_owned(output_dir, [path.relative_to(output_dir).as_posix() for path in final_dir.rglob("*")])
     finish_run(placement)
     if args.final_model and args.push_to_hub:
         from .hub import push_folder_to_hub

@@ -28,7 +28,9 @@ MANIFEST_FILE = "run_manifest.json"
 RUN_ARGS_FILE = "run_args.json"  # the arguments of the run; older versions wrote it without a manifest
 # The model folder is replaced as a whole by each save (`export.save_model_directory`, through its
 # `.final_model.partial` staging folder), so all of it is the run's.
-OWNED_FOLDERS = ("final_model", ".final_model.partial")
+OWNED_FOLDERS = (".final_model.partial",)
+"""The final model's staging folder, which only the package writes; `final_model/`'s own files are listed in
+the manifest once saved (`record_owned`), so a file a user put beside them is kept."""
 
 
 @dataclass(frozen=True)
@@ -130,10 +132,15 @@ def start_run(placement: RunPlacement, records: dict, owned_files) -> None:
     if placement.replaces_a_run and work_dir.exists():
         shutil.rmtree(work_dir)  # an earlier --overwrite's unfinished run, checked by place_run to be ours only
     work_dir.mkdir(parents=True, exist_ok=True)
-    owned = {MANIFEST_FILE, *records, *owned_files} | (read_manifest(work_dir) or set())
-    write_json(work_dir / MANIFEST_FILE, {"written_by": "hf_mmmer", "files": sorted(owned)})
+    record_owned(work_dir, {*records, *owned_files})
     for name, payload in records.items():
         write_json(work_dir / name, payload)
+
+
+def record_owned(work_dir: Path, relatives) -> None:
+    """Add `relatives` (paths inside the run, POSIX) to the files the run in `work_dir` owns."""
+    owned = {MANIFEST_FILE, *relatives} | (read_manifest(work_dir) or set())
+    write_json(work_dir / MANIFEST_FILE, {"written_by": "hf_mmmer", "files": sorted(owned)})
 
 
 def finish_run(placement: RunPlacement) -> None:
