@@ -135,9 +135,14 @@ class MMMERConfig(PretrainedConfig):
         self.validate_sizes()
 
     @classmethod
+    def own_fields(cls) -> list:
+        """This model's own fields, in their order in `__init__` (what `--config_overrides` may set)."""
+        return [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "kwargs")]
+
+    @classmethod
     def known_keys(cls) -> list:
         """Every key a config.json of this model may hold: this class's fields and what transformers writes."""
-        own = set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"}
+        own = set(cls.own_fields())
         return sorted(own | {f.name for f in dataclasses.fields(PretrainedConfig)} | _TRANSFORMERS_KEYS)
 
     @classmethod

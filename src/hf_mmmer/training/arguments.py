@@ -6,7 +6,6 @@ that `--help` is the same everywhere. Each dataclass checks its values on constr
 before anything is written.
 """
 
-import inspect
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Optional
@@ -135,7 +134,7 @@ def require_positive(name: str, value):
         raise ValueError(f"--{name} must be a positive integer, got {value!r}")
 
 
-CONFIG_FIELDS = [name for name in inspect.signature(MMMERConfig.__init__).parameters if name not in ("self", "kwargs")]
+CONFIG_FIELDS = MMMERConfig.own_fields()
 """The `MMMERConfig` fields `--config_overrides` may set (its own; the classes come from the dataset)."""
 
 
