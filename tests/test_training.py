@@ -173,6 +173,12 @@ def test_export_replaces_only_a_saved_model(trained_run, tmp_path):
     with pytest.raises(FileExistsError, match="holds files a saved model does not \\(my_notes.md\\)"):
         save_model_directory(model, processor, saved)
     assert (saved / "my_notes.md").read_text() == "keep me too" and not list(tmp_path.glob(".model*"))
+    leftover = tmp_path / ".elsewhere.partial"
+    leftover.mkdir()
+    (leftover / "thesis.tex").write_text("not a model file")
+    with pytest.raises(FileExistsError, match="thesis.tex"):
+        save_model_directory(model, processor, tmp_path / "elsewhere")
+    assert (leftover / "thesis.tex").is_file() and not (tmp_path / "elsewhere").exists()
 
 
 def test_training_on_synthetic_clips_beats_chance_by_a_margin(tmp_path):

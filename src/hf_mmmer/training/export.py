@@ -15,6 +15,10 @@ from .model_card import render_model_card
 from .reporting import give_default_permissions
 
 
+SAVED_SUFFIXES = (".json", ".safetensors", ".py", ".md")
+"""The kinds of file `save_model_directory` writes (config, weights, code files, model card)."""
+
+
 def save_model_directory(model, processor, directory, *, metrics=None, dataset_name="unknown", training_args=None,
                          model_name=None):
     """Save `model` + `processor` (+ a model card when `metrics` are given) as one loadable directory.
@@ -26,7 +30,12 @@ def save_model_directory(model, processor, directory, *, metrics=None, dataset_n
     if directory.exists() and any(directory.iterdir()) and not (directory / "config.json").is_file():
         raise FileExistsError(f"{directory} is not empty and holds no saved model (no config.json); not replacing it")
     staging = directory.with_name(f".{directory.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
+    if staging.exists():  # an interrupted save's leftover: only the kinds of file a save writes may be removed
+        strays = [p.name for p in staging.iterdir() if p.is_dir() or p.suffix not in SAVED_SUFFIXES]
+        if strays:
+            raise FileExistsError(f"{staging} holds files a model save does not write ({', '.join(sorted(strays)[:5])}); "
+                                  "move or delete it")
+        shutil.rmtree(staging)
     # Only `Pipeline.save_pretrained` writes `custom_pipelines` into config.json and copies the pipeline's
     # code (transformers has no other public call for it), so the model and processor are saved through one.
     pipeline = MicroExpressionClassificationPipeline(model=model, image_processor=processor, device=model.device)
