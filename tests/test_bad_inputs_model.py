@@ -114,6 +114,26 @@ def test_bad_labels_are_named(model, labels, message):
         model(**inputs(model.config), labels=labels)
 
 
+@pytest.mark.parametrize("weights", [[1.0, 2.0], [1.0, float("nan"), 1.0], [1.0, -1.0, 1.0]])
+def test_class_weights_set_on_a_model_are_checked(weights):
+    model = MMMERForMicroExpressionClassification(tiny_config())
+    with pytest.raises(ValueError, match=r"class weights must be 3 finite numbers >= 0 \(one per class of id2label\)"):
+        model.set_class_weights(weights)
+
+
+def test_class_weights_set_on_a_model_weight_its_loss(model):
+    batch, labels = inputs(model.config), torch.tensor([0, 2, 1])
+    unweighted = model(**batch, labels=labels).loss
+    model.set_class_weights([1.0, 1.0, 1.0])
+    torch.testing.assert_close(model(**batch, labels=labels).loss, unweighted)
+    model.set_class_weights([3.0, 0.0, 0.0])  # only the class-0 sample counts
+    expected = torch.nn.functional.cross_entropy(model(**batch).logits[:1], labels[:1])
+    try:
+        torch.testing.assert_close(model(**batch, labels=labels).classification_loss, expected)
+    finally:
+        model.set_class_weights(None)
+
+
 def test_soft_labels_that_are_distributions_equal_hard_ones(model):
     batch, hard = inputs(model.config), torch.tensor([0, 2, 1])
     soft = torch.nn.functional.one_hot(hard, 3).float()

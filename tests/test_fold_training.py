@@ -72,8 +72,9 @@ def test_model_factory_and_augmentation_are_the_callers():
                                 model_factory=Wider, augment=counting_augment)
     assert isinstance(model, Wider) and len(built) == 1
     assert augmented == [4, 4, 2, 4, 4, 2]  # every batch of both epochs, the last one short
-    # The fold's class weights (4 / 3 / 3 training samples of 3 classes) reach its model, not the caller's config.
-    assert built[0].class_weights == pytest.approx([10 / 12, 10 / 9, 10 / 9]) and tiny_config().class_weights is None
+    # The fold's class weights (4 / 3 / 3 training samples of 3 classes) reach its model, not the shared config.
+    assert model.class_weights.tolist() == pytest.approx([10 / 12, 10 / 9, 10 / 9])
+    assert built[0].class_weights is None and "class_weights" not in model.state_dict()
 
 
 def test_fold_seed_is_stable_and_distinct():

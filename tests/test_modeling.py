@@ -117,6 +117,9 @@ def test_contrastive_loss_matches_hand_computation_and_is_symmetric():
     b_to_a_sup = (pair - math.log(e / (e + 2)) + pair) / 3
     got = cross_modal_contrastive_loss(a, b, scale, torch.tensor([0, 1, 0])).item()
     assert got == pytest.approx(0.5 * (a_to_b_sup + b_to_a_sup), rel=1e-6)
+    # Unknown labels (-100) are not one shared class: two of them pair only with themselves.
+    unknown = cross_modal_contrastive_loss(a, b, scale, torch.tensor([-100, 1, -100])).item()
+    assert unknown == pytest.approx(expected, rel=1e-6)
 
 
 def test_fused_attention_equals_explicit_attention():

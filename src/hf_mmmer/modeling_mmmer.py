@@ -143,14 +143,17 @@ def cross_modal_contrastive_loss(
 
     Sample i's two modalities are the positive pair; every other sample of the batch is a negative.
     With `labels` (supervised variant, after Khosla et al. 2020) all pairs with the same label are
-    positives, and each row's loss is the mean negative log-probability over its positives. The two
+    positives, and each row's loss is the mean negative log-probability over its positives; a row
+    labelled `-100` (unknown class) is a positive of itself only, since two unknown labels need not be
+    the same class. The two
     directions (a->b and b->a) are averaged, so the loss is symmetric in its arguments.
     """
     logits = logit_scale.exp() * embeds_a @ embeds_b.t()
     if labels is None:
         positives = torch.eye(len(logits), dtype=torch.bool, device=logits.device)
     else:
-        positives = labels[:, None] == labels[None, :]
+        positives = (labels[:, None] == labels[None, :]) & (labels != IGNORE_INDEX)[:, None]
+        positives |= torch.eye(len(logits), dtype=torch.bool, device=logits.device)
     positives = positives.to(logits.dtype)
 
     def one_direction(direction_logits):
@@ -588,11 +591,24 @@ class MMMERForMicroExpressionClassification(MMMERPreTrainedModel):
             nn.Dropout(config.classifier_dropout),
             nn.Linear(features, config.num_labels),
         )
-        if config.class_weights is not None:
-            self.register_buffer("class_weights", torch.tensor(config.class_weights, dtype=torch.float), persistent=False)
-        else:
-            self.class_weights = None
+        self.set_class_weights(config.class_weights)
         self.post_init()
+
+    def set_class_weights(self, weights: Optional[list]) -> None:
+        """Weight the cross-entropy per class (`None`: unweighted), without touching the config.
+
+        A trainer derives the weights from each fold's own training labels; setting them on the model
+        keeps one shared config for every fold, and the weights stay out of the saved model (they shape
+        training only, never a prediction). `config.class_weights` sets them once for every model.
+        """
+        if weights is not None:
+            weights = torch.as_tensor(weights, dtype=torch.float)
+            if weights.shape != (self.config.num_labels,) or not torch.isfinite(weights).all() or (weights < 0).any():
+                raise ValueError(
+                    f"class weights must be {self.config.num_labels} finite numbers >= 0 (one per class of "
+                    f"id2label), got {weights.tolist()}"
+                )
+        self.register_buffer("class_weights", weights, persistent=False)
 
     def check_labels(self, labels, batch_size: int) -> torch.Tensor:
         """`labels` as a tensor after checking its shape and values; a `ValueError` names what is wrong."""

@@ -6,7 +6,6 @@ hands out whole batches of indices, with no per-sample Python. Every random choi
 the same model whether it runs alone, resumed, or on another process of a sharded sweep.
 """
 
-import copy
 import zlib
 from dataclasses import dataclass, field
 
@@ -138,11 +137,9 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     flow_zero = torch.as_tensor(flow_zero)
     train_indices = torch.as_tensor(train_indices)
     labels = data.labels[train_indices]
-    if recipe.class_weighting == "balanced":
-        # The weights are the fold's (its training labels), so the fold's model gets its own copy of the config.
-        config = copy.deepcopy(config)
-        config.class_weights = balanced_class_weights(labels, config.num_labels)
     model = model_factory(config)
+    if recipe.class_weighting == "balanced":
+        model.set_class_weights(balanced_class_weights(labels, config.num_labels))
     # Fused: one kernel for all the small tensors, AdamW's algorithm (benchmarks/RESULTS.md, "Speed").
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
                                   fused=True)
