@@ -9,7 +9,9 @@ averaged over small cells (averaging sub-pixel flow beats its noise), keeping on
 enough for flow to see motion. The eye band belongs to no region, so a blink, as short as a
 micro-expression and much larger, is never measured.
 
-- A clip whose first frame is the onset (`spot_apex`): the apex is the frame furthest from the onset.
+- A clip whose first frame is the onset (`spot_apex`): the apex is where the signed amount of the
+  expression's motion from the onset (`expression_amount`) peaks, located by a peak fitted to the whole
+  signal (`peak_frame`) rather than by its largest sample, which wanders on the flat top of an apex.
 - A long video (`spot_stretch`, driven by `video_spotting.spot_video`): for each frame `t`, the motion from
   `t - k` to `t` and from `t` to `t + k` (`k` = `WINDOW_S` seconds) are compared, as in the
   feature-difference analysis of Moilanen et al. (ICPR 2014): an expression that rises and falls within
