@@ -11,6 +11,7 @@ from test_pipeline import save_tiny_model
 from transformers import pipeline
 
 from hf_mmmer.cli import main
+from hf_mmmer.data.synthetic_clips import class_motion, draw_frame, make_face
 from hf_mmmer.data.synthetic_videos import render_video
 from hf_mmmer.spotting import spot_apex
 from hf_mmmer.video_spotting import spot_video
@@ -56,6 +57,22 @@ def test_apex_is_the_expression_not_the_blink_or_the_head(peak, blink):
     assert spot_apex(clip_with_distractors(peak, blink)) == peak
 
 
+@pytest.mark.parametrize("apex, blink", [(5, 7), (11, 9), (15, 16)])
+def test_apex_of_a_synthetic_clip_with_a_blink_and_head_jitter(apex, blink):
+    """A smooth 1.5 px expression with a flat side (two frames from the apex it is within 3 to 8 % of its
+    peak on one side) on a procedural face with head jitter and drift on every frame and a blink near the apex."""
+    rng = np.random.default_rng(apex)
+    face = make_face(rng)  # 128 px, the size spotting works at: a smaller face is upscaled and blurred
+    t = np.arange(20)
+    amount = np.where(t <= apex, np.sin(0.5 * np.pi * t / apex) ** 2,
+                      1 - 0.7 * np.sin(0.5 * np.pi * (t - apex) / (19 - apex)) ** 2)
+    motion = class_motion(face, label=1, amplitude=1.5)
+    shifts = np.linspace(0, 0.5, 20)[:, None] + rng.normal(0, 0.25, (20, 2))
+    closure = np.clip(1 - np.abs(t - blink) / 1.5, 0, 1)
+    frames = [draw_frame(face, a * motion, shift, c, 2.0, rng) for a, shift, c in zip(amount, shifts, closure)]
+    assert abs(spot_apex(frames) - apex) <= 2
+
+
 def test_middle_apex_and_bad_clips():
     clip = clip_with_distractors(4, 8, length=9)
     assert spot_apex(clip, strategy="middle") == 4
@@ -99,6 +116,12 @@ def test_spotting_does_not_depend_on_the_frame_rate(spotted_25):
     times = lambda result: [(i.onset_time, i.offset_time) for i in result.intervals]  # noqa: E731
     assert len(spotted_100.intervals) == len(spotted_25.intervals)
     assert np.allclose(times(spotted_100), times(spotted_25), atol=0.1)
+
+
+def test_the_frame_count_includes_the_frames_after_the_last_analysed_one(video_25):
+    """At 200 fps every 4th frame is analysed; 199 frames end 2 frames after the last analysed one (196)."""
+    result = spot_video([video_25.frames[i] for i in range(199)], 200, do_crop_face=False)
+    assert result.num_frames == 199 and len(result.times) == len(result.signal) == 50
 
 
 def test_frames_need_a_frame_rate_and_a_long_enough_stretch(video_25):

@@ -9,7 +9,9 @@ averaged over small cells (averaging sub-pixel flow beats its noise), keeping on
 enough for flow to see motion. The eye band belongs to no region, so a blink, as short as a
 micro-expression and much larger, is never measured.
 
-- A clip whose first frame is the onset (`spot_apex`): the apex is the frame furthest from the onset.
+- A clip whose first frame is the onset (`spot_apex`): the apex is where the signed amount of the
+  expression's motion from the onset (`expression_amount`) peaks, located by a peak fitted to the whole
+  signal (`peak_frame`) rather than by its largest sample, which wanders on the flat top of an apex.
 - A long video (`spot_stretch`, driven by `video_spotting.spot_video`): for each frame `t`, the motion from
   `t - k` to `t` and from `t` to `t + k` (`k` = `WINDOW_S` seconds) are compared, as in the
   feature-difference analysis of Moilanen et al. (ICPR 2014): an expression that rises and falls within
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, median_filter
+from scipy.optimize import curve_fit
 from scipy.signal import find_peaks, peak_widths
 
 from .optical_flow import DEFAULT_FLOW_METHOD, compute_flow
@@ -143,18 +146,66 @@ def motion_score(cells: np.ndarray, measured: np.ndarray) -> float:
     return float(np.sort(magnitudes)[-TOP_CELLS:].mean()) if magnitudes.size else 0.0
 
 
+def expression_amount(faces: Sequence[np.ndarray], method: str = DEFAULT_FLOW_METHOD) -> np.ndarray:
+    """Signed amount of the expression in each face (from `prepare_face`) relative to the first.
+
+    An expression moves its cells in one fixed pattern whose amount rises and falls, so the regional,
+    head-compensated motions of all faces from the first (`cell_motion`, measured cells only) are projected
+    on their principal component (SVD). The projection averages the flow noise of every measured cell,
+    and being signed, noise averages to zero around the amount instead of adding to it as a magnitude
+    would. The sign is chosen so that the largest amount is positive; the first face's amount is 0.
+    """
+    measured = measured_cells(faces[0])
+    motions = np.stack([cell_motion(faces[0], face, method)[measured].ravel() for face in faces[1:]])
+    amounts = np.concatenate([[0.0], motions @ np.linalg.svd(motions, full_matrices=False)[2][0]])
+    return amounts * np.sign(amounts[np.argmax(np.abs(amounts))] or 1.0)
+
+
+def two_sided_peak(t: np.ndarray, apex: float, height: float, before: float, rise: float, after: float,
+                   fall: float) -> np.ndarray:
+    """A peak at `apex` of `height` with its own Gaussian flank on each side: it rises from the level
+    `before` over about `rise` frames and falls to the level `after` over about `fall` frames."""
+    left = before + (height - before) * np.exp(-0.5 * ((t - apex) / rise) ** 2)
+    right = after + (height - after) * np.exp(-0.5 * ((t - apex) / fall) ** 2)
+    return np.where(t <= apex, left, right)
+
+
+def peak_frame(amounts: np.ndarray) -> int:
+    """The frame where a rising-then-falling `amounts` signal peaks, from a fit of `two_sided_peak`.
+
+    Near its apex an expression is flat (its speed is zero there), so within a frame or two of it the
+    amount differs from the peak by less than the flow noise and the largest sample wanders. The flanks,
+    where the amount changes fast, say where the peak is: a least-squares fit of a peak with a free
+    position, height, speed and end level on each side (`scipy.optimize.curve_fit`) uses every frame.
+    Nothing in it is tied to a frame rate or a profile shape beyond "rises, then falls". Signals too short
+    to fit (fewer than 7 frames) or where the fit does not converge give the largest sample. The fitted
+    peak lies between two frames; the apex is the one of them with the larger amount.
+    """
+    largest = int(np.argmax(amounts))
+    last = len(amounts) - 1
+    if len(amounts) < 7:
+        return max(largest, 1)
+    t = np.arange(len(amounts), dtype=np.float64)
+    start = [largest, amounts[largest], 0.0, max(largest, 1) / 2, 0.0, max(last - largest, 1) / 2]
+    lower, upper = [0, 0, -np.inf, 0.3, -np.inf, 0.3], [last, np.inf, np.inf, len(t), np.inf, len(t)]
+    try:
+        parameters, _ = curve_fit(two_sided_peak, t, amounts, p0=start, bounds=(lower, upper), maxfev=5000)
+    except (RuntimeError, ValueError):
+        return max(largest, 1)
+    apex = min(max(parameters[0], 1.0), last)
+    return max((int(np.floor(apex)), int(np.ceil(apex))), key=lambda frame: amounts[frame])
+
+
 def spot_apex(
     frames: Sequence[np.ndarray], strategy: str = "flow_magnitude", method: str = DEFAULT_FLOW_METHOD
 ) -> int:
     """
     Index of the apex frame of a clip whose first frame is the onset.
 
-    `"flow_magnitude"` picks the frame furthest, in regional head-compensated motion, from the onset (the
-    module docstring says how blinks, head motion and flicker are kept out). An expression moves its cells
-    in one fixed pattern whose amount rises to the apex and falls, so the motions of all frames are
-    projected on their principal component (SVD), which averages the flow noise of every measured cell
-    rather than trusting the few largest. `"middle"` picks `middle_frame(len(frames))`, for clips trimmed
-    around the expression.
+    `"flow_magnitude"` finds where the regional, head-compensated motion from the onset peaks: the signed
+    amount of the expression per frame (`expression_amount`; the module docstring says how blinks, head
+    motion and flicker are kept out) and the position of its fitted peak (`peak_frame`). `"middle"` picks
+    `middle_frame(len(frames))`, for clips trimmed around the expression.
 
     Args:
         frames (`Sequence[np.ndarray]`): at least two uint8 grayscale face crops of one size, onset first.
@@ -167,11 +218,7 @@ def spot_apex(
         raise ValueError(f"Apex spotting needs a clip of at least 2 frames; got {len(frames)}.")
     if strategy == "middle":
         return middle_frame(len(frames))
-    onset = prepare_face(frames[0])
-    measured = measured_cells(onset)
-    motions = np.stack([cell_motion(onset, prepare_face(frame), method)[measured].ravel() for frame in frames[1:]])
-    pattern = np.linalg.svd(motions, full_matrices=False)[2][0]
-    return 1 + int(np.argmax(np.abs(motions @ pattern)))
+    return peak_frame(expression_amount([prepare_face(frame) for frame in frames], method))
 
 
 def middle_frame(num_frames: int) -> int:

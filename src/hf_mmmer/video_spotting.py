@@ -27,7 +27,7 @@ from .face_detection import FaceCrop, find_face
 from .image_processing_mmmer import frame_files, load_frame, to_gray
 from .optical_flow import DEFAULT_FLOW_METHOD
 from .spotting import (
-        Interval,
+    Interval,
     SpottingSignal,
     analysis_step,
     prepare_face,
@@ -49,13 +49,15 @@ MAX_FACE_SHIFT = 0.2
 class FrameSource:
     """Frames of a video file, a folder of images or a sequence of frames, read in order, any number of
     times. `fps` is the container's frame rate (`None` where it has none); `num_frames` may be `None` for
-    videos whose container does not say."""
+    videos whose container does not say, and a container's count may be wrong, so each complete `read`
+    sets `frames_read` to the number of frames it went through (all of them, not only those wanted)."""
 
     name: str
     fps: float | None
     num_frames: int | None
     _video: str | None = None
     _frames: Sequence | None = None
+    frames_read: int | None = None
 
     def read(self, wanted: Callable[[int], bool]) -> Iterator[tuple[int, np.ndarray]]:
         """`(index, uint8 frame)` for every frame index `wanted` says yes to (videos decode only those)."""
@@ -71,6 +73,7 @@ class FrameSource:
                             f"{first[1][1]}x{first[1][0]} (width x height); all frames of a video must have one size."
                         )
                     yield index, frame
+            self.frames_read = len(self._frames)
             return
         capture = cv2.VideoCapture(self._video)
         try:
@@ -81,6 +84,7 @@ class FrameSource:
                     if ok:
                         yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 index += 1
+            self.frames_read = index
         finally:
             capture.release()
 
@@ -156,10 +160,11 @@ def _same_face(crop: FaceCrop, found: FaceCrop) -> bool:
 
 def _stretches(source: FrameSource, fps: float, step: int, do_crop_face: bool, face_margin: float, progress):
     """Analysed faces grouped in stretches of one crop: `[(crop, SpottingSignal)]`, the gaps `[(first, last)]`
-    frame indices where no face was found, and the number of frames read."""
+    frame indices where no face was found, and the number of frames in the video (`FrameSource.frames_read`:
+    the frames after the last analysed one count too)."""
     detect_every = max(1, round(DETECT_EVERY_S * fps))
     stretches, gaps = [], []
-    crop, indices, faces, lost_since, count = None, [], [], None, 0
+    crop, indices, faces, lost_since = None, [], [], None
 
     def close():
         if crop is not None and indices:
@@ -168,7 +173,6 @@ def _stretches(source: FrameSource, fps: float, step: int, do_crop_face: bool, f
         faces.clear()
 
     for index, frame in source.read(lambda i: i % step == 0 or i % detect_every == 0):
-        count = index + 1
         gray = to_gray(frame)
         if progress is not None:
             progress.update(index + 1 - progress.n)
@@ -192,6 +196,9 @@ def _stretches(source: FrameSource, fps: float, step: int, do_crop_face: bool, f
             indices.append(index)
             faces.append(prepare_face(crop.apply(gray)))
     close()
+    count = source.frames_read
+    if progress is not None:
+        progress.update(count - progress.n)
     if lost_since is not None:
         gaps.append((lost_since, count - 1))
     return stretches, gaps, count
