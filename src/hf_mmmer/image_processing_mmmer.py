@@ -361,9 +361,9 @@ class MMMERImageProcessor(BaseImageProcessor):
             Per-sample normalisation of u, v, strain, described above. Saved with the processor so that
             training and inference agree.
         apex_spotting (`str`, *optional*, defaults to `"flow_magnitude"`):
-            For clips: `"flow_magnitude"` takes the frame furthest from the onset (the first frame) in regional,
-            head-compensated motion with the eyes left out (`spotting.spot_apex`), `"middle"` the frame at
-            `len(clip) // 2`.
+            For clips: `"flow_magnitude"` takes the frame where the motion from the onset (the first frame)
+            peaks, in regional, head-compensated motion with the eyes left out (`spotting.spot_apex`),
+            `"middle"` the frame at `len(clip) // 2`.
         do_normalize (`bool`, *optional*, defaults to `True`):
             Apply `(x - mean) / std` to both outputs; without it both are in [0, 1].
         flow_mean (`list[float]`, *optional*, defaults to `[0.5, 0.5, 0.5]`):

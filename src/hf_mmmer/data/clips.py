@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 APEX_SOURCES = {strategy: "middle" if strategy == "middle" else "spotted" for strategy in APEX_SPOTTING}
 """The rows' `apex_source` for each way of finding an apex the annotation lacks (the ways are
-`hf_mmmer.spotting.APEX_SPOTTING`: `flow_magnitude`, the frame furthest from the onset in regional,
+`hf_mmmer.spotting.APEX_SPOTTING`: `flow_magnitude`, the frame where the motion from the onset peaks, in regional,
 head-compensated motion; `middle`, the middle frame from onset to offset)."""
 
 

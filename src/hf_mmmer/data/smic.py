@@ -10,8 +10,8 @@ tolerated). SMIC has no apex annotation, so the builder offers two apexes:
   what the MEB toolbox and the published SMIC and MEGC2019 composite results use, so numbers stay
   comparable with theirs; SMIC's clips are cut by its annotators from onset to offset, so the expression
   peaks inside them; and it reads no frame, so it is deterministic and free.
-- `apex_spotting="flow_magnitude"` (`apex_source="spotted"`): the frame furthest from the onset in regional,
-  head-compensated motion (`hf_mmmer.spotting.spot_apex`), for clips whose expression is far from their
+- `apex_spotting="flow_magnitude"` (`apex_source="spotted"`): the frame where the motion from the onset
+  peaks, in regional, head-compensated motion (`hf_mmmer.spotting.spot_apex`), for clips whose expression is far from their
   middle (its accuracy on synthetic clips: benchmarks/RESULTS.md, "Spotting"), but it is a measurement that
   can be fooled where the middle cannot.
 Subject ids are zero-padded to `s01` and sample ids follow the MEGC2019 list (`s01_s01_ne_01`).
