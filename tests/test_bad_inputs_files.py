@@ -145,7 +145,9 @@ def test_a_file_that_appears_in_the_replaced_run_is_kept_and_named(tmp_path, cap
     (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
     (["--protocol", "lopo"], "--protocol must be one of loso, lodo, holdout, got 'lopo'"),
     (["--protocol", "holdout"], "--protocol holdout needs --test_subjects"),
-    (["--dataset", "synthetic", "--num_subjects", "0"], "--num_subjects must be a positive integer, got 0"),
+    (["--dataset", "synthetic", "--num_subjects", "0"], "synthetic: num_subjects must be a positive integer, got 0"),
+    (["--dataset", "synthetic", "--samples_per_subject", "-2"], "synthetic: samples_per_subject must be a positive "
+                                                                 "integer, got -2"),
 ])
 def test_bad_arguments_are_refused_before_any_data_is_read(tmp_path, monkeypatch, bad, message):
     monkeypatch.setattr(experiment, "load_dataset_for", lambda *a: pytest.fail("data were read"))
