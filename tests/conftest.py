@@ -113,8 +113,10 @@ def child(job, run):
             runpy.run_module(job["module"], run_name="__main__", alter_sys=True)
         else:
             exec(compile(job["code"], "<fresh process>", "exec"), {"__name__": "__main__"})
-    except SystemExit as exit_:
+    except SystemExit as exit_:  # as the interpreter does: a message goes to stderr and exits with 1
         code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        if not isinstance(exit_.code, (int, type(None))):
+            print(exit_.code, file=sys.stderr)
     except BaseException:
         traceback.print_exc()
         code = 1
@@ -219,5 +221,24 @@ def fresh_python(tmp_path, fork_server):
         if status != 0:
             raise AssertionError(f"fresh process failed:\n{out}\n{err}")
         return out
+
+    return run
+
+
+@pytest.fixture
+def run_benchmark(tmp_path, fork_server):
+    """Run `benchmarks/<script>` with its arguments in a fork (cwd `tmp_path`, offline, its dataset cache
+    there); return `(exit code, stdout, stderr)`.
+
+    The trainer processes a benchmark starts are new interpreters, given this session's `hf_mmmer` first
+    on their path.
+    """
+
+    def run(script: str, *argv, timeout: int = 600) -> tuple:
+        path = REPO / "benchmarks" / script
+        fork_server.start(tmp_path, script=path, argv=[path, *argv], path=[PACKAGE_SOURCE],
+                          envs=[{"PYTHONPATH": PACKAGE_SOURCE, "HF_MMMER_DATASETS_CACHE": str(tmp_path / "datasets")}])
+        [result] = fork_server.wait(timeout)
+        return result
 
     return run
