@@ -31,8 +31,8 @@ TRAIN_SCRIPT = REPO / "examples" / "train.py"
 PACKAGE_SOURCE = str(Path(hf_mmmer.__file__).resolve().parents[1])  # where the imported hf_mmmer lives
 TINY_OVERRIDES = ("hidden_size=16,num_hidden_layers=1,num_attention_heads=2,texture_image_size=28,"
                   "texture_patch_sizes=[14],flow_patch_sizes=[7,14]")
-# Three subjects of six clips: three LOSO folds of a few seconds, long enough for a kill to land between them.
-TINY_RUN = ["--dataset", "synthetic", "--num_subjects", "3", "--samples_per_subject", "6", "--epochs", "40",
+# Three subjects of six clips: three LOSO folds of about a second, long enough for a kill to land between them.
+TINY_RUN = ["--dataset", "synthetic", "--num_subjects", "3", "--samples_per_subject", "6", "--epochs", "20",
             "--batch_size", "8", "--config_overrides", TINY_OVERRIDES, "--num_threads", "1"]
 
 

@@ -74,7 +74,7 @@ def test_existing_output_is_never_overwritten_silently(trained_run, train_args):
     before = (output / "metrics.json").read_bytes()
     with pytest.raises(FileExistsError, match="--resume.*--overwrite"):
         train_main([*train_args, "--output_dir", str(output)])
-    with pytest.raises(ValueError, match="epochs: 40 -> 3"):
+    with pytest.raises(ValueError, match="epochs: 20 -> 3"):
         train_main([*with_epochs(train_args, 3), "--output_dir", str(output), "--resume"])
     assert (output / "metrics.json").read_bytes() == before
 
