@@ -23,8 +23,10 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/accelerate launch --cpu --num_processes 1 examples/train.py \
 		--dataset synthetic --output_dir $(DEMO_DIR) --overwrite
 
+# Two workers, each given whole test files (--dist loadfile): a file's module and session set-ups (the
+# shared tiny run, the fork server) are made once per worker, never once per test.
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) runs

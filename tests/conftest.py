@@ -8,6 +8,7 @@ tiny trained run is made once per session, and the runs that are compared with i
 cache.
 """
 
+import importlib.util
 import json
 import os
 import queue
@@ -21,14 +22,12 @@ import threading
 from pathlib import Path
 
 import pytest
-import torch
 
-import hf_mmmer
-from hf_mmmer import MMMERConfig
-
+# torch and hf_mmmer are imported where they are used: pytest-xdist's controller loads this file too, and
+# runs no test.
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO / "examples" / "train.py"
-PACKAGE_SOURCE = str(Path(hf_mmmer.__file__).resolve().parents[1])  # where the imported hf_mmmer lives
+PACKAGE_SOURCE = str(Path(importlib.util.find_spec("hf_mmmer").origin).resolve().parents[1])  # hf_mmmer's folder
 TINY_OVERRIDES = ("hidden_size=16,num_hidden_layers=1,num_attention_heads=2,texture_image_size=28,"
                   "texture_patch_sizes=[14],flow_patch_sizes=[7,14]")
 # Three subjects of six clips: three LOSO folds of about a second, long enough for a kill to land between them.
@@ -44,6 +43,8 @@ def one_thread():
     every parallel op (benchmarks/RESULTS.md, inference section); tiny test models gain nothing from it,
     and one thread also makes CPU results repeatable across processes.
     """
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as patch:
@@ -52,8 +53,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_config(**overrides) -> MMMERConfig:
-    """A model small enough for a CPU test: both modalities, 28x28 flow and texture, one layer, width 16."""
+def tiny_config(**overrides):
+    """An `MMMERConfig` small enough for a CPU test: both modalities, 28x28 flow and texture, one layer, width 16."""
+    from hf_mmmer import MMMERConfig
+
     sizes = dict(
         modalities=["flow", "texture"], flow_image_size=28, flow_patch_sizes=[7, 14], texture_image_size=28, texture_patch_sizes=[14],
         hidden_size=16, num_hidden_layers=1, num_attention_heads=2, projection_dim=8,

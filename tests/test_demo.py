@@ -141,7 +141,7 @@ def test_exported_space_runs_as_its_own_app(capsys, model_dir, frames, tmp_path,
     log = space / "fork-0.out"
     try:
         deadline = time.time() + 60
-        while fork_server.running() and "\n" not in (log.read_text() if log.exists() else "") and time.time() < deadline:
+        while fork_server.running() and time.time() < deadline and "\n" not in (log.exists() and log.read_text() or ""):
             time.sleep(0.05)
         assert log.read_text().splitlines()[0] == str(space / "hf_mmmer" / "__init__.py")
         client = None
