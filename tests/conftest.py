@@ -64,6 +64,25 @@ def tiny_config(**overrides):
     return MMMERConfig(**{**sizes, **overrides})
 
 
+def save_tiny_model(directory, **config_overrides) -> Path:
+    """An untrained `tiny_config` model (seed 0) saved by `save_model_directory` with the processor of
+    `tiny_config()` (face crop off, the default: the texture has no face)."""
+    import torch
+
+    from hf_mmmer import MMMERForMicroExpressionClassification, MMMERImageProcessor
+    from hf_mmmer.training.export import save_model_directory
+
+    torch.manual_seed(0)
+    model = MMMERForMicroExpressionClassification(tiny_config(**config_overrides)).eval()
+    return save_model_directory(model, MMMERImageProcessor.from_config(tiny_config()), directory)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """One saved tiny model for the session; tests only read it (a test that changes it works on a copy)."""
+    return save_tiny_model(tmp_path_factory.mktemp("saved") / "model")
+
+
 def child_env(tmp_path, **extra) -> dict:
     """The environment of a process a test starts: offline, one thread, Hugging Face caches under
     `tmp_path`, and this session's `hf_mmmer` first on the path."""

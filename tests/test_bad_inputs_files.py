@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from datasets.exceptions import DatasetGenerationError
 from test_data_fixtures import precomputed_tree, write_image
-from test_pipeline import save_tiny_model
 
 from hf_mmmer.cli import main as command
 from hf_mmmer.training import experiment, run_folder
@@ -243,11 +242,6 @@ def test_every_file_of_a_run_is_owned_and_readable_like_the_users(tmp_path, data
 
 
 # --- hf-mmmer evaluate and predict ----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("model") / "model")
-
 
 def evaluate(capsys, model_dir, output_dir, *extra):
     code = command(["evaluate", "--model", str(model_dir), "--dataset", "synthetic", "--num_subjects", "1",

@@ -9,16 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import save_tiny_model
 from sklearn.metrics import f1_score
-from test_pipeline import APEX, make_clip, save_tiny_model, write_folder, write_video
+from test_pipeline import APEX, make_clip, write_folder, write_video
 
 from hf_mmmer.cli import load_pipeline, main
 from hf_mmmer.data import load_me_dataset
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("cli") / "model")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-from test_pipeline import save_tiny_model
 
 from hf_mmmer.cli import main
 from hf_mmmer.data import render_clip
@@ -32,11 +31,6 @@ def environment_untouched():
     yield
     os.environ.clear()
     os.environ.update(saved)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("demo") / "model")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 import cv2
 import numpy as np
 import pytest
-from test_pipeline import save_tiny_model
 
 from hf_mmmer.visualization import flow_to_color, heatmap_image, overlay_importance, render_heatmap, save_heatmap
 
@@ -102,9 +101,9 @@ def test_flow_to_color_codes_direction_as_hue_and_magnitude_as_brightness():
     assert flow_to_color(np.full((4, 4, 3), 0.5, np.float32), size=8).max() == 0  # no motion: black
 
 
-def test_attribution_benchmark_prints_its_table(tmp_path, run_benchmark):
+def test_attribution_benchmark_prints_its_table(model_dir, run_benchmark):
     """benchmarks/attribution.py on a tiny saved model: a table row per warp and the summary rows."""
-    code, stdout, stderr = run_benchmark("attribution.py", "--model", save_tiny_model(tmp_path / "model"))
+    code, stdout, stderr = run_benchmark("attribution.py", "--model", model_dir)
     assert code == 0, stderr[-2000:]
     rows = [line for line in stdout.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| warp | sigma | area | predicted | attention | motion_importance")
