@@ -8,6 +8,7 @@ tiny trained run is made once per session, and the runs that are compared with i
 cache.
 """
 
+import collections
 import importlib.util
 import json
 import os
@@ -33,6 +34,13 @@ TINY_OVERRIDES = ("hidden_size=16,num_hidden_layers=1,num_attention_heads=2,text
 # Three subjects of six clips: three LOSO folds of about a second, long enough for a kill to land between them.
 TINY_RUN = ["--dataset", "synthetic", "--num_subjects", "3", "--samples_per_subject", "6", "--epochs", "20",
             "--batch_size", "8", "--config_overrides", TINY_OVERRIDES, "--num_threads", "1"]
+
+
+def pytest_collection_modifyitems(items):
+    """Files with more `slow` tests first, each file's tests in their order: `make test` hands whole files to
+    its workers in this order, so the long ones start early instead of leaving one worker alone at the end."""
+    slow = collections.Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,flow_patch_sizes=[7,14]"
 
 
+@pytest.mark.slow
 def test_megc2019_benchmark_writes_per_seed_mean_std_and_references(tmp_path, run_benchmark):
     data = precomputed_tree(tmp_path / "pre")
     output = tmp_path / "results.json"
@@ -59,6 +60,7 @@ def test_megc2019_benchmark_reads_a_folder_without_samples_csv_as_the_maps_layou
     assert dataset_name(tmp_path / "clone") == "megc2019_maps"
 
 
+@pytest.mark.slow
 def test_nested_selection_scores_every_candidate_and_the_nested_choice(tmp_path, fork_server):
     data = precomputed_tree(tmp_path / "pre")
     fork_server.start(tmp_path, module="benchmarks.research.nested_selection", path=[REPO, PACKAGE_SOURCE],

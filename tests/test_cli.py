@@ -143,6 +143,7 @@ def test_evaluate_refuses_a_dataset_with_other_classes(capsys, tmp_path):
     assert code == 1 and "are not the model's" in err
 
 
+@pytest.mark.slow
 def test_example_script_runs_the_three_forms(fresh_python, model_dir, clip_files):
     example = Path(__file__).resolve().parents[1] / "examples" / "predict.py"
     out = fresh_python(f"""

@@ -75,6 +75,7 @@ def test_page_errors_are_one_line_gradio_errors(model_dir, frames, tmp_path):
         functions["classify_video"](str(broken), False, "motion")
 
 
+@pytest.mark.slow
 def test_spotting_tab_spots_a_long_video_and_reports_errors_in_one_line(model_dir, tmp_path):
     """The tab runs what `hf-mmmer spot` runs (spot_video, recognise) with the page's model and draws the timeline."""
     app = demo_app.build_app(model_dir)
@@ -116,6 +117,7 @@ def test_export_space_refuses_a_non_empty_folder_and_a_wrong_model(model_dir, tm
     assert not (tmp_path / "space").exists()
 
 
+@pytest.mark.slow
 def test_exported_space_runs_as_its_own_app(capsys, model_dir, frames, tmp_path, fork_server):
     """The Space's app runs in a process that never imported this session's package (a fork of the fork
     server, cwd the Space): its `hf_mmmer` is the Space's own copy."""

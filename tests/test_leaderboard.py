@@ -124,6 +124,7 @@ def test_a_seed_fixes_the_whole_training_run(bench):
     assert not all(torch.equal(a, b) for a, b in zip(first.parameters(), other.parameters()))
 
 
+@pytest.mark.slow
 def test_leaderboard_smoke_run_states_its_budget(tmp_path, run_benchmark):
     data = precomputed_tree(tmp_path / "pre")
     output = tmp_path / "leaderboard.json"

@@ -112,6 +112,7 @@ def killed_then_resumed(fork_server, train_args, tmp_path_factory):
         hub.stop()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_metrics(trained_run, killed_then_resumed):
     output, finished, resumed, _ = killed_then_resumed
     assert 1 <= finished < 3, "the kill must land after the first fold and before the last"
@@ -120,6 +121,7 @@ def test_killed_run_resumes_to_the_same_metrics(trained_run, killed_then_resumed
     assert json.loads((output / "metrics.json").read_text()) == expected
 
 
+@pytest.mark.slow
 def test_push_to_hub_lands_the_final_model(killed_then_resumed):
     output, _, resumed, hub = killed_then_resumed
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -129,6 +131,7 @@ def test_push_to_hub_lands_the_final_model(killed_then_resumed):
     assert stored == local and "model.safetensors" in stored
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_same_predictions(trained_run, train_args, tmp_path, fork_server):
     """Two ranks of one data-parallel run, forked with the environment `torchrun --standalone` gives its workers."""
     output = tmp_path / "two"
@@ -186,6 +189,7 @@ def test_export_replaces_only_a_saved_model(trained_run, tmp_path):
     assert (leftover / "thesis.tex").is_file() and not (tmp_path / "elsewhere").exists()
 
 
+@pytest.mark.slow
 def test_training_on_synthetic_clips_beats_chance_by_a_margin(tmp_path):
     """The recipe learns the synthetic classes (a motion of 0.5-2 px) across subjects it never saw."""
     dataset = load_me_dataset("synthetic", num_subjects=6, samples_per_subject=15, seed=0, cache_dir=tmp_path)
