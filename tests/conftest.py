@@ -1,11 +1,13 @@
-"""Shared fixtures: tiny model configs, one tiny trained run per session, and fresh Python processes.
+"""Shared fixtures: tiny model configs, one saved tiny model and one tiny trained run per session, and fresh
+Python processes (benchmark scripts included).
 
 Most of the suite's time used to go to starting Python processes (each one imports torch and
 transformers for seconds) and to training the same tiny run again in them. So a session starts one
 fork server that has imported those libraries (and never `hf_mmmer`), and every "fresh process" of a
 test is a fork of it: a new process that has never imported `hf_mmmer`, without the import wait. The
 tiny trained run is made once per session, and the runs that are compared with it share its dataset
-cache.
+cache. `make test` runs two pytest-xdist workers, each a session of its own, and hands them whole files,
+those of `slow` tests first.
 """
 
 import collections
@@ -143,10 +145,12 @@ def child(job, run):
             runpy.run_module(job["module"], run_name="__main__", alter_sys=True)
         else:
             exec(compile(job["code"], "<fresh process>", "exec"), {"__name__": "__main__"})
-    except SystemExit as exit_:  # as the interpreter does: a message goes to stderr and exits with 1
-        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
-        if not isinstance(exit_.code, (int, type(None))):
+    except SystemExit as exit_:  # as the interpreter does: an int is the exit code, a message goes to stderr
+        if exit_.code is None or isinstance(exit_.code, int):
+            code = exit_.code or 0
+        else:
             print(exit_.code, file=sys.stderr)
+            code = 1
     except BaseException:
         traceback.print_exc()
         code = 1
