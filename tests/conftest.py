@@ -17,6 +17,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -91,6 +92,13 @@ def save_tiny_model(directory, **config_overrides) -> Path:
 def model_dir(tmp_path_factory) -> Path:
     """One saved tiny model for the session; tests only read it (a test that changes it works on a copy)."""
     return save_tiny_model(tmp_path_factory.mktemp("saved") / "model")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def child_env(tmp_path, **extra) -> dict:

@@ -4,13 +4,13 @@ spotting hook, and the exported Space run as its own app (called through `gradio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
 
 import cv2
 import numpy as np
 import pytest
+from conftest import free_port
 
 from hf_mmmer.cli import main
 from hf_mmmer.data import render_clip
@@ -42,12 +42,6 @@ def frames(tmp_path_factory):
     cv2.imwrite(str(paths["onset"]), clip.frames[0])
     cv2.imwrite(str(paths["apex"]), clip.frames[clip.apex_index])
     return paths
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_analyse_gives_scores_and_three_images(model_dir, frames):

@@ -10,7 +10,8 @@ import shutil
 import time
 
 import pytest
-from test_demo import environment_untouched, free_port, frames  # noqa: F401  (fixtures)
+from conftest import free_port
+from test_demo import environment_untouched, frames  # noqa: F401  (fixtures)
 
 pytest.importorskip("gradio", reason="the demo extra (pip install 'hf-mmmer[demo]') is not installed")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the dev extra) is not installed")

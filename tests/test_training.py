@@ -5,7 +5,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PACKAGE_SOURCE, TRAIN_SCRIPT, child_env
+from conftest import PACKAGE_SOURCE, TRAIN_SCRIPT, child_env, free_port
 from huggingface_hub import ModelCard
 
 from hf_mmmer import MMMERConfig, MMMERForMicroExpressionClassification, MMMERImageProcessor
@@ -135,17 +134,15 @@ def test_push_to_hub_lands_the_final_model(killed_then_resumed):
 def test_two_processes_give_the_same_predictions(trained_run, train_args, tmp_path, fork_server):
     """Two ranks of one data-parallel run, forked with the environment `torchrun --standalone` gives its workers."""
     output = tmp_path / "two"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
+    port = str(free_port())
     ranks = [{"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "ACCELERATE_USE_CPU": "true"} for rank in range(2)]
     fork_server.start(tmp_path, script=TRAIN_SCRIPT, argv=[TRAIN_SCRIPT, *train_args, "--output_dir", output,
                                                           "--final_model", "false"], envs=ranks, path=[PACKAGE_SOURCE])
-    ranks = fork_server.wait(300)
-    for code, _, err in ranks:
+    finished = fork_server.wait(300)
+    for code, _, err in finished:
         assert code == 0, err[-3000:]
-    assert ["all (pooled)" in out for _, out, _ in ranks] == [True, False]  # one run: only rank 0 reports
+    assert ["all (pooled)" in out for _, out, _ in finished] == [True, False]  # one run: only rank 0 reports
     two = pd.read_csv(output / "predictions.csv")
     one = pd.read_csv(trained_run[0] / "predictions.csv")
     pd.testing.assert_frame_equal(two, one, check_exact=False, atol=1e-5)
