@@ -23,8 +23,11 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/accelerate launch --cpu --num_processes 1 examples/train.py \
 		--dataset synthetic --output_dir $(DEMO_DIR) --overwrite
 
+# Two workers, each given whole test files (--dist loadfile): a file's module and session set-ups (the
+# shared tiny run, the fork server) are made once per worker, never once per test. Files are handed out in
+# collection order, which tests/conftest.py starts with the files of `slow` tests.
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) runs

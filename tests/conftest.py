@@ -1,18 +1,23 @@
-"""Shared fixtures: tiny model configs, one tiny trained run per session, and fresh Python processes.
+"""Shared fixtures: tiny model configs, one saved tiny model and one tiny trained run per session, and fresh
+Python processes (benchmark scripts included).
 
 Most of the suite's time used to go to starting Python processes (each one imports torch and
 transformers for seconds) and to training the same tiny run again in them. So a session starts one
 fork server that has imported those libraries (and never `hf_mmmer`), and every "fresh process" of a
 test is a fork of it: a new process that has never imported `hf_mmmer`, without the import wait. The
 tiny trained run is made once per session, and the runs that are compared with it share its dataset
-cache.
+cache. `make test` runs two pytest-xdist workers, each a session of its own, and hands them whole files,
+those of `slow` tests first.
 """
 
+import collections
+import importlib.util
 import json
 import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,19 +26,24 @@ import threading
 from pathlib import Path
 
 import pytest
-import torch
 
-import hf_mmmer
-from hf_mmmer import MMMERConfig
-
+# torch and hf_mmmer are imported where they are used: pytest-xdist's controller loads this file too, and
+# runs no test.
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO / "examples" / "train.py"
-PACKAGE_SOURCE = str(Path(hf_mmmer.__file__).resolve().parents[1])  # where the imported hf_mmmer lives
+PACKAGE_SOURCE = str(Path(importlib.util.find_spec("hf_mmmer").origin).resolve().parents[1])  # hf_mmmer's folder
 TINY_OVERRIDES = ("hidden_size=16,num_hidden_layers=1,num_attention_heads=2,texture_image_size=28,"
                   "texture_patch_sizes=[14],flow_patch_sizes=[7,14]")
-# Three subjects of six clips: three LOSO folds of a few seconds, long enough for a kill to land between them.
-TINY_RUN = ["--dataset", "synthetic", "--num_subjects", "3", "--samples_per_subject", "6", "--epochs", "40",
+# Three subjects of six clips: three LOSO folds of about a second, long enough for a kill to land between them.
+TINY_RUN = ["--dataset", "synthetic", "--num_subjects", "3", "--samples_per_subject", "6", "--epochs", "20",
             "--batch_size", "8", "--config_overrides", TINY_OVERRIDES, "--num_threads", "1"]
+
+
+def pytest_collection_modifyitems(items):
+    """Files with more `slow` tests first, each file's tests in their order: `make test` hands whole files to
+    its workers in this order, so the long ones start early instead of leaving one worker alone at the end."""
+    slow = collections.Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -44,6 +54,8 @@ def one_thread():
     every parallel op (benchmarks/RESULTS.md, inference section); tiny test models gain nothing from it,
     and one thread also makes CPU results repeatable across processes.
     """
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     with pytest.MonkeyPatch.context() as patch:
@@ -52,13 +64,41 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_config(**overrides) -> MMMERConfig:
-    """A model small enough for a CPU test: both modalities, 28x28 flow and texture, one layer, width 16."""
+def tiny_config(**overrides):
+    """An `MMMERConfig` small enough for a CPU test: both modalities, 28x28 flow and texture, one layer, width 16."""
+    from hf_mmmer import MMMERConfig
+
     sizes = dict(
         modalities=["flow", "texture"], flow_image_size=28, flow_patch_sizes=[7, 14], texture_image_size=28, texture_patch_sizes=[14],
         hidden_size=16, num_hidden_layers=1, num_attention_heads=2, projection_dim=8,
     )
     return MMMERConfig(**{**sizes, **overrides})
+
+
+def save_tiny_model(directory, **config_overrides) -> Path:
+    """An untrained `tiny_config` model (seed 0) saved by `save_model_directory` with the processor of
+    `tiny_config()` (face crop off, the default: the texture has no face)."""
+    import torch
+
+    from hf_mmmer import MMMERForMicroExpressionClassification, MMMERImageProcessor
+    from hf_mmmer.training.export import save_model_directory
+
+    torch.manual_seed(0)
+    model = MMMERForMicroExpressionClassification(tiny_config(**config_overrides)).eval()
+    return save_model_directory(model, MMMERImageProcessor.from_config(tiny_config()), directory)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """One saved tiny model for the session; tests only read it (a test that changes it works on a copy)."""
+    return save_tiny_model(tmp_path_factory.mktemp("saved") / "model")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def child_env(tmp_path, **extra) -> dict:
@@ -113,8 +153,12 @@ def child(job, run):
             runpy.run_module(job["module"], run_name="__main__", alter_sys=True)
         else:
             exec(compile(job["code"], "<fresh process>", "exec"), {"__name__": "__main__"})
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    except SystemExit as exit_:  # as the interpreter does: an int is the exit code, a message goes to stderr
+        if exit_.code is None or isinstance(exit_.code, int):
+            code = exit_.code or 0
+        else:
+            print(exit_.code, file=sys.stderr)
+            code = 1
     except BaseException:
         traceback.print_exc()
         code = 1
@@ -219,5 +263,24 @@ def fresh_python(tmp_path, fork_server):
         if status != 0:
             raise AssertionError(f"fresh process failed:\n{out}\n{err}")
         return out
+
+    return run
+
+
+@pytest.fixture
+def run_benchmark(tmp_path, fork_server):
+    """Run `benchmarks/<script>` with its arguments in a fork (cwd `tmp_path`, offline, its dataset cache
+    there); return `(exit code, stdout, stderr)`.
+
+    The trainer processes a benchmark starts are new interpreters, given this session's `hf_mmmer` first
+    on their path.
+    """
+
+    def run(script: str, *argv, timeout: int = 600) -> tuple:
+        path = REPO / "benchmarks" / script
+        fork_server.start(tmp_path, script=path, argv=[path, *argv], path=[PACKAGE_SOURCE],
+                          envs=[{"PYTHONPATH": PACKAGE_SOURCE, "HF_MMMER_DATASETS_CACHE": str(tmp_path / "datasets")}])
+        [result] = fork_server.wait(timeout)
+        return result
 
     return run

@@ -309,9 +309,9 @@ def test_misspelt_builder_argument_is_named_with_the_ones_it_takes(tmp_path):
 
 @pytest.mark.parametrize(
     "field, value, message",
-    [("num_subjects", 0, "num_subjects must be an int >= 1; got 0"),
-     ("samples_per_subject", "3", "samples_per_subject must be an int >= 1; got '3'"),
-     ("num_frames", 1, "num_frames must be an int >= 2; got 1")],
+    [("num_subjects", 0, "num_subjects must be a positive integer, got 0"),
+     ("samples_per_subject", "3", "samples_per_subject must be a positive integer, got '3'"),
+     ("num_frames", 1, "num_frames must be an integer >= 2, got 1")],
 )
 def test_synthetic_sizes_that_make_no_dataset_are_named(tmp_path, field, value, message):
     with pytest.raises(ValueError, match=f"synthetic: {message}"):

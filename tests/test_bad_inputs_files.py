@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from datasets.exceptions import DatasetGenerationError
 from test_data_fixtures import precomputed_tree, write_image
-from test_pipeline import save_tiny_model
 
 from hf_mmmer.cli import main as command
 from hf_mmmer.training import experiment, run_folder
@@ -145,7 +144,9 @@ def test_a_file_that_appears_in_the_replaced_run_is_kept_and_named(tmp_path, cap
     (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
     (["--protocol", "lopo"], "--protocol must be one of loso, lodo, holdout, got 'lopo'"),
     (["--protocol", "holdout"], "--protocol holdout needs --test_subjects"),
-    (["--dataset", "synthetic", "--num_subjects", "0"], "--num_subjects must be a positive integer, got 0"),
+    (["--dataset", "synthetic", "--num_subjects", "0"], "synthetic: num_subjects must be a positive integer, got 0"),
+    (["--dataset", "synthetic", "--samples_per_subject", "-2"], "synthetic: samples_per_subject must be a positive "
+                                                                 "integer, got -2"),
 ])
 def test_bad_arguments_are_refused_before_any_data_is_read(tmp_path, monkeypatch, bad, message):
     monkeypatch.setattr(experiment, "load_dataset_for", lambda *a: pytest.fail("data were read"))
@@ -241,11 +242,6 @@ def test_every_file_of_a_run_is_owned_and_readable_like_the_users(tmp_path, data
 
 
 # --- hf-mmmer evaluate and predict ----------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("model") / "model")
-
 
 def evaluate(capsys, model_dir, output_dir, *extra):
     code = command(["evaluate", "--model", str(model_dir), "--dataset", "synthetic", "--num_subjects", "1",

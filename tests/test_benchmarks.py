@@ -7,9 +7,6 @@ fails, and a wrong transform only as a wrong number.
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,22 +21,15 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,flow_patch_sizes=[7,14]"
 
 
-def offline_env(tmp_path) -> dict:
-    """The benchmark's environment: offline, one thread, caches under `tmp_path`."""
-    return {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-            "HF_MMMER_DATASETS_CACHE": str(tmp_path / "datasets")}
-
-
-def test_megc2019_benchmark_writes_per_seed_mean_std_and_references(tmp_path):
+@pytest.mark.slow
+def test_megc2019_benchmark_writes_per_seed_mean_std_and_references(tmp_path, run_benchmark):
     data = precomputed_tree(tmp_path / "pre")
     output = tmp_path / "results.json"
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "megc2019.py"), "--data_dir", str(data), "--seeds", "2",
-         "--processes", "1", "--output", str(output), "--work_dir", str(tmp_path / "work"), "--baseline",
-         "--baseline_epochs", "2", "--train_args", f"--epochs 2 --batch_size 4 --config_overrides {TINY}"],
-        env=offline_env(tmp_path), capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    code, stdout, stderr = run_benchmark(
+        "megc2019.py", "--data_dir", data, "--seeds", "2", "--processes", "1", "--output", output,
+        "--work_dir", tmp_path / "work", "--baseline", "--baseline_epochs", "1",
+        "--train_args", f"--epochs 1 --batch_size 4 --config_overrides {TINY}")
+    assert code == 0, stderr[-3000:]
     report = json.loads(output.read_text())
     sources = {"casme2", "smic", "samm", "other"}
     assert set(report["seeds"]) == {"0", "1"}
@@ -57,8 +47,8 @@ def test_megc2019_benchmark_writes_per_seed_mean_std_and_references(tmp_path):
     assert report["baseline"]["final"]["n"] == 8 and set(report["baseline"]["test_selected"]["per_dataset"]) == sources
     assert report["linear_reference"]["n"] == 8 and set(report["linear_reference"]["per_dataset"]) == sources
     assert sum(report["linear_reference"]["chosen_C"].values()) == 7  # one choice per subject fold
-    assert "| all | 8 |" in result.stdout and "STSTNet CNN on the flow maps" in result.stdout
-    assert "Logistic regression on the raw flow maps" in result.stdout
+    assert "| all | 8 |" in stdout and "STSTNet CNN on the flow maps" in stdout
+    assert "Logistic regression on the raw flow maps" in stdout
 
 
 def test_megc2019_benchmark_reads_a_folder_without_samples_csv_as_the_maps_layout(tmp_path, monkeypatch):
@@ -70,6 +60,7 @@ def test_megc2019_benchmark_reads_a_folder_without_samples_csv_as_the_maps_layou
     assert dataset_name(tmp_path / "clone") == "megc2019_maps"
 
 
+@pytest.mark.slow
 def test_nested_selection_scores_every_candidate_and_the_nested_choice(tmp_path, fork_server):
     data = precomputed_tree(tmp_path / "pre")
     fork_server.start(tmp_path, module="benchmarks.research.nested_selection", path=[REPO, PACKAGE_SOURCE],

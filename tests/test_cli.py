@@ -9,16 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import save_tiny_model
 from sklearn.metrics import f1_score
-from test_pipeline import APEX, make_clip, save_tiny_model, write_folder, write_video
+from test_pipeline import APEX, make_clip, write_folder, write_video
 
 from hf_mmmer.cli import load_pipeline, main
 from hf_mmmer.data import load_me_dataset
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("cli") / "model")
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +143,7 @@ def test_evaluate_refuses_a_dataset_with_other_classes(capsys, tmp_path):
     assert code == 1 and "are not the model's" in err
 
 
+@pytest.mark.slow
 def test_example_script_runs_the_three_forms(fresh_python, model_dir, clip_files):
     example = Path(__file__).resolve().parents[1] / "examples" / "predict.py"
     out = fresh_python(f"""

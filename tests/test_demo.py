@@ -1,16 +1,16 @@
 """The web demo without a browser: what the page computes, its errors, the `hf-mmmer demo` command, the
 spotting hook, and the exported Space run as its own app (called through `gradio_client`)."""
 
+import contextlib
 import os
-import socket
-import subprocess
+import signal
 import sys
 import time
 
 import cv2
 import numpy as np
 import pytest
-from test_pipeline import save_tiny_model
+from conftest import free_port
 
 from hf_mmmer.cli import main
 from hf_mmmer.data import render_clip
@@ -34,11 +34,6 @@ def environment_untouched():
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("demo") / "model")
-
-
-@pytest.fixture(scope="module")
 def frames(tmp_path_factory):
     """Onset and apex of a built-in synthetic clip (a procedural face whose lip corners or brows move), as PNGs."""
     clip = render_clip(seed=0, subject=0, index=0, label=1, image_size=112)
@@ -47,12 +42,6 @@ def frames(tmp_path_factory):
     cv2.imwrite(str(paths["onset"]), clip.frames[0])
     cv2.imwrite(str(paths["apex"]), clip.frames[clip.apex_index])
     return paths
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_analyse_gives_scores_and_three_images(model_dir, frames):
@@ -80,6 +69,7 @@ def test_page_errors_are_one_line_gradio_errors(model_dir, frames, tmp_path):
         functions["classify_video"](str(broken), False, "motion")
 
 
+@pytest.mark.slow
 def test_spotting_tab_spots_a_long_video_and_reports_errors_in_one_line(model_dir, tmp_path):
     """The tab runs what `hf-mmmer spot` runs (spot_video, recognise) with the page's model and draws the timeline."""
     app = demo_app.build_app(model_dir)
@@ -121,7 +111,10 @@ def test_export_space_refuses_a_non_empty_folder_and_a_wrong_model(model_dir, tm
     assert not (tmp_path / "space").exists()
 
 
-def test_exported_space_runs_as_its_own_app(capsys, model_dir, frames, tmp_path):
+@pytest.mark.slow
+def test_exported_space_runs_as_its_own_app(capsys, model_dir, frames, tmp_path, fork_server):
+    """The Space's app runs in a process that never imported this session's package (a fork of the fork
+    server, cwd the Space): its `hf_mmmer` is the Space's own copy."""
     from gradio_client import Client, handle_file
 
     space = tmp_path / "space"
@@ -132,21 +125,22 @@ def test_exported_space_runs_as_its_own_app(capsys, model_dir, frames, tmp_path)
     assert "app_file: app.py" in readme and (space / "model" / "model.safetensors").is_file()
     assert any(line.startswith("torch") for line in (space / "requirements.txt").read_text().splitlines())
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the Space's own copy of the package
-    env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1",
-               GRADIO_ANALYTICS_ENABLED="False", HF_HOME=str(tmp_path / "hf_home"))
-    server = subprocess.Popen([sys.executable, "-c", "import runpy, hf_mmmer; print(hf_mmmer.__file__, flush=True); "
-                               "runpy.run_path('app.py', run_name='__main__')"], cwd=space, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {"GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    [pid] = fork_server.start(space, code="import runpy, hf_mmmer; print(hf_mmmer.__file__, flush=True); "
+                                           "runpy.run_path('app.py', run_name='__main__')", argv=["-c"], envs=[env])
+    log = space / "fork-0.out"
     try:
-        assert server.stdout.readline().strip() == str(space / "hf_mmmer" / "__init__.py")
+        deadline = time.time() + 60
+        while fork_server.running() and time.time() < deadline and "\n" not in (log.exists() and log.read_text() or ""):
+            time.sleep(0.05)
+        assert log.read_text().splitlines()[0] == str(space / "hf_mmmer" / "__init__.py")
         client = None
         for _ in range(120):
             try:
                 client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path / "files"))
                 break
             except Exception:  # not listening yet
-                assert server.poll() is None, server.stdout.read()
+                assert fork_server.running(), (space / "fork-0.err").read_text()
                 time.sleep(0.5)
         assert client is not None, "the Space's app did not start"
         scores, face, flow, heatmap, info = client.predict(
@@ -155,5 +149,6 @@ def test_exported_space_runs_as_its_own_app(capsys, model_dir, frames, tmp_path)
         assert scores["label"] in {"negative", "positive", "surprise"} and info.startswith(f"**{scores['label']}**")
         assert cv2.imread(heatmap).shape == (256, 512, 3)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        fork_server.wait(30)

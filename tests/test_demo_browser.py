@@ -10,7 +10,8 @@ import shutil
 import time
 
 import pytest
-from test_demo import environment_untouched, free_port, frames, model_dir  # noqa: F401  (fixtures)
+from conftest import free_port
+from test_demo import environment_untouched, frames  # noqa: F401  (fixtures)
 
 pytest.importorskip("gradio", reason="the demo extra (pip install 'hf-mmmer[demo]') is not installed")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the dev extra) is not installed")
@@ -40,7 +41,7 @@ def browser():
 
 
 @pytest.fixture
-def page_url(model_dir):  # noqa: F811
+def page_url(model_dir):
     app = build_app(model_dir)
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)

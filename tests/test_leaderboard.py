@@ -6,14 +6,12 @@ and say which budget it used.
 """
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from test_benchmarks import TINY, offline_env
+from test_benchmarks import TINY
 from test_data_fixtures import precomputed_tree
 
 from hf_mmmer.data.loso import source_of
@@ -126,15 +124,15 @@ def test_a_seed_fixes_the_whole_training_run(bench):
     assert not all(torch.equal(a, b) for a, b in zip(first.parameters(), other.parameters()))
 
 
-def test_leaderboard_smoke_run_states_its_budget(tmp_path):
+@pytest.mark.slow
+def test_leaderboard_smoke_run_states_its_budget(tmp_path, run_benchmark):
     data = precomputed_tree(tmp_path / "pre")
     output = tmp_path / "leaderboard.json"
-    command = [sys.executable, str(REPO / "benchmarks" / "leaderboard.py"), "--data_dir", str(data), "--seeds", "1",
-               "--models", "mmmer,linear,ststnet", "--protocols", "lodo", "--epochs", "ststnet=2",
-               "--processes", "1", "--work_dir", str(tmp_path / "work"), "--output", str(output),
-               "--train_args", f"--epochs 1 --batch_size 4 --config_overrides {TINY}"]
-    result = subprocess.run(command, env=offline_env(tmp_path), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    arguments = ["--data_dir", data, "--seeds", "1", "--models", "mmmer,linear,ststnet", "--protocols", "lodo",
+                 "--epochs", "ststnet=2", "--processes", "1", "--work_dir", tmp_path / "work", "--output", output,
+                 "--train_args", f"--epochs 1 --batch_size 4 --config_overrides {TINY}"]
+    code, stdout, stderr = run_benchmark("leaderboard.py", *arguments)
+    assert code == 0, stderr[-3000:]
     report = json.loads(output.read_text())
     sources = {"casme2", "smic", "samm", "other"}
     assert list(report["summary"]) == ["lodo"]  # LOSO's folds are tested above, without a trainer run
@@ -143,7 +141,7 @@ def test_leaderboard_smoke_run_states_its_budget(tmp_path):
         assert {"uf1", "uar", "accuracy", "per_dataset"} <= set(entry["mean"])
         assert set(entry["std"]["per_dataset"]) == sources
     assert all(set(run["final"]["per_fold"]) == sources for run in report["runs"])  # one fold per source
-    assert "| ststnet | 1 | 2 / 800 (reduced) |" in result.stdout
-    assert "test-selected pooled UF1 (papers' protocol, not a result)" in result.stdout
-    again = subprocess.run(command, env=offline_env(tmp_path), capture_output=True, text=True, timeout=600)
-    assert again.returncode != 0 and "already exists" in again.stderr  # earlier results are never overwritten
+    assert "| ststnet | 1 | 2 / 800 (reduced) |" in stdout
+    assert "test-selected pooled UF1 (papers' protocol, not a result)" in stdout
+    code, _, stderr = run_benchmark("leaderboard.py", *arguments)
+    assert code != 0 and "already exists" in stderr  # earlier results are never overwritten

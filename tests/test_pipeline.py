@@ -8,12 +8,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import save_tiny_model
 
-from hf_mmmer import MMMERForMicroExpressionClassification, MMMERImageProcessor, MicroExpressionClassificationPipeline
+from hf_mmmer import MicroExpressionClassificationPipeline
 from hf_mmmer.cli import load_pipeline
 from hf_mmmer.pipeline_mmmer import fuse_scales, motion_importance
-from hf_mmmer.training.export import save_model_directory
 from hf_mmmer.visualization import heatmap_image
 
 APEX = 4
@@ -50,22 +49,6 @@ def write_video(frames, path):
         writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
     writer.release()
     return path
-
-
-def tiny_processor() -> MMMERImageProcessor:
-    """The processor of `tiny_config` (28x28 flow and texture); face crop off, the default: the texture has no face."""
-    return MMMERImageProcessor.from_config(tiny_config())
-
-
-def save_tiny_model(directory, **config_overrides):
-    torch.manual_seed(0)
-    model = MMMERForMicroExpressionClassification(tiny_config(**config_overrides)).eval()
-    return save_model_directory(model, tiny_processor(), directory)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("saved") / "model")
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PACKAGE_SOURCE, TRAIN_SCRIPT, child_env
+from conftest import PACKAGE_SOURCE, TRAIN_SCRIPT, child_env, free_port
 from huggingface_hub import ModelCard
 
 from hf_mmmer import MMMERConfig, MMMERForMicroExpressionClassification, MMMERImageProcessor
@@ -74,7 +73,7 @@ def test_existing_output_is_never_overwritten_silently(trained_run, train_args):
     before = (output / "metrics.json").read_bytes()
     with pytest.raises(FileExistsError, match="--resume.*--overwrite"):
         train_main([*train_args, "--output_dir", str(output)])
-    with pytest.raises(ValueError, match="epochs: 40 -> 3"):
+    with pytest.raises(ValueError, match="epochs: 20 -> 3"):
         train_main([*with_epochs(train_args, 3), "--output_dir", str(output), "--resume"])
     assert (output / "metrics.json").read_bytes() == before
 
@@ -112,6 +111,7 @@ def killed_then_resumed(fork_server, train_args, tmp_path_factory):
         hub.stop()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_metrics(trained_run, killed_then_resumed):
     output, finished, resumed, _ = killed_then_resumed
     assert 1 <= finished < 3, "the kill must land after the first fold and before the last"
@@ -120,6 +120,7 @@ def test_killed_run_resumes_to_the_same_metrics(trained_run, killed_then_resumed
     assert json.loads((output / "metrics.json").read_text()) == expected
 
 
+@pytest.mark.slow
 def test_push_to_hub_lands_the_final_model(killed_then_resumed):
     output, _, resumed, hub = killed_then_resumed
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -129,15 +130,19 @@ def test_push_to_hub_lands_the_final_model(killed_then_resumed):
     assert stored == local and "model.safetensors" in stored
 
 
-def test_two_processes_give_the_same_predictions(trained_run, train_args, tmp_path):
+@pytest.mark.slow
+def test_two_processes_give_the_same_predictions(trained_run, train_args, tmp_path, fork_server):
+    """Two ranks of one data-parallel run, forked with the environment `torchrun --standalone` gives its workers."""
     output = tmp_path / "two"
-    torchrun = Path(sys.executable).with_name("torchrun")
-    result = subprocess.run(
-        [str(torchrun), "--standalone", "--nproc_per_node", "2", str(TRAIN_SCRIPT), *train_args,
-         "--output_dir", str(output), "--final_model", "false"],
-        env=child_env(tmp_path, ACCELERATE_USE_CPU="true"), capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    port = str(free_port())
+    ranks = [{"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "ACCELERATE_USE_CPU": "true"} for rank in range(2)]
+    fork_server.start(tmp_path, script=TRAIN_SCRIPT, argv=[TRAIN_SCRIPT, *train_args, "--output_dir", output,
+                                                          "--final_model", "false"], envs=ranks, path=[PACKAGE_SOURCE])
+    finished = fork_server.wait(300)
+    for code, _, err in finished:
+        assert code == 0, err[-3000:]
+    assert ["all (pooled)" in out for _, out, _ in finished] == [True, False]  # one run: only rank 0 reports
     two = pd.read_csv(output / "predictions.csv")
     one = pd.read_csv(trained_run[0] / "predictions.csv")
     pd.testing.assert_frame_equal(two, one, check_exact=False, atol=1e-5)
@@ -181,6 +186,7 @@ def test_export_replaces_only_a_saved_model(trained_run, tmp_path):
     assert (leftover / "thesis.tex").is_file() and not (tmp_path / "elsewhere").exists()
 
 
+@pytest.mark.slow
 def test_training_on_synthetic_clips_beats_chance_by_a_margin(tmp_path):
     """The recipe learns the synthetic classes (a motion of 0.5-2 px) across subjects it never saw."""
     dataset = load_me_dataset("synthetic", num_subjects=6, samples_per_subject=15, seed=0, cache_dir=tmp_path)

@@ -101,22 +101,11 @@ def test_flow_to_color_codes_direction_as_hue_and_magnitude_as_brightness():
     assert flow_to_color(np.full((4, 4, 3), 0.5, np.float32), size=8).max() == 0  # no motion: black
 
 
-def test_attribution_benchmark_prints_its_table(tmp_path):
+def test_attribution_benchmark_prints_its_table(model_dir, run_benchmark):
     """benchmarks/attribution.py on a tiny saved model: a table row per warp and the summary rows."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from test_pipeline import save_tiny_model
-
-    model = save_tiny_model(tmp_path / "model")
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "attribution.py"
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, str(script), "--model", str(model)], env=env, capture_output=True,
-                         text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    rows = [line for line in out.stdout.splitlines() if line.startswith("| ")]
+    code, stdout, stderr = run_benchmark("attribution.py", "--model", model_dir)
+    assert code == 0, stderr[-2000:]
+    rows = [line for line in stdout.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| warp | sigma | area | predicted | attention | motion_importance")
     assert len(rows) == 2 + 15 + 3  # header, rule, 5 warps x 3 widths, mean, min, ratio
     means = [float(cell) for cell in rows[-3].split("|")[5:-1]]

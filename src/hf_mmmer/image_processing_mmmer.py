@@ -80,27 +80,30 @@ def _natural_key(file_name: str) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", file_name)]
 
 
-def _is_truncated_jpeg(path: str) -> bool:
+def _is_truncated_jpeg(content: bytes) -> bool:
     """
     A JPEG whose last scan has no end-of-image marker after it: OpenCV decodes it with a grey bottom part and
     says so only on stderr. The marker cannot occur inside entropy-coded data (0xFF is stuffed there), and data
     some cameras append after the marker does not hide it.
     """
-    with open(path, "rb") as file:
-        content = file.read()
     last_scan = content.rfind(b"\xff\xda")
     return content.startswith(b"\xff\xd8") and last_scan >= 0 and b"\xff\xd9" not in content[last_scan:]
 
 
 def _read_file(path: str, name: str) -> np.ndarray:
-    """The image at `path`; `name` already names the file (see `_with_path`)."""
+    """The image at `path`; `name` already names the file (see `_with_path`).
+
+    The file is read once: the truncation check and the decoder see the same bytes.
+    """
     if os.path.isdir(path):
         raise ValueError(f"{name}: is a folder; expected an image file.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{name}: no such file.")
-    if _is_truncated_jpeg(path):
+    with open(path, "rb") as file:
+        content = file.read()
+    if _is_truncated_jpeg(content):
         raise ValueError(f"{name}: truncated JPEG (no end-of-image marker); its bottom would decode as grey.")
-    array = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    array = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED) if content else None
     if array is None:
         raise ValueError(f"{name}: cannot read it as an image (unreadable or not an image format).")
     if array.ndim == 3:

@@ -40,9 +40,12 @@ def ensure_known(values: Iterable[str], known: Iterable[str], what: str, where: 
         raise ValueError(f"{where}: unknown {what} {unknown}; known {what}: {sorted(known)}")
 
 
-def require_int(value, name: str, minimum: int, where: str):
+def require_int(value, name: str, minimum: int = 1, where: str | None = None):
+    """Refuse a count or size that is not an int of at least `minimum` (a bool or "3" included), naming `name`
+    (and `where`, the builder or tool, when the name alone would not say whose field it is)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{where}: {name} must be an int >= {minimum}; got {value!r}")
+        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{f'{where}: ' if where else ''}{name} must be {wanted}, got {value!r}")
 
 
 def report_missing(missing: list[str], skip: bool, where: str):

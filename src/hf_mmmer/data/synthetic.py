@@ -46,6 +46,15 @@ class SyntheticConfig(MEConfig):
     num_frames: int = 9
     color: bool = False
 
+    def check_sizes(self):
+        """Refuse sizes that make no dataset (an empty one, or clips without motion), naming the field.
+
+        `datasets` sets a config's fields after construction, so the builder calls this before rendering;
+        the trainer calls it on its arguments before it touches its output folder.
+        """
+        for field, minimum in (("num_subjects", 1), ("samples_per_subject", 1), ("image_size", 1), ("num_frames", 2)):
+            require_int(getattr(self, field), field, minimum, NAME)
+
 
 class Synthetic(MEBuilder):
     """Procedural faces showing small AU-like motions (negative / positive / surprise), with head jitter,
@@ -60,8 +69,7 @@ class Synthetic(MEBuilder):
 
     def _rows(self):
         config = self.config
-        for field, minimum in (("num_subjects", 1), ("samples_per_subject", 1), ("image_size", 1), ("num_frames", 2)):
-            require_int(getattr(config, field), field, minimum, NAME)
+        config.check_sizes()
         return [
             {
                 SAMPLE_ID: f"{clip.subject}_{index:03d}",

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from ..configuration_mmmer import MMMERConfig
+from ..data.checks import require_int
+from ..data.synthetic import SyntheticConfig
 
 DATASETS = ("synthetic", "precomputed", "casme2", "smic", "samm", "megc2019", "megc2019_maps")
 
@@ -33,10 +35,9 @@ class DataArguments:
     )
 
     def __post_init__(self):
-        # The builders name a bad --dataset or --data_dir themselves; an empty synthetic set they do not.
+        # The builders name a bad --dataset or --data_dir themselves, but only once the run folder is placed.
         if self.dataset == "synthetic":
-            require_positive("num_subjects", self.num_subjects)
-            require_positive("samples_per_subject", self.samples_per_subject)
+            SyntheticConfig(num_subjects=self.num_subjects, samples_per_subject=self.samples_per_subject).check_sizes()
 
 
 PROTOCOLS = ("loso", "lodo", "holdout")
@@ -107,8 +108,8 @@ class ExperimentArguments:
     hub_private: bool = field(default=False)
 
     def __post_init__(self):
-        require_positive("epochs", self.epochs)
-        require_positive("batch_size", self.batch_size)
+        require_int(self.epochs, "--epochs")
+        require_int(self.batch_size, "--batch_size")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
         if self.protocol == "holdout" and not (self.test_subjects or "").strip(", "):
@@ -127,11 +128,6 @@ class ExperimentArguments:
             MMMERConfig(**overrides)
         except (TypeError, ValueError) as error:
             raise type(error)(f"--config_overrides: {error}") from None
-
-
-def require_positive(name: str, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"--{name} must be a positive integer, got {value!r}")
 
 
 CONFIG_FIELDS = MMMERConfig.own_fields()
