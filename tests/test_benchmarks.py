@@ -113,3 +113,41 @@ def test_recipe_ideas_vary_the_trainer_through_its_parameters(monkeypatch):
     assert stems and all(stem[0].out_channels == 4 for stem in stems)
     logits = model(flow_values=torch.randn(2, 3, 28, 28)).logits
     assert logits.shape == (2, 3)
+
+
+def test_recipe_ideas_regions_source_standardising_distillation_and_lodo(monkeypatch):
+    """Issue 17's ideas: the region scale, per-source standardising, distillation targets, and a LODO fold."""
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks.research import recipe_ideas
+    from hf_mmmer.data.loso import protocol_folds
+    from hf_mmmer.training.encoding import EncodedDataset
+
+    model = recipe_ideas.variant_factory(region_tokens=True)(tiny_config(modalities=["flow"]))
+    flow_encoder = model.mmmer.encoders["flow"]
+    assert flow_encoder.patch_sizes == [7, 14, "regions"] and len(flow_encoder.scales) == 3
+    output = model(flow_values=torch.randn(2, 3, 28, 28), output_patch_importance=True)
+    assert output.logits.shape == (2, 3) and output.patch_importance["flow/pregions"].shape == (2, 2, 2)
+
+    generator = torch.Generator().manual_seed(0)
+    flow = torch.randn(12, 3, 28, 28, generator=generator)
+    flow[6:] = flow[6:] * 3 + 2  # the second source on its own scale
+    sources = ["a"] * 6 + ["b"] * 6
+    standardised = recipe_ideas.standardise_sources(flow, sources)
+    for half in (standardised[:6], standardised[6:]):
+        assert torch.allclose(half.mean((0, 2, 3)), flow.mean((0, 2, 3)), atol=1e-5)
+        assert torch.allclose(half.std((0, 2, 3)), flow.std((0, 2, 3)), atol=1e-5)
+
+    subjects = [f"{source}/s{i % 3}" for i, source in enumerate(sources)]
+    data = EncodedDataset(flow=flow, texture=None, labels=torch.arange(12) % 3, sample_ids=[str(i) for i in range(12)],
+                          subjects=subjects, datasets=sources, label_names=["x", "y", "z"])
+    folds = protocol_folds(subjects, "lodo")
+    recipe_ideas.init_worker(data, torch.zeros(3), {"distil_linear": 0.5}, None, seed=0, folds=folds)
+    recipe_ideas.WORKER.update(config=tiny_config(modalities=["flow"]),
+                               recipe=recipe_ideas.idea_setup({"recipe": {"batch_size": 4}}, epochs=1)[1])
+    train = np.arange(6)
+    targets = recipe_ideas.distillation_targets(data, train)
+    assert torch.allclose(targets.sum(-1), torch.ones(12))
+    assert (targets[train].gather(1, data.labels[train, None]) >= 0.5).all()  # the label keeps half the mass
+    assert torch.equal(targets[6:], torch.nn.functional.one_hot(data.labels[6:], 3).float())
+    fold, test, scores = recipe_ideas.run_fold("b")
+    assert fold == "b" and test.tolist() == list(range(6, 12)) and scores.shape == (1, 2, 6, 3)

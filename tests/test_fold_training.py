@@ -77,6 +77,28 @@ def test_model_factory_and_augmentation_are_the_callers():
     assert built[0].class_weights is None and "class_weights" not in model.state_dict()
 
 
+def test_targets_replace_the_one_hot_labels_and_default_to_them():
+    """Soft per-sample targets reach the loss; without them the fold trains exactly as on one-hot labels."""
+    data, seen = encoded(), []
+    recipe = FoldRecipe.from_arguments(ExperimentArguments(epochs=1, batch_size=4, flip_prob=0.0))
+
+    def recording_augment(flow, texture, labels, config, generator, flow_zero):
+        seen.append(labels)
+        return augment_batch(flow, texture, labels, config, generator, flow_zero)
+
+    one_hot = torch.nn.functional.one_hot(data.labels, 3).float()
+    plain, _ = train_fold_model(tiny_config(), data, np.arange(8), recipe, 0, torch.zeros(3))
+    explicit, _ = train_fold_model(tiny_config(), data, np.arange(8), recipe, 0, torch.zeros(3), targets=one_hot)
+    for a, b in zip(plain.state_dict().values(), explicit.state_dict().values()):
+        assert torch.equal(a, b)
+    soft = torch.full((12, 3), 1 / 3)
+    train_fold_model(tiny_config(), data, np.arange(8), recipe, 0, torch.zeros(3), augment=recording_augment,
+                     targets=soft)
+    assert len(seen) == 2 and all(torch.equal(batch, torch.full((len(batch), 3), 1 / 3)) for batch in seen)
+    with pytest.raises(ValueError, match=r"targets must have shape \(12, 3\)"):
+        train_fold_model(tiny_config(), data, np.arange(8), recipe, 0, torch.zeros(3), targets=soft[:8])
+
+
 def test_fold_seed_is_stable_and_distinct():
     assert fold_seed(0, "casme2/sub01") == fold_seed(0, "casme2/sub01")
     assert len({fold_seed(s, f) for s in (0, 1) for f in ("a", "b")}) == 4

@@ -2,11 +2,11 @@
 """Ideas measured against the recipe on a precomputed folder: one LOSO sweep per idea.
 
     python -m benchmarks.research.recipe_ideas --data_dir ../shared/data/megc2019-dev \
-        --ideas recipe,no_flip,label_smoothing [--seed 0] [--processes 2]
+        --ideas recipe,no_flip,label_smoothing [--seed 0] [--processes 2] [--protocols loso,lodo]
 
-Each idea changes one thing of the package's recipe and runs the leave-one-subject-out sweep with the
-package's own `train_fold_model` (the folds shared over `--processes` worker processes, one thread
-each); every number is the final-epoch (EMA) model's, and every idea also reports test-time flip
+Each idea changes one thing of the package's recipe and runs the leave-one-subject-out sweep (and/or the
+leave-one-dataset-out one, `--protocols`) with the package's own `train_fold_model` (the folds shared over
+`--processes` worker processes, one thread each); every number is the final-epoch (EMA) model's, and every idea also reports test-time flip
 averaging (the mean of a sample's and its mirror's scores). Nothing here is chosen by test labels,
 but every idea is scored on the same subjects as the recipe, so an idea adopted from this table would
 be a recipe-level use of those labels (benchmarks/RESULTS.md says which were).
@@ -14,7 +14,9 @@ be a recipe-level use of those labels (benchmarks/RESULTS.md says which were).
 Ideas that need a model the package does not build (a convolutional stem, self-supervised weights)
 hand `train_fold_model` a `model_factory`, and cutout hands it an `augment`; `with_cnn` trains the
 STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model, `with_linear` the logistic
-regression reference (benchmarks/linear_reference.py).
+regression reference (benchmarks/linear_reference.py). `region_tokens` adds HTNet's four facial regions
+(benchmarks/htnet.py) as one more scale, and `distil_linear` trains on the labels mixed with that logistic
+regression's probabilities (`train_fold_model`'s `targets`).
 """
 
 import argparse
@@ -28,19 +30,23 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 from transformers import get_cosine_schedule_with_warmup
 
+from benchmarks.htnet import model_inputs as htnet_regions
 from benchmarks.linear_reference import fit_logistic, flat_maps
 from benchmarks.precomputed_data import encode_precomputed, summarize
 from benchmarks.ststnet import train_ststnet
 from hf_mmmer import MMMERConfig, MMMERForMicroExpressionClassification
 from hf_mmmer.data import held_out_split
-from hf_mmmer.modeling_mmmer import MMMERPatchEmbeddings, cross_modal_contrastive_loss
+from hf_mmmer.data.loso import protocol_folds
+from hf_mmmer.modeling_mmmer import (MMMEREncoder, MMMERPatchEmbeddings, MMMERScaleEncoder,
+                                     cross_modal_contrastive_loss)
 from hf_mmmer.training.arguments import ExperimentArguments
 from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, flip_horizontal
 from hf_mmmer.training.fold_training import FoldRecipe, fold_seed, train_fold_model
 
 # name -> (what it changes, keyword changes). Keys: config (MMMERConfig), recipe (ExperimentArguments),
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
-# same_source, subject_share, cnn_member, linear_member, cutout, center_flow.
+# same_source, subject_share, cnn_member, linear_member, cutout, center_flow, region_tokens,
+# source_standardise, distil_linear.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -93,6 +99,13 @@ IDEAS = {
     "with_linear": ("mean score of the recipe's model and the logistic regression on the raw maps "
                     "(benchmarks/linear_reference.py, C chosen on the fold's training subjects)",
                     {"linear_member": True}),
+    "region_tokens": ("a fourth flow scale: HTNet's four 14x14 eye/brow and mouth-corner regions (its fallback "
+                      "landmarks, benchmarks/htnet.py) as 4 tokens of their own encoder", {"region_tokens": True}),
+    "source_standardise": ("each source's maps standardised per channel by that source's own mean and std over all "
+                           "its samples, no labels (transductive), then put back on the global mean and std",
+                           {"source_standardise": True}),
+    "distil_linear": ("training targets: 0.5 one-hot label + 0.5 the fold's logistic regression probabilities on "
+                      "its training samples (C chosen on its training subjects)", {"distil_linear": 0.5}),
 }
 
 WORKER = {}
@@ -127,6 +140,19 @@ def center_flow(flow: torch.Tensor, mode: str) -> torch.Tensor:
     if mode == "median_maxabs":
         motion /= motion.flatten(2).abs().amax(-1)[..., None, None].clamp_min(1e-6)
     return centered
+
+
+def standardise_sources(flow: torch.Tensor, sources) -> torch.Tensor:
+    """Each source's maps standardised per channel by its own mean and std over all its samples, then put on
+    the mean and std of all samples (so the processor's zero-motion level keeps its meaning on average)."""
+    sources, standardised = np.asarray(sources), torch.empty_like(flow)
+    overall_mean, overall_std = flow.mean((0, 2, 3), keepdim=True), flow.std((0, 2, 3), keepdim=True)
+    for source in set(sources):
+        mask = torch.as_tensor(sources == source)
+        own = flow[mask]
+        standardised[mask] = ((own - own.mean((0, 2, 3), keepdim=True)) / own.std((0, 2, 3), keepdim=True)
+                              * overall_std + overall_mean)
+    return standardised
 
 
 def texture_differences(texture: torch.Tensor, subjects) -> torch.Tensor:
@@ -192,12 +218,14 @@ def with_cutout(augment):
     return augmented
 
 
-def variant_factory(encoder_state=None, conv_stem_width=0):
-    """A `model_factory` for `train_fold_model`: the recipe's model with pretrained encoder weights and/or a
-    conv stem before every patch projection."""
+def variant_factory(encoder_state=None, conv_stem_width=0, region_tokens=False):
+    """A `model_factory` for `train_fold_model`: the recipe's model with pretrained encoder weights, a conv
+    stem before every patch projection and/or the region scale."""
 
     def build(config):
         model = MMMERForMicroExpressionClassification(config)
+        if region_tokens:
+            add_region_scale(model)
         if encoder_state is not None:
             model.mmmer.load_state_dict(encoder_state)
         if conv_stem_width:
@@ -217,6 +245,38 @@ def variant_factory(encoder_state=None, conv_stem_width=0):
     return build
 
 
+class RegionScale(nn.Module):
+    """A flow scale over HTNet's four facial regions: their 14x14 crops tiled 2x2 (`benchmarks/htnet.py`), so
+    a 14-pixel patch scale of the package's own encoder sees one token per region."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.scale = MMMERScaleEncoder(config, "flow", 14, MMMEREncoder(config))
+        self.embeddings = self.scale.embeddings  # read by callers that reshape importances
+
+    @property
+    def feature_size(self):
+        return self.scale.feature_size
+
+    def forward(self, pixel_values, *args):
+        return self.scale(htnet_regions(pixel_values) / 255, *args)  # htnet_regions scales to 0-255 pixels
+
+
+def add_region_scale(model):
+    """`model` with a `RegionScale` after its flow scales and the flow projection widened to take its
+    feature; the new weights get the model's own initialisation."""
+    flow = model.mmmer.encoders["flow"]
+    region = RegionScale(model.config)
+    flow.scales.append(region)
+    flow.patch_sizes = [*flow.patch_sizes, "regions"]
+    features = sum(scale.feature_size for scale in flow.scales)
+    flow.projection = nn.Sequential(nn.Linear(features, model.config.hidden_size),
+                                    nn.LayerNorm(model.config.hidden_size, eps=model.config.layer_norm_eps))
+    region.apply(model._init_weights)
+    flow.projection.apply(model._init_weights)
+    return model
+
+
 def idea_setup(change: dict, epochs=None):
     """`(MMMERConfig, FoldRecipe)` of an idea's `config` and `recipe` changes; `epochs` overrides the
     recipe's (smoke tests)."""
@@ -226,7 +286,7 @@ def idea_setup(change: dict, epochs=None):
     return MMMERConfig(**change.get("config", {})), FoldRecipe.from_arguments(arguments)
 
 
-def init_worker(data, flow_zero, change, encoder_state, seed):
+def init_worker(data, flow_zero, change, encoder_state, seed, folds=None):
     torch.set_num_threads(1)
     threadpool_limits(1)  # scikit-learn's BLAS too: two workers share two cores
     if change.get("subject_norm"):
@@ -235,9 +295,12 @@ def init_worker(data, flow_zero, change, encoder_state, seed):
         data.flow = center_flow(data.flow, change["center_flow"])
     if change.get("texture_difference"):
         data.texture = texture_differences(data.texture, data.subjects)
+    if change.get("source_standardise"):
+        data.flow = standardise_sources(data.flow, data.datasets)
     config, recipe = idea_setup(change)
     WORKER.update(data=data, change=change, seed=seed, recipe=recipe, config=config, flow_zero=flow_zero,
-                  model_factory=variant_factory(encoder_state, change.get("conv_stem_width", 0)),
+                  folds=folds, model_factory=variant_factory(encoder_state, change.get("conv_stem_width", 0),
+                                                             change.get("region_tokens", False)),
                   augment=with_cutout(augment_batch) if change.get("cutout") else augment_batch)
 
 
@@ -257,50 +320,65 @@ def share_of_subjects(subjects, share: float, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).choice(distinct, count, replace=False)
 
 
-def run_fold(subject):
-    """Scores `(members, 2 [plain, mirrored], n_test, num_labels)` of one held-out subject."""
+def distillation_targets(data, train) -> torch.Tensor:
+    """`(N, num_labels)` training targets: the one-hot labels mixed with the fold's logistic regression's
+    probabilities on its own training samples (rows outside `train` keep the one-hot label)."""
+    share = WORKER["change"]["distil_linear"]
+    targets = F.one_hot(data.labels, len(data.label_names)).float()
+    teacher = fit_logistic(data.flow, data.labels, data.subjects, train).predict_proba(flat_maps(data.flow[train]))
+    targets[train] = (1 - share) * targets[train] + share * torch.as_tensor(teacher, dtype=torch.float32)
+    return targets
+
+
+def run_fold(fold):
+    """Scores `(members, 2 [plain, mirrored], n_test, num_labels)` of one fold (a held-out subject in LOSO,
+    a held-out source in LODO)."""
     data, change, flow_zero = WORKER["data"], WORKER["change"], WORKER["flow_zero"]
     subjects, sources = np.asarray(data.subjects), np.asarray(data.datasets)
-    train, test = held_out_split(data.subjects, [subject])
+    train, test = held_out_split(data.subjects, WORKER["folds"][fold])
     if change.get("same_source"):
         train = train[sources[train] == sources[test[0]]]
     if change.get("subject_share"):
         train = train[np.isin(subjects[train], share_of_subjects(subjects[train], change["subject_share"],
-                                                                 fold_seed(WORKER["seed"], subject)))]
+                                                                 fold_seed(WORKER["seed"], fold)))]
     ensemble = change.get("ensemble", 1)
+    targets = distillation_targets(data, train) if change.get("distil_linear") else None
     test_flow = data.flow[test]
     scores = []
     for k in range(ensemble):
-        seed = fold_seed(WORKER["seed"] * 100 + k if ensemble > 1 else WORKER["seed"], subject)
+        seed = fold_seed(WORKER["seed"] * 100 + k if ensemble > 1 else WORKER["seed"], fold)
         model, _ = train_fold_model(WORKER["config"], data, train, WORKER["recipe"], seed, flow_zero,
-                                    model_factory=WORKER["model_factory"], augment=WORKER["augment"])
+                                    model_factory=WORKER["model_factory"], augment=WORKER["augment"],
+                                    targets=targets)
         texture = data.texture[test] if "texture" in model.config.modalities else None
         scores.append(plain_and_mirrored_scores(
             lambda flow, texture: model(flow_values=flow, texture_values=texture).logits, test_flow, texture, flow_zero))
     if change.get("cnn_member"):
-        cnn = train_ststnet(data.flow, data.labels, torch.as_tensor(train), fold_seed(WORKER["seed"], subject))
+        cnn = train_ststnet(data.flow, data.labels, torch.as_tensor(train), fold_seed(WORKER["seed"], fold))
         scores.append(plain_and_mirrored_scores(lambda flow, _texture: cnn(flow), test_flow, None, flow_zero))
     if change.get("linear_member"):
         linear = fit_logistic(data.flow, data.labels, data.subjects, train)
         scores.append(plain_and_mirrored_scores(
             lambda flow, _texture: torch.as_tensor(linear.decision_function(flat_maps(flow))),
             test_flow, None, flow_zero))
-    return subject, test, np.asarray(scores)
+    return fold, test, np.asarray(scores)
 
 
-def sweep(data, flow_zero, change, seed, processes):
-    """One LOSO sweep of an idea: `(scores (members, 2, N, num_labels), seconds)`."""
+def sweep(data, flow_zero, change, seed, processes, protocol="loso"):
+    """One sweep of an idea over `protocol`'s folds: `(scores (members, 2, N, num_labels), seconds)`."""
     started = time.perf_counter()
     encoder_state = None
     if change.get("simclr_epochs"):
         torch.set_num_threads(processes)
         encoder_state = simclr_pretrain(idea_setup(change)[0], data.flow, flow_zero,
                                         change["simclr_epochs"], seed)
-    subjects = sorted(set(data.subjects), key=lambda s: -data.subjects.count(s))  # largest folds first
+    folds = protocol_folds(data.subjects, protocol)
+    keys = list(data.subjects)
+    order = sorted(folds, key=lambda fold: -sum(map(keys.count, folds[fold])))  # largest folds first
     context = multiprocessing.get_context("fork")
-    worker_args = (data, flow_zero, change, encoder_state, seed)
-    with context.Pool(processes, initializer=init_worker, initargs=worker_args) as pool:
-        results = pool.map(run_fold, subjects, chunksize=1)
+    worker_args = (data, flow_zero, change, encoder_state, seed, folds)
+    with context.Pool(min(processes, len(order)), initializer=init_worker, initargs=worker_args) as pool:
+        results = pool.map(run_fold, order, chunksize=1)
     members = len(results[0][2])  # as many as `run_fold` trained per fold
     scores = np.zeros((members, 2, len(data), len(data.label_names)))
     for _, test, fold_scores in results:
@@ -308,9 +386,9 @@ def sweep(data, flow_zero, change, seed, processes):
     return scores, time.perf_counter() - started
 
 
-def uf1_uar(data, predictions):
+def uf1_uar(data, predictions, protocol="loso"):
     """`{"all" | source: "UF1 / UAR"}` of one predicted label per sample."""
-    summary = summarize(data, predictions)
+    summary = summarize(data, predictions, data.datasets if protocol == "lodo" else None)
     pools = {"all": summary, **summary["per_dataset"]}
     return {name: f"{result['uf1']:.4f} / {result['uar']:.4f}" for name, result in pools.items()}
 
@@ -321,24 +399,30 @@ def main():
     parser.add_argument("--ideas", default=",".join(IDEAS), help=f"Comma list of: {', '.join(IDEAS)}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--protocols", default="loso", help="Comma list of: loso, lodo (CASME II <-> SMIC)")
     args = parser.parse_args()
+    protocols = [name.strip() for name in args.protocols.split(",") if name.strip()]
+    if not protocols or set(protocols) - {"loso", "lodo"}:
+        parser.error(f"--protocols takes loso and/or lodo, got {args.protocols!r}")
     ideas = [name.strip() for name in args.ideas.split(",") if name.strip()]
     unknown = [name for name in ideas if name not in IDEAS]
     if unknown:
         parser.error(f"unknown idea(s) {unknown}; choose from {list(IDEAS)}")
     data, flow_zero = load_data(args.data_dir)
     sources = sorted(set(data.datasets))
-    print(f"LOSO, final-epoch (EMA) model, seed {args.seed}, {args.processes} process(es); UF1 / UAR\n")
-    print("| idea | change | all | " + " | ".join(sources) + " | all, with flip TTA | wall s |")
-    print("| --- " * (len(sources) + 5) + "|")
-    for name in ideas:
+    print(f"Final-epoch (EMA) model, seed {args.seed}, {args.processes} process(es); UF1 / UAR (in LODO a "
+          "source's column is the fold that held it out)\n")
+    print("| idea | protocol | change | all | " + " | ".join(sources) + " | all, with flip TTA | wall s |")
+    print("| --- " * (len(sources) + 6) + "|")
+    for name, protocol in ((name, protocol) for name in ideas for protocol in protocols):
         description, change = IDEAS[name]
-        scores, seconds = sweep(data, flow_zero, change, args.seed, args.processes)
-        plain, tta = uf1_uar(data, scores[:, 0].mean(0).argmax(-1)), uf1_uar(data, scores.mean((0, 1)).argmax(-1))
-        print(f"| {name} | {description} | {plain['all']} | " + " | ".join(plain[s] for s in sources)
+        scores, seconds = sweep(data, flow_zero, change, args.seed, args.processes, protocol)
+        plain = uf1_uar(data, scores[:, 0].mean(0).argmax(-1), protocol)
+        tta = uf1_uar(data, scores.mean((0, 1)).argmax(-1), protocol)
+        print(f"| {name} | {protocol} | {description} | {plain['all']} | " + " | ".join(plain[s] for s in sources)
               + f" | {tta['all']} | {seconds:.0f} |", flush=True)
         if len(scores) > 1:
-            members = ", ".join(uf1_uar(data, member.argmax(-1))["all"] for member in scores[:, 0])
+            members = ", ".join(uf1_uar(data, member.argmax(-1), protocol)["all"] for member in scores[:, 0])
             wrong = scores[:, 0].argmax(-1) != data.labels.numpy()
             print(f"\n{name}: its members alone, all UF1 / UAR: {members}; samples wrong for every member: "
                   f"{wrong.all(0).sum()}, for at least one: {wrong.any(0).sum()} of {len(data)}\n", flush=True)

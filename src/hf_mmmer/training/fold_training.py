@@ -95,14 +95,15 @@ def make_scheduler(optimizer, recipe: FoldRecipe, total_steps: int):
     raise ValueError(f"lr_scheduler must be cosine or constant, got {recipe.lr_scheduler!r}")
 
 
-def batches(data: EncodedDataset, sampler: Sampler, batch_size: int) -> DataLoader:
-    """Batches `(flow, texture, labels)` of `data` in `sampler`'s order, each fetched by one tensor index."""
+def batches(data: EncodedDataset, sampler: Sampler, batch_size: int, targets: torch.Tensor) -> DataLoader:
+    """Batches `(flow, texture, labels, targets)` of `data` and its per-sample `targets` in `sampler`'s order,
+    each fetched by one tensor index."""
     # `batch_size=None` with a batch sampler as `sampler`: the dataset is indexed once per batch. The
     # loader draws a worker seed from its own generator each epoch; a private one keeps that draw off the
     # global RNG that dropout and mixup use.
     # Flow-only data (no apex images) has no texture: an empty column keeps one batch layout for both.
     texture = data.texture if data.texture is not None else torch.empty(len(data), 0)
-    return DataLoader(TensorDataset(data.flow, texture, data.labels),
+    return DataLoader(TensorDataset(data.flow, texture, data.labels, targets),
                       sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None,
                       generator=torch.Generator())
 
@@ -117,7 +118,7 @@ def scored_network(model, ema, accelerator):
 
 def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRecipe, seed: int, flow_zero,
                      eval_indices=None, progress=None, accelerator=None,
-                     model_factory=MMMERForMicroExpressionClassification, augment=augment_batch):
+                     model_factory=MMMERForMicroExpressionClassification, augment=augment_batch, targets=None):
     """Train a fresh model on `train_indices`; return `(model, history)`.
 
     `history` has one entry per epoch: mean training loss and accuracy, and, when `eval_indices` is
@@ -127,6 +128,9 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     DataLoader gives each process its own batches of the epoch's order and averages the gradients.
     Experiments vary the network through `model_factory(config)` (an `MMMERForMicroExpressionClassification`
     or a subclass) and the augmentation through `augment`, called as `augment_batch` is.
+    `targets` `(len(data), num_labels)`, class probabilities per sample, replaces the one-hot labels as what
+    the model learns (soft targets, e.g. a teacher's probabilities mixed with the labels); the labels still
+    decide the class weights and the sampling.
     """
     if recipe.class_weighting not in CLASS_WEIGHTINGS:
         raise ValueError(
@@ -137,13 +141,19 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     flow_zero = torch.as_tensor(flow_zero)
     train_indices = torch.as_tensor(train_indices)
     labels = data.labels[train_indices]
+    if targets is None:
+        targets = F.one_hot(data.labels, config.num_labels).float()
+    elif tuple(targets.shape) != (len(data), config.num_labels):
+        raise ValueError(f"targets must have shape {(len(data), config.num_labels)} (one row of class "
+                         f"probabilities per sample), got {tuple(targets.shape)}")
     model = model_factory(config)
     if recipe.class_weighting == "balanced":
         model.set_class_weights(balanced_class_weights(labels, config.num_labels))
     # Fused: one kernel for all the small tensors, AdamW's algorithm (benchmarks/RESULTS.md, "Speed").
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
                                   fused=True)
-    loader = batches(data, EpochOrder(train_indices, labels, recipe.class_weighting, generator), recipe.batch_size)
+    loader = batches(data, EpochOrder(train_indices, labels, recipe.class_weighting, generator), recipe.batch_size,
+                     targets)
     # An exponential moving average of the weights is a fixed rule (no epoch is chosen), and it smooths
     # the last epochs' fluctuations that otherwise decide a final-epoch score.
     ema = None
@@ -157,14 +167,13 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     for epoch in range(recipe.epochs):
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
-        for flow, texture, batch_labels in loader:
-            targets = F.one_hot(batch_labels, config.num_labels).float()
-            flow, texture, targets = augment(
-                flow, texture if "texture" in config.modalities else None, targets, recipe.augmentation, generator,
-                flow_zero,
+        for flow, texture, _batch_labels, batch_targets in loader:
+            flow, texture, batch_targets = augment(
+                flow, texture if "texture" in config.modalities else None, batch_targets, recipe.augmentation,
+                generator, flow_zero,
             )
             inputs = {"flow_values": flow, "texture_values": texture}
-            output = model(**{f"{m}_values": inputs[f"{m}_values"] for m in config.modalities}, labels=targets)
+            output = model(**{f"{m}_values": inputs[f"{m}_values"] for m in config.modalities}, labels=batch_targets)
             optimizer.zero_grad(set_to_none=True)
             if data_parallel:
                 accelerator.backward(output.loss)
@@ -174,9 +183,9 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
             scheduler.step()
             if ema is not None:
                 ema.update_parameters(model)
-            total_loss += output.loss.item() * len(targets)
-            correct += (output.logits.argmax(-1) == targets.argmax(-1)).sum().item()
-            seen += len(targets)
+            total_loss += output.loss.item() * len(batch_targets)
+            correct += (output.logits.argmax(-1) == batch_targets.argmax(-1)).sum().item()
+            seen += len(batch_targets)
         record = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_accuracy": correct / seen}
         if eval_indices is not None and len(eval_indices):
             predicted = predict_probabilities(scored_network(model, ema, accelerator), data, eval_indices).argmax(-1)
