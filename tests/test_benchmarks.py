@@ -149,5 +149,9 @@ def test_recipe_ideas_regions_source_standardising_distillation_and_lodo(monkeyp
     assert torch.allclose(targets.sum(-1), torch.ones(12))
     assert (targets[train].gather(1, data.labels[train, None]) >= 0.5).all()  # the label keeps half the mass
     assert torch.equal(targets[6:], torch.nn.functional.one_hot(data.labels[6:], 3).float())
+    recipe_ideas.WORKER["change"] = {"distil_linear": 0.5, "out_of_fold_teacher": True}
+    out_of_fold = recipe_ideas.distillation_targets(data, train)
+    assert torch.allclose(out_of_fold.sum(-1), torch.ones(12)) and not torch.allclose(out_of_fold, targets)
+    recipe_ideas.WORKER["change"] = {"distil_linear": 0.5}
     fold, test, scores = recipe_ideas.run_fold("b")
     assert fold == "b" and test.tolist() == list(range(6, 12)) and scores.shape == (1, 2, 6, 3)

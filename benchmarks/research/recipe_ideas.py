@@ -26,6 +26,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.model_selection import cross_val_predict
 from threadpoolctl import threadpool_limits
 from torch import nn
 from transformers import get_cosine_schedule_with_warmup
@@ -106,6 +107,9 @@ IDEAS = {
                            {"source_standardise": True}),
     "distil_linear": ("training targets: 0.5 one-hot label + 0.5 the fold's logistic regression probabilities on "
                       "its training samples (C chosen on its training subjects)", {"distil_linear": 0.5}),
+    "distil_linear_oof": ("distil_linear with the teacher's out-of-fold probabilities: each training sample's from "
+                          "the regression (the fold's C) fitted without its subject's group of 5 subject-grouped "
+                          "folds, as on an unseen subject", {"distil_linear": 0.5, "out_of_fold_teacher": True}),
 }
 
 WORKER = {}
@@ -322,10 +326,17 @@ def share_of_subjects(subjects, share: float, seed: int) -> np.ndarray:
 
 def distillation_targets(data, train) -> torch.Tensor:
     """`(N, num_labels)` training targets: the one-hot labels mixed with the fold's logistic regression's
-    probabilities on its own training samples (rows outside `train` keep the one-hot label)."""
+    probabilities on its own training samples, or with `out_of_fold_teacher` each sample's from a regression
+    that did not see its subject (rows outside `train` keep the one-hot label)."""
     share = WORKER["change"]["distil_linear"]
     targets = F.one_hot(data.labels, len(data.label_names)).float()
-    teacher = fit_logistic(data.flow, data.labels, data.subjects, train).predict_proba(flat_maps(data.flow[train]))
+    search = fit_logistic(data.flow, data.labels, data.subjects, train)
+    features = flat_maps(data.flow[train])
+    if WORKER["change"].get("out_of_fold_teacher"):
+        teacher = cross_val_predict(search.best_estimator_, features, data.labels.numpy()[train],
+                                    groups=np.asarray(data.subjects)[train], cv=search.cv, method="predict_proba")
+    else:
+        teacher = search.predict_proba(features)
     targets[train] = (1 - share) * targets[train] + share * torch.as_tensor(teacher, dtype=torch.float32)
     return targets
 
