@@ -122,7 +122,10 @@ def test_recipe_ideas_regions_source_standardising_distillation_and_lodo(monkeyp
     from hf_mmmer.data.loso import protocol_folds
     from hf_mmmer.training.encoding import EncodedDataset
 
-    model = recipe_ideas.variant_factory(region_tokens=True)(tiny_config(modalities=["flow"]))
+    replaced = recipe_ideas.variant_factory(region_tokens="replace")(tiny_config(modalities=["flow"]))
+    assert replaced.mmmer.encoders["flow"].patch_sizes == [7, "regions"]
+    assert replaced(flow_values=torch.randn(2, 3, 28, 28)).logits.shape == (2, 3)
+    model = recipe_ideas.variant_factory(region_tokens="add")(tiny_config(modalities=["flow"]))
     flow_encoder = model.mmmer.encoders["flow"]
     assert flow_encoder.patch_sizes == [7, 14, "regions"] and len(flow_encoder.scales) == 3
     output = model(flow_values=torch.randn(2, 3, 28, 28), output_patch_importance=True)

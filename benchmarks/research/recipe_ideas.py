@@ -101,7 +101,9 @@ IDEAS = {
                     "(benchmarks/linear_reference.py, C chosen on the fold's training subjects)",
                     {"linear_member": True}),
     "region_tokens": ("a fourth flow scale: HTNet's four 14x14 eye/brow and mouth-corner regions (its fallback "
-                      "landmarks, benchmarks/htnet.py) as 4 tokens of their own encoder", {"region_tokens": True}),
+                      "landmarks, benchmarks/htnet.py) as 4 tokens of their own encoder", {"region_tokens": "add"}),
+    "regions_for_14": ("the region scale in place of the 14x14 grid scale (the same 4 tokens' size, moved onto "
+                       "the eyes and mouth corners): scales 7 / regions / 28", {"region_tokens": "replace"}),
     "source_standardise": ("each source's maps standardised per channel by that source's own mean and std over all "
                            "its samples, no labels (transductive), then put back on the global mean and std",
                            {"source_standardise": True}),
@@ -222,14 +224,14 @@ def with_cutout(augment):
     return augmented
 
 
-def variant_factory(encoder_state=None, conv_stem_width=0, region_tokens=False):
+def variant_factory(encoder_state=None, conv_stem_width=0, region_tokens=None):
     """A `model_factory` for `train_fold_model`: the recipe's model with pretrained encoder weights, a conv
-    stem before every patch projection and/or the region scale."""
+    stem before every patch projection and/or the region scale (`region_tokens`: `add_region_scale`'s mode)."""
 
     def build(config):
         model = MMMERForMicroExpressionClassification(config)
         if region_tokens:
-            add_region_scale(model)
+            add_region_scale(model, region_tokens)
         if encoder_state is not None:
             model.mmmer.load_state_dict(encoder_state)
         if conv_stem_width:
@@ -266,13 +268,19 @@ class RegionScale(nn.Module):
         return self.scale(htnet_regions(pixel_values) / 255, *args)  # htnet_regions scales to 0-255 pixels
 
 
-def add_region_scale(model):
-    """`model` with a `RegionScale` after its flow scales and the flow projection widened to take its
-    feature; the new weights get the model's own initialisation."""
+def add_region_scale(model, mode="add"):
+    """`model` with a `RegionScale` after its flow scales (`mode="add"`) or in place of its 14x14 one
+    (`"replace"`), and the flow projection rebuilt for the features; new weights get the model's own
+    initialisation."""
     flow = model.mmmer.encoders["flow"]
     region = RegionScale(model.config)
-    flow.scales.append(region)
-    flow.patch_sizes = [*flow.patch_sizes, "regions"]
+    if mode == "replace":
+        index = flow.patch_sizes.index(14)
+        flow.scales[index] = region
+        flow.patch_sizes = [*flow.patch_sizes[:index], "regions", *flow.patch_sizes[index + 1:]]
+    else:
+        flow.scales.append(region)
+        flow.patch_sizes = [*flow.patch_sizes, "regions"]
     features = sum(scale.feature_size for scale in flow.scales)
     flow.projection = nn.Sequential(nn.Linear(features, model.config.hidden_size),
                                     nn.LayerNorm(model.config.hidden_size, eps=model.config.layer_norm_eps))
@@ -304,7 +312,7 @@ def init_worker(data, flow_zero, change, encoder_state, seed, folds=None):
     config, recipe = idea_setup(change)
     WORKER.update(data=data, change=change, seed=seed, recipe=recipe, config=config, flow_zero=flow_zero,
                   folds=folds, model_factory=variant_factory(encoder_state, change.get("conv_stem_width", 0),
-                                                             change.get("region_tokens", False)),
+                                                             change.get("region_tokens")),
                   augment=with_cutout(augment_batch) if change.get("cutout") else augment_batch)
 
 
