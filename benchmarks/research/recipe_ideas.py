@@ -1,13 +1,13 @@
 #!/usr/bin/env python
-"""Ideas measured against the recipe on a precomputed folder: one LOSO sweep per idea.
+"""Ideas measured against the recipe on a precomputed folder: one sweep per idea and protocol.
 
     python -m benchmarks.research.recipe_ideas --data_dir ../shared/data/megc2019-dev \
         --ideas recipe,no_flip,label_smoothing [--seed 0] [--processes 2] [--protocols loso,lodo]
 
 Each idea changes one thing of the package's recipe and runs the leave-one-subject-out sweep (and/or the
-leave-one-dataset-out one, `--protocols`) with the package's own `train_fold_model` (the folds shared over
-`--processes` worker processes, one thread each); every number is the final-epoch (EMA) model's, and every idea also reports test-time flip
-averaging (the mean of a sample's and its mirror's scores). Nothing here is chosen by test labels,
+leave-one-dataset-out one, `--protocols`) with the package's own `train_fold_model` (the folds shared
+over `--processes` worker processes, one thread each); every number is the final-epoch (EMA) model's, and
+every idea also reports test-time flip averaging (the mean of a sample's and its mirror's scores). Nothing here is chosen by test labels,
 but every idea is scored on the same subjects as the recipe, so an idea adopted from this table would
 be a recipe-level use of those labels (benchmarks/RESULTS.md says which were).
 
