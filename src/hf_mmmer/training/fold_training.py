@@ -96,14 +96,14 @@ def make_scheduler(optimizer, recipe: FoldRecipe, total_steps: int):
 
 
 def batches(data: EncodedDataset, sampler: Sampler, batch_size: int, targets: torch.Tensor) -> DataLoader:
-    """Batches `(flow, texture, labels, targets)` of `data` and its per-sample `targets` in `sampler`'s order,
-    each fetched by one tensor index."""
+    """Batches `(flow, texture, targets)` of `data` and its per-sample `targets` (class probabilities) in
+    `sampler`'s order, each fetched by one tensor index."""
     # `batch_size=None` with a batch sampler as `sampler`: the dataset is indexed once per batch. The
     # loader draws a worker seed from its own generator each epoch; a private one keeps that draw off the
     # global RNG that dropout and mixup use.
     # Flow-only data (no apex images) has no texture: an empty column keeps one batch layout for both.
     texture = data.texture if data.texture is not None else torch.empty(len(data), 0)
-    return DataLoader(TensorDataset(data.flow, texture, data.labels, targets),
+    return DataLoader(TensorDataset(data.flow, texture, targets),
                       sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None,
                       generator=torch.Generator())
 
@@ -167,7 +167,7 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     for epoch in range(recipe.epochs):
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
-        for flow, texture, _batch_labels, batch_targets in loader:
+        for flow, texture, batch_targets in loader:
             flow, texture, batch_targets = augment(
                 flow, texture if "texture" in config.modalities else None, batch_targets, recipe.augmentation,
                 generator, flow_zero,
