@@ -6,8 +6,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import save_tiny_model
 from skimage import data
-from test_pipeline import save_tiny_model
 from transformers import pipeline
 
 from hf_mmmer.cli import main
