@@ -109,6 +109,8 @@ IDEAS = {
                            {"source_standardise": True}),
     "distil_linear": ("training targets: 0.5 one-hot label + 0.5 the fold's logistic regression probabilities on "
                       "its training samples (C chosen on its training subjects)", {"distil_linear": 0.5}),
+    "regions_distil": ("region_tokens and distil_linear together (each helped one LODO direction alone)",
+                       {"region_tokens": "add", "distil_linear": 0.5}),
     "distil_linear_oof": ("distil_linear with the teacher's out-of-fold probabilities: each training sample's from "
                           "the regression (the fold's C) fitted without its subject's group of 5 subject-grouped "
                           "folds, as on an unseen subject", {"distil_linear": 0.5, "out_of_fold_teacher": True}),
