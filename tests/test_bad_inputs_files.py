@@ -18,7 +18,7 @@ from datasets.exceptions import DatasetGenerationError
 from test_data_fixtures import precomputed_tree, write_image
 
 from hf_mmmer.cli import main as command
-from hf_mmmer.training import experiment, run_folder
+from hf_mmmer.training import experiment, reporting, run_folder
 from hf_mmmer.training.cli import train_from_argv
 from hf_mmmer.training.reporting import write_atomically
 
@@ -220,6 +220,26 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     with pytest.raises(DatasetGenerationError) as raised:
         command(["train", *train_args(tmp_path / "run", tmp_path / "data")])
     assert isinstance(raised.value.__cause__, KeyError)
+
+
+def test_overwrite_deletes_a_leftover_staging_folder_only_when_it_is_a_runs(tmp_path):
+    output, staging = tmp_path / "run", run_folder.staging_folder(tmp_path / "run")
+    run_folder.start_run(run_folder.RunPlacement(output, output), {"run_args.json": {"seed": 0}}, [])
+    mine = staging / ".final_model.partial" / "thesis.tex"  # a name a run's staging could hold, but no manifest
+    mine.parent.mkdir(parents=True)
+    mine.write_text("mine")
+    with pytest.raises(FileExistsError, match=r"\.run\.overwrite \(where --overwrite builds the new run\) holds files"):
+        run_folder.place_run(output, resume=False, overwrite=True)
+    assert mine.read_text() == "mine"
+
+
+def test_an_atomic_write_never_touches_a_file_that_has_its_temporary_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(reporting.secrets, "token_hex", lambda size: "abcd1234")
+    taken = tmp_path / ".metrics.json.abcd1234.tmp"
+    taken.write_text("mine")
+    with pytest.raises(FileExistsError):
+        write_atomically(tmp_path / "metrics.json", "{}")
+    assert taken.read_text() == "mine" and not (tmp_path / "metrics.json").exists()
 
 
 def test_every_file_of_a_run_is_owned_and_readable_like_the_users(tmp_path, data_dir):

@@ -21,7 +21,7 @@ from hf_mmmer.training.arguments import DataArguments, ExperimentArguments
 from hf_mmmer.training.cli import train_from_argv as train_main
 from hf_mmmer.training.encoding import encode_dataset
 from hf_mmmer.training.evaluation import predict_probabilities
-from hf_mmmer.training.export import save_model_directory
+from hf_mmmer.training.export import STAGING_MARKER, save_model_directory
 from hf_mmmer.training.fold_training import FoldRecipe, train_fold_model
 from hf_mmmer.training.run_inputs import build_processor
 from hub_server import LocalHub
@@ -184,6 +184,26 @@ def test_export_replaces_only_a_saved_model(trained_run, tmp_path):
     with pytest.raises(FileExistsError, match="thesis.tex"):
         save_model_directory(model, processor, tmp_path / "elsewhere")
     assert (leftover / "thesis.tex").is_file() and not (tmp_path / "elsewhere").exists()
+    # A folder of that name with only the kinds of file a save writes is still not an interrupted save.
+    (leftover / "thesis.tex").unlink()
+    (leftover / "notes.md").write_text("mine")
+    with pytest.raises(FileExistsError, match="is not the leftover of an interrupted save"):
+        save_model_directory(model, processor, tmp_path / "elsewhere")
+    assert (leftover / "notes.md").read_text() == "mine"
+    # An interrupted save's leftover carries its marker and is replaced by the next save.
+    interrupted = tmp_path / ".resaved.partial"
+    interrupted.mkdir()
+    (interrupted / STAGING_MARKER).touch()
+    (interrupted / "config.json").write_text("{")
+    assert (save_model_directory(model, processor, tmp_path / "resaved") / "config.json").is_file()
+    assert not interrupted.exists() and not (tmp_path / "resaved" / STAGING_MARKER).exists()
+    # A saved model of another kind is not replaced.
+    other = tmp_path / "bert"
+    other.mkdir()
+    (other / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(FileExistsError, match="not an mmmer one"):
+        save_model_directory(model, processor, other)
+    assert sorted(p.name for p in other.iterdir()) == ["config.json"]
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ written to a temporary sibling folder and renamed into place, so an interrupted 
 half-written model where a finished one is expected.
 """
 
+import json
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,17 @@ from .reporting import give_default_permissions
 
 SAVED_SUFFIXES = (".json", ".safetensors", ".py", ".md")
 """The kinds of file `save_model_directory` writes (config, weights, code files, model card)."""
+STAGING_MARKER = ".hf_mmmer-save-in-progress"
+"""Written first into a save's staging folder and removed before it is renamed into place: a staging folder
+holding it is an interrupted save's, which the next save may delete."""
+
+
+def _saved_model_type(directory: Path):
+    """The `model_type` of the saved model in `directory` (None when its config.json does not say)."""
+    try:
+        return json.loads((directory / "config.json").read_text()).get("model_type")
+    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+        return None
 
 
 def save_model_directory(model, processor, directory, *, metrics=None, dataset_name="unknown", training_args=None,
@@ -24,18 +36,28 @@ def save_model_directory(model, processor, directory, *, metrics=None, dataset_n
     """Save `model` + `processor` (+ a model card when `metrics` are given) as one loadable directory.
 
     `model_name` titles the card (default: the directory name); the trainer passes the Hub repo id. An
-    existing `directory` is replaced only when it is empty or a saved model (it holds `config.json`).
+    existing `directory` is replaced only when it is empty or a saved model of this kind (its `config.json`
+    has this model's `model_type`) holding nothing this save would not write again.
     """
     directory = Path(directory)
     if directory.exists() and any(directory.iterdir()) and not (directory / "config.json").is_file():
         raise FileExistsError(f"{directory} is not empty and holds no saved model (no config.json); not replacing it")
+    if (directory / "config.json").is_file() and _saved_model_type(directory) != model.config.model_type:
+        raise FileExistsError(f"{directory} holds a saved model that is not an {model.config.model_type} one (its "
+                              "config.json says otherwise); not replacing it")
     staging = directory.with_name(f".{directory.name}.partial")
-    if staging.exists():  # an interrupted save's leftover: only the kinds of file a save writes may be removed
-        strays = [p.name for p in staging.iterdir() if p.is_dir() or p.suffix not in SAVED_SUFFIXES]
+    if staging.exists():  # an interrupted save's leftover (its marker says so) holding only what a save writes
+        strays = [p.name for p in staging.iterdir()
+                  if p.name != STAGING_MARKER and (p.is_dir() or p.suffix not in SAVED_SUFFIXES)]
         if strays:
-            raise FileExistsError(f"{staging} holds files a model save does not write ({', '.join(sorted(strays)[:5])}); "
+            raise FileExistsError(f"{staging} holds files a model save does not write "
+                                  f"({', '.join(sorted(strays)[:5])}); move or delete it")
+        if not (staging / STAGING_MARKER).is_file():
+            raise FileExistsError(f"{staging} is not the leftover of an interrupted save (no {STAGING_MARKER}); "
                                   "move or delete it")
         shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    (staging / STAGING_MARKER).touch()
     # Only `Pipeline.save_pretrained` writes `custom_pipelines` into config.json and copies the pipeline's
     # code (transformers has no other public call for it), so the model and processor are saved through one.
     pipeline = MicroExpressionClassificationPipeline(model=model, image_processor=processor, device=model.device)
@@ -45,6 +67,7 @@ def save_model_directory(model, processor, directory, *, metrics=None, dataset_n
                                  model_name=model_name or directory.name, training_args=training_args)
         (staging / "README.md").write_text(card)
     give_default_permissions(staging)
+    (staging / STAGING_MARKER).unlink()
     if directory.exists():
         # Replace a saved model only when it holds nothing this save would not write again.
         foreign = sorted({p.relative_to(directory).as_posix() for p in directory.rglob("*")}

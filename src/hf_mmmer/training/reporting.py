@@ -25,12 +25,14 @@ def atomic_path(path):
     """Yield a temporary sibling of `path` to write; on success rename it onto `path` (atomically).
 
     The temporary name is `.NAME.<random>.tmp`, which `run_folder` recognises as the run's own
-    leftover. It is created by `open(..., "x")`, so the final file gets the user's umask like any other
-    file they create (`tempfile.mkstemp` would make it private, `-rw-------`).
+    leftover. It is created here, exclusively (`open(..., "x")`), before anything is written to it: a file
+    that happens to have that name is never written over or, on failure, deleted, and the final file gets
+    the user's umask like any other file they create (`tempfile.mkstemp` would make it `-rw-------`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    temporary.open("x").close()  # from here on the file is ours to replace or delete
     try:
         yield temporary
         os.replace(temporary, path)
@@ -53,7 +55,7 @@ def give_default_permissions(folder):
 
 def write_atomically(path, text: str):
     """Write `text` to `path` through a temporary file in the same folder and an atomic rename."""
-    with atomic_path(path) as temporary, open(temporary, "x") as file:
+    with atomic_path(path) as temporary, open(temporary, "w") as file:
         file.write(text)
 
 

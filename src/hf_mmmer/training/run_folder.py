@@ -116,9 +116,12 @@ def place_run(output_dir, resume: bool, overwrite: bool) -> RunPlacement:
         raise FileExistsError(f"--overwrite refused: {output_dir} holds files the run did not write "
                               f"({_named(foreign)}); move them out first")
     staging = staging_folder(output_dir)
-    if not _is_empty(staging) and foreign_files(staging, read_manifest(staging) or set()):
-        raise FileExistsError(f"{staging} (where --overwrite builds the new run) holds files hf-mmmer did not write; "
-                              "move or delete it")
+    if not _is_empty(staging):
+        # `start_run` deletes it: only an earlier run's (whose manifest is written first) that owns all of it.
+        staged = read_manifest(staging)
+        if staged is None or foreign_files(staging, staged):
+            raise FileExistsError(f"{staging} (where --overwrite builds the new run) holds files hf-mmmer did not "
+                                  "write; move or delete it")
     return RunPlacement(output_dir, staging)
 
 
