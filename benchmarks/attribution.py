@@ -15,7 +15,7 @@ motion after the processor's per-sample min-max scaling); the flow magnitude (th
 still); the flow magnitude weighted by the attention; |gradient|; and |gradient x input|.
 
 The model is trained here on the built-in synthetic data (the recipe's defaults, one LOSO fold plus the
-final model, about half a minute on 2 cores), or given with `--model`:
+final model), or given with `--model`:
 
     python benchmarks/attribution.py [--model DIR] [--seed 0]
 """

@@ -108,10 +108,9 @@ def run_mmmer(data_dir, work, protocol, seed, processes, train_args):
     """One sweep of the package's trainer with the recipe's defaults (as megc2019.py runs it)."""
     metrics, folds, seconds = run_sweep(data_dir, work / f"mmmer-{protocol}-seed{seed}", seed, processes,
                                         ["--protocol", protocol, *train_args])
-    num_labels = sum(key.startswith("score_") for key in folds[0]["predictions"][0])
     return {"model": "mmmer", "protocol": protocol, "seed": seed, "seconds": round(seconds, 1),
             "final": {k: metrics[k] for k in ("uf1", "uar", "accuracy", "n", "per_dataset", "per_fold")},
-            "test_selected": test_selected_scores(folds, num_labels)}
+            "test_selected": test_selected_scores(folds)}
 
 
 def aggregate(runs: list) -> dict:

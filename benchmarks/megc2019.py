@@ -70,8 +70,9 @@ def run_sweep(data_dir, output_dir, seed, processes, extra_args=()):
     return metrics, folds, seconds
 
 
-def test_selected_scores(folds, num_labels):
+def test_selected_scores(folds):
     """Scores when each test fold's best epoch is kept: the papers' selection, for comparison only."""
+    num_labels = sum(key.startswith("score_") for key in folds[0]["predictions"][0])
     rows = []
     for fold in folds:
         best = max(fold["history"], key=lambda record: record["eval_accuracy"])
@@ -135,8 +136,7 @@ def main():
         metrics, folds, seconds = run_sweep(args.data_dir, work / f"seed{seed}", seed, args.processes, extra)
         report["seeds"][str(seed)] = metrics
         report["wall_seconds"][str(seed)] = round(seconds, 1)
-        num_labels = sum(key.startswith("score_") for key in folds[0]["predictions"][0])
-        report["test_selected"][str(seed)] = test_selected_scores(folds, num_labels)
+        report["test_selected"][str(seed)] = test_selected_scores(folds)
         print(f"seed {seed}: UF1 {metrics['uf1']:.4f} UAR {metrics['uar']:.4f} ({seconds:.0f} s)", flush=True)
     report["mean"], report["std"] = summaries_mean_std(list(report["seeds"].values()))
     first = report["seeds"]["0"]

@@ -5,8 +5,8 @@
    with the MEGC spotting metric: a spotted interval is a true positive when its IoU (in frames) with a
    ground-truth interval not matched yet is >= 0.5; precision, recall and F1 pooled over the videos.
 2. Apex error on single clips: `render_clip(seed, subject=i, num_frames=30)` for 30 subjects, the set on
-   which the former whole-face mean flow found the apex within +-2 frames in 9 of 30 clips (seed 0): head
-   jitter and drift on every clip, blinks on about a third.
+   which the former whole-face mean flow was measured (benchmarks/RESULTS.md, "Spotting"): head jitter and
+   drift on every clip, blinks on about a third.
 3. Speed of `hf-mmmer spot`'s work (decode, Haar face tracking, flow, peaks) on a 640x480 30 fps video of
    a real face photo (scikit-image's astronaut) with head jitter and noise: frames per second and the
    real-time factor.
@@ -47,9 +47,11 @@ def megc_matches(found: list[tuple[int, int]], truth: list[tuple[int, int]]) -> 
     return matches
 
 
-def megc_counts(found: list[tuple[int, int]], truth: list[tuple[int, int]]) -> tuple[int, int, int]:
-    """True positives, false positives, false negatives (`megc_matches`)."""
-    tp = len(megc_matches(found, truth))
+def megc_counts(found: list[tuple[int, int]], truth: list[tuple[int, int]],
+                matches=None) -> tuple[int, int, int]:
+    """True positives, false positives, false negatives (`matches`: `megc_matches(found, truth)`, computed when
+    not given)."""
+    tp = len(megc_matches(found, truth) if matches is None else matches)
     return tp, len(found) - tp, len(truth) - tp
 
 
@@ -75,9 +77,9 @@ def spotting_table(seeds: list[int], duration: float, rates: list[float]) -> Non
             truth = [(m.onset, m.offset) for m in video.micro_expressions]
             truth_count += len(truth)
             found = [(i.onset, i.offset) for i in result.intervals]
-            counts += megc_counts(found, truth)
-            errors += [abs(result.intervals[i].apex - video.micro_expressions[k].apex) / fps
-                       for i, k in megc_matches(found, truth)]
+            matches = megc_matches(found, truth)
+            counts += megc_counts(found, truth, matches)
+            errors += [abs(result.intervals[i].apex - video.micro_expressions[k].apex) / fps for i, k in matches]
         total += counts
         all_errors += errors
         p, r, f = prf(*counts)

@@ -21,10 +21,10 @@ PARTNER_RECIPE = Recipe(optimizer="adam", learning_rate=1e-3, epochs=200, batch_
 
 
 class STSTNet(nn.Module):
-    def __init__(self, num_labels: int = 3, in_channels: int = 3):
+    def __init__(self, num_labels: int = 3):
         super().__init__()
         self.branches = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=2), nn.ReLU(), nn.BatchNorm2d(width),
+            nn.Sequential(nn.Conv2d(3, width, 3, padding=2), nn.ReLU(), nn.BatchNorm2d(width),
                           nn.MaxPool2d(3, stride=3, padding=1), nn.Dropout(0.5))
             for width in (3, 5, 8)
         )
@@ -41,6 +41,7 @@ def model_inputs(maps: torch.Tensor) -> torch.Tensor:
     return maps * 255
 
 
-def train_ststnet(flow: torch.Tensor, labels: torch.Tensor, train, seed: int, recipe: Recipe = PARTNER_RECIPE):
-    """A fold's STSTNet trained on the `train` rows of `flow` (the research scripts' ensemble partner)."""
-    return fit(lambda: STSTNet(int(labels.max()) + 1), flow, labels, train, recipe, seed)
+def train_ststnet(flow: torch.Tensor, labels: torch.Tensor, train, seed: int):
+    """A fold's STSTNet trained on the `train` rows of `flow` with `PARTNER_RECIPE` (the research scripts'
+    ensemble partner)."""
+    return fit(lambda: STSTNet(int(labels.max()) + 1), flow, labels, train, PARTNER_RECIPE, seed)

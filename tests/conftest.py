@@ -32,8 +32,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO / "examples" / "train.py"
 PACKAGE_SOURCE = str(Path(importlib.util.find_spec("hf_mmmer").origin).resolve().parents[1])  # hf_mmmer's folder
-TINY_OVERRIDES = ("hidden_size=16,num_hidden_layers=1,num_attention_heads=2,texture_image_size=28,"
-                  "texture_patch_sizes=[14],flow_patch_sizes=[7,14]")
+TINY_FLOW_OVERRIDES = "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,flow_patch_sizes=[7,14]"
+"""`--config_overrides` of a tiny model of the default modalities (flow alone)."""
+TINY_OVERRIDES = TINY_FLOW_OVERRIDES + ",texture_image_size=28,texture_patch_sizes=[14]"
+"""The same tiny model, with texture sizes that also fit a texture branch."""
 # Three subjects of six clips: three LOSO folds of about a second, long enough for a kill to land between them.
 TINY_RUN = ["--dataset", "synthetic", "--num_subjects", "3", "--samples_per_subject", "6", "--epochs", "20",
             "--batch_size", "8", "--config_overrides", TINY_OVERRIDES, "--num_threads", "1"]

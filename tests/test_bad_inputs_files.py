@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from datasets.exceptions import DatasetGenerationError
+from conftest import TINY_OVERRIDES
 from test_data_fixtures import precomputed_tree, write_image
 
 from hf_mmmer.cli import main as command
@@ -22,8 +23,6 @@ from hf_mmmer.training import experiment, reporting, run_folder
 from hf_mmmer.training.cli import train_from_argv
 from hf_mmmer.training.reporting import write_atomically
 
-TINY = ("hidden_size=16,num_hidden_layers=1,num_attention_heads=2,texture_image_size=28,texture_patch_sizes=[14],"
-        "flow_patch_sizes=[7,14]")
 
 
 def train_args(output, data_dir, *extra):
@@ -31,7 +30,7 @@ def train_args(output, data_dir, *extra):
     return ["--dataset", "precomputed", "--data_dir", str(data_dir),
             "--cache_dir", str(Path(data_dir).parent / "cache"), "--epochs", "1", "--batch_size", "4", "--folds", "1",
             "--final_model", "false",
-            "--config_overrides", TINY, "--num_threads", "1", "--output_dir", str(output), *extra]
+            "--config_overrides", TINY_OVERRIDES, "--num_threads", "1", "--output_dir", str(output), *extra]
 
 
 def folder_state(root) -> dict:

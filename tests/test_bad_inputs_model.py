@@ -8,17 +8,12 @@ import numpy as np
 import pytest
 import torch
 from conftest import tiny_config
+from test_modeling import inputs
 from safetensors.torch import load_file, save_file
 
 from hf_mmmer import MMMERConfig, MMMERForMicroExpressionClassification, MMMERImageProcessor
 from hf_mmmer.cli import load_pipeline
 from hf_mmmer.training.export import save_model_directory
-
-
-def inputs(config, batch=3, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    size = lambda m: (batch, config.channels(m), config.image_size(m), config.image_size(m))  # noqa: E731
-    return {f"{m}_values": torch.randn(*size(m), generator=generator) for m in config.modalities}
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import PACKAGE_SOURCE, tiny_config
+from conftest import PACKAGE_SOURCE, TINY_FLOW_OVERRIDES, tiny_config
 
 from test_data_fixtures import precomputed_tree
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,flow_patch_sizes=[7,14]"
 
 
 @pytest.mark.slow
@@ -28,7 +27,7 @@ def test_megc2019_benchmark_writes_per_seed_mean_std_and_references(tmp_path, ru
     code, stdout, stderr = run_benchmark(
         "megc2019.py", "--data_dir", data, "--seeds", "2", "--processes", "1", "--output", output,
         "--work_dir", tmp_path / "work", "--baseline", "--baseline_epochs", "1",
-        "--train_args", f"--epochs 1 --batch_size 4 --config_overrides {TINY}")
+        "--train_args", f"--epochs 1 --batch_size 4 --config_overrides {TINY_FLOW_OVERRIDES}")
     assert code == 0, stderr[-3000:]
     report = json.loads(output.read_text())
     sources = {"casme2", "smic", "samm", "other"}

@@ -4,6 +4,7 @@ import collections
 import json
 
 import pytest
+from conftest import TINY_FLOW_OVERRIDES
 from test_data_fixtures import (
     HTNET_ROWS,
     HTNET_SUBJECTS,
@@ -17,7 +18,6 @@ from hf_mmmer.cli import main as cli_main
 from hf_mmmer.data import THREE_CLASSES, load_me_dataset, subject_keys
 from hf_mmmer.training.cli import train_from_argv as train_main
 
-TINY = "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,flow_patch_sizes=[7,14]"
 
 
 def load_maps(tmp_path, data_dir, **kwargs):
@@ -101,12 +101,12 @@ def test_trainer_trains_and_scores_the_flow_only_maps(tmp_path, monkeypatch, cap
     data_dir = ststnet_tree(tmp_path / "maps")
     train = ["--dataset", "megc2019_maps", "--data_dir", str(data_dir), "--epochs", "1", "--folds", "1",
              "--batch_size", "4", "--num_threads", "1"]
-    metrics = train_main([*train, "--config_overrides", TINY, "--output_dir", str(tmp_path / "run")])
+    metrics = train_main([*train, "--config_overrides", TINY_FLOW_OVERRIDES, "--output_dir", str(tmp_path / "run")])
     assert metrics["num_folds"] == 1 and metrics["n"] == 2  # the first subject in sorted order: casme2/sub01
     capsys.readouterr()
     assert cli_main(["evaluate", "--model", str(tmp_path / "run" / "final_model"), "--dataset", "megc2019_maps",
                      "--data_dir", str(data_dir), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == len(STSTNET_SAMPLES)
-    texture = TINY + ',modalities=["flow","texture"],texture_image_size=28,texture_patch_sizes=[14]'
+    texture = TINY_FLOW_OVERRIDES + ',modalities=["flow","texture"],texture_image_size=28,texture_patch_sizes=[14]'
     with pytest.raises(ValueError, match=r"no apex images \(flow only\), so it cannot feed the texture modality"):
         train_main([*train, "--config_overrides", texture, "--output_dir", str(tmp_path / "texture")])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_benchmarks import TINY
+from conftest import TINY_FLOW_OVERRIDES
 from test_data_fixtures import precomputed_tree
 
 from hf_mmmer.data.loso import source_of
@@ -130,7 +130,7 @@ def test_leaderboard_smoke_run_states_its_budget(tmp_path, run_benchmark):
     output = tmp_path / "leaderboard.json"
     arguments = ["--data_dir", data, "--seeds", "1", "--models", "mmmer,linear,ststnet", "--protocols", "lodo",
                  "--epochs", "ststnet=2", "--processes", "1", "--work_dir", tmp_path / "work", "--output", output,
-                 "--train_args", f"--epochs 1 --batch_size 4 --config_overrides {TINY}"]
+                 "--train_args", f"--epochs 1 --batch_size 4 --config_overrides {TINY_FLOW_OVERRIDES}"]
     code, stdout, stderr = run_benchmark("leaderboard.py", *arguments)
     assert code == 0, stderr[-3000:]
     report = json.loads(output.read_text())

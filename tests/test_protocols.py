@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from conftest import TINY_FLOW_OVERRIDES
 from test_data_fixtures import precomputed_tree
 
 from hf_mmmer.data import held_out_split, load_me_dataset, loso_folds, subject_keys
@@ -16,7 +17,6 @@ from hf_mmmer.data.loso import protocol_folds, select_sources, source_of
 from hf_mmmer.training.cli import train_from_argv as train_main
 from hf_mmmer.training.experiment import plan_folds
 
-TINY = "hidden_size=16,num_hidden_layers=1,num_attention_heads=2,flow_patch_sizes=[7,14]"
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def folds_args(protocol="loso", folds="all", test_subjects=None):
 
 def train(data_dir, output_dir, *extra):
     return train_main(["--dataset", "precomputed", "--data_dir", str(data_dir), "--output_dir", str(output_dir),
-                       "--epochs", "1", "--batch_size", "4", "--config_overrides", TINY, "--final_model", "false",
+                       "--epochs", "1", "--batch_size", "4", "--config_overrides", TINY_FLOW_OVERRIDES, "--final_model", "false",
                        "--num_threads", "1", *extra])
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import save_tiny_model
 from skimage import data
 from transformers import pipeline
 
@@ -145,11 +144,6 @@ def test_a_lost_face_is_skipped_and_reported():
     result = spot_video(frames, 10)
     assert result.gaps == [(2.0, 4.0)]
     assert np.isnan(result.signal[20:40]).all() and not np.isnan(result.signal[:20]).all()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("spot") / "model")
 
 
 @pytest.fixture(scope="module")

@@ -407,9 +407,9 @@ def sweep(data, flow_zero, change, seed, processes, protocol="loso"):
     return scores, time.perf_counter() - started
 
 
-def uf1_uar(data, predictions, protocol="loso"):
-    """`{"all" | source: "UF1 / UAR"}` of one predicted label per sample."""
-    summary = summarize(data, predictions, data.datasets if protocol == "lodo" else None)
+def uf1_uar(data, predictions):
+    """`{"all" | source: "UF1 / UAR"}` of one predicted label per sample (pooled scores: any protocol)."""
+    summary = summarize(data, predictions)
     pools = {"all": summary, **summary["per_dataset"]}
     return {name: f"{result['uf1']:.4f} / {result['uar']:.4f}" for name, result in pools.items()}
 
@@ -438,12 +438,12 @@ def main():
     for name, protocol in ((name, protocol) for name in ideas for protocol in protocols):
         description, change = IDEAS[name]
         scores, seconds = sweep(data, flow_zero, change, args.seed, args.processes, protocol)
-        plain = uf1_uar(data, scores[:, 0].mean(0).argmax(-1), protocol)
-        tta = uf1_uar(data, scores.mean((0, 1)).argmax(-1), protocol)
+        plain = uf1_uar(data, scores[:, 0].mean(0).argmax(-1))
+        tta = uf1_uar(data, scores.mean((0, 1)).argmax(-1))
         print(f"| {name} | {protocol} | {description} | {plain['all']} | " + " | ".join(plain[s] for s in sources)
               + f" | {tta['all']} | {seconds:.0f} |", flush=True)
         if len(scores) > 1:
-            members = ", ".join(uf1_uar(data, member.argmax(-1), protocol)["all"] for member in scores[:, 0])
+            members = ", ".join(uf1_uar(data, member.argmax(-1))["all"] for member in scores[:, 0])
             wrong = scores[:, 0].argmax(-1) != data.labels.numpy()
             print(f"\n{name}: its members alone, all UF1 / UAR: {members}; samples wrong for every member: "
                   f"{wrong.all(0).sum()}, for at least one: {wrong.any(0).sum()} of {len(data)}\n", flush=True)
