@@ -21,6 +21,7 @@ from test_data_fixtures import precomputed_tree, write_image
 from hf_mmmer.cli import main as command
 from hf_mmmer.training import experiment, reporting, run_folder
 from hf_mmmer.training.cli import train_from_argv
+from hf_mmmer.training.export import STAGING_MARKER
 from hf_mmmer.training.reporting import write_atomically
 
 
@@ -230,6 +231,32 @@ def test_overwrite_deletes_a_leftover_staging_folder_only_when_it_is_a_runs(tmp_
     with pytest.raises(FileExistsError, match=r"\.run\.overwrite \(where --overwrite builds the new run\) holds files"):
         run_folder.place_run(output, resume=False, overwrite=True)
     assert mine.read_text() == "mine"
+
+
+def test_only_the_runs_own_leftovers_count_as_its_files(tmp_path):
+    output = tmp_path / "run"
+    run_folder.start_run(run_folder.RunPlacement(output, output), {"run_args.json": {"seed": 0}}, ["metrics.json"])
+    (output / ".metrics.json.backup.tmp").write_text("mine")  # not the temporary-file form `.NAME.<8 hex>.tmp`
+    (output / ".metrics.json.0123abcd.tmp").write_text("{")  # an interrupted atomic write: the run's
+    staging = output / ".final_model.partial"
+    staging.mkdir()
+    (staging / "config.json").write_text("{}")  # no marker: not an interrupted save
+    assert run_folder.foreign_files(output, run_folder.read_manifest(output)) == [
+        ".final_model.partial/config.json", ".metrics.json.backup.tmp"]
+    (staging / STAGING_MARKER).touch()
+    assert run_folder.foreign_files(output, run_folder.read_manifest(output)) == [".metrics.json.backup.tmp"]
+
+
+def test_a_file_that_appears_in_the_staging_folder_after_the_checks_is_kept(tmp_path):
+    output, staging = tmp_path / "run", run_folder.staging_folder(tmp_path / "run")
+    run_folder.start_run(run_folder.RunPlacement(output, output), {"run_args.json": {"seed": 0}}, [])
+    placement = run_folder.place_run(output, resume=False, overwrite=True)
+    run_folder.start_run(placement, {"run_args.json": {"seed": 1}}, [])  # an --overwrite that stops here
+    placement = run_folder.place_run(output, resume=False, overwrite=True)  # the checks of the next one
+    (staging / "late.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"\.run\.overwrite .*holds files hf-mmmer did not write \(late.txt\)"):
+        run_folder.start_run(placement, {"run_args.json": {"seed": 2}}, [])
+    assert sorted(p.name for p in staging.iterdir()) == ["late.txt"] and (staging / "late.txt").read_text() == "mine"
 
 
 def test_an_atomic_write_never_touches_a_file_that_has_its_temporary_name(tmp_path, monkeypatch):

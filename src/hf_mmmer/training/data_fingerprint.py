@@ -9,6 +9,7 @@ trained and tested on), so a changed dataset is refused and the change named.
 import hashlib
 from collections import Counter
 
+from ..data.checks import listing
 from .encoding import EncodedDataset
 
 
@@ -34,11 +35,6 @@ def data_fingerprint(data: EncodedDataset) -> dict:
     return {"classes": list(data.label_names), "samples": samples}
 
 
-def _listed(keys, limit: int = 3) -> str:
-    keys = sorted(keys)
-    return ", ".join(keys[:limit]) + (", ..." if len(keys) > limit else "")
-
-
 def data_changes(recorded: dict, current: dict) -> list:
     """What differs between two fingerprints, one phrase per kind of change (empty when identical)."""
     changes = []
@@ -47,14 +43,14 @@ def data_changes(recorded: dict, current: dict) -> list:
     old, new = recorded["samples"], current["samples"]
     added, removed = new.keys() - old.keys(), old.keys() - new.keys()
     if added:
-        changes.append(f"{len(added)} samples added ({_listed(added)})")
+        changes.append(f"{len(added)} samples added ({listing(sorted(added))})")
     if removed:
-        changes.append(f"{len(removed)} samples removed ({_listed(removed)})")
+        changes.append(f"{len(removed)} samples removed ({listing(sorted(removed))})")
     common = sorted(old.keys() & new.keys())
     relabelled = [f"{k}: {old[k]['label']} -> {new[k]['label']}" for k in common if old[k]["label"] != new[k]["label"]]
     if relabelled:
-        changes.append(f"labels changed for {len(relabelled)} samples ({_listed(relabelled)})")
+        changes.append(f"labels changed for {len(relabelled)} samples ({listing(relabelled)})")
     altered = [k for k in common if old[k]["content"] != new[k]["content"]]
     if altered:
-        changes.append(f"images or their encoding changed for {len(altered)} samples ({_listed(altered)})")
+        changes.append(f"images or their encoding changed for {len(altered)} samples ({listing(altered)})")
     return changes

@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+from ..data.checks import listing
 from ..pipeline_mmmer import MicroExpressionClassificationPipeline
 from .model_card import render_model_card
 from .reporting import give_default_permissions
@@ -21,6 +22,22 @@ SAVED_SUFFIXES = (".json", ".safetensors", ".py", ".md")
 STAGING_MARKER = ".hf_mmmer-save-in-progress"
 """Written first into a save's staging folder and removed before it is renamed into place: a staging folder
 holding it is an interrupted save's, which the next save may delete."""
+
+
+def staging_folder(directory: Path) -> Path:
+    """Where a save into `directory` is written before it is renamed into place."""
+    return directory.with_name(f".{directory.name}.partial")
+
+
+def files_a_save_does_not_write(staging: Path) -> list:
+    """Names in a staging folder that are not the kinds of file a save writes (sorted)."""
+    return sorted(p.name for p in staging.iterdir()
+                  if p.name != STAGING_MARKER and (p.is_dir() or p.suffix not in SAVED_SUFFIXES))
+
+
+def is_interrupted_save(staging: Path) -> bool:
+    """Whether `staging` is what an interrupted save left: its marker, and only the kinds of file a save writes."""
+    return (staging / STAGING_MARKER).is_file() and not files_a_save_does_not_write(staging)
 
 
 def _saved_model_type(directory: Path):
@@ -45,13 +62,12 @@ def save_model_directory(model, processor, directory, *, metrics=None, dataset_n
     if (directory / "config.json").is_file() and _saved_model_type(directory) != model.config.model_type:
         raise FileExistsError(f"{directory} holds a saved model that is not an {model.config.model_type} one (its "
                               "config.json says otherwise); not replacing it")
-    staging = directory.with_name(f".{directory.name}.partial")
+    staging = staging_folder(directory)
     if staging.exists():  # an interrupted save's leftover (its marker says so) holding only what a save writes
-        strays = [p.name for p in staging.iterdir()
-                  if p.name != STAGING_MARKER and (p.is_dir() or p.suffix not in SAVED_SUFFIXES)]
+        strays = files_a_save_does_not_write(staging)
         if strays:
-            raise FileExistsError(f"{staging} holds files a model save does not write "
-                                  f"({', '.join(sorted(strays)[:5])}); move or delete it")
+            raise FileExistsError(f"{staging} holds files a model save does not write ({listing(strays)}); "
+                                  "move or delete it")
         if not (staging / STAGING_MARKER).is_file():
             raise FileExistsError(f"{staging} is not the leftover of an interrupted save (no {STAGING_MARKER}); "
                                   "move or delete it")

@@ -17,20 +17,23 @@ the start, before the first result). The rules, checked before anything is writt
 import json
 import logging
 import os
-import shutil
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.checks import listing
+from .export import is_interrupted_save, staging_folder as save_staging_folder
 from .reporting import write_json
 
 logger = logging.getLogger(__name__)
 MANIFEST_FILE = "run_manifest.json"
 RUN_ARGS_FILE = "run_args.json"  # the arguments of the run; older versions wrote it without a manifest
-# The model folder is replaced as a whole by each save (`export.save_model_directory`, through its
-# `.final_model.partial` staging folder), so all of it is the run's.
-OWNED_FOLDERS = (".final_model.partial",)
-"""The final model's staging folder, which only the package writes; `final_model/`'s own files are listed in
-the manifest once saved (`record_owned`), so a file a user put beside them is kept."""
+FINAL_MODEL_STAGING = save_staging_folder(Path("final_model")).name
+"""Where the final model is saved before it is renamed to `final_model/` (`export.save_model_directory`): the
+run's own when it is an interrupted save (`export.is_interrupted_save`). `final_model/`'s own files are listed
+in the manifest once saved (`record_owned`), so a file a user put beside them is kept."""
+TEMPORARY_FILE = re.compile(r"\.(.+)\.[0-9a-f]{8}\.tmp")
+"""A leftover of `reporting.atomic_path` writing the file named by the group."""
 
 
 @dataclass(frozen=True)
@@ -64,25 +67,37 @@ def read_manifest(folder: Path):
         raise ValueError(f"{path} is damaged ({error}); the folder cannot be treated as a run") from None
 
 
-def is_owned(relative: str, owned: set) -> bool:
-    """Whether the file at `relative` (a POSIX path inside a run) is the run's own."""
+def is_owned(relative: str, owned: set, folder: Path) -> bool:
+    """Whether the file at `relative` (a POSIX path inside the run in `folder`) is the run's own."""
     parts = relative.split("/")
-    if relative in owned or parts[0] in OWNED_FOLDERS:
+    if relative in owned:
         return True
-    name = parts[-1]  # a leftover of `reporting.atomic_path`: `.NAME.<random>.tmp`
-    if name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3:
-        return "/".join([*parts[:-1], name[1:-4].rsplit(".", 1)[0]]) in owned
-    return False
+    if parts[0] == FINAL_MODEL_STAGING and len(parts) == 2:
+        return is_interrupted_save(Path(folder) / FINAL_MODEL_STAGING)
+    temporary = TEMPORARY_FILE.fullmatch(parts[-1])
+    return temporary is not None and "/".join([*parts[:-1], temporary.group(1)]) in owned
 
 
 def foreign_files(folder: Path, owned: set) -> list:
     """Files under `folder` that the run there did not write, as sorted relative paths."""
     files = (path.relative_to(folder).as_posix() for path in Path(folder).rglob("*") if not path.is_dir())
-    return sorted(relative for relative in files if not is_owned(relative, owned))
+    return sorted(relative for relative in files if not is_owned(relative, owned, folder))
 
 
-def _named(paths: list, limit: int = 5) -> str:
-    return ", ".join(paths[:limit]) + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+def delete_owned(folder: Path, owned: set) -> None:
+    """Delete the files of the run in `folder` that it owns, then the folders left empty; keep everything else.
+
+    Which files are the run's is decided before the first is deleted (an interrupted save is recognised by a
+    marker that is itself deleted).
+    """
+    paths = sorted(Path(folder).rglob("*"), reverse=True)
+    foreign = set(foreign_files(folder, owned))
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif path.relative_to(folder).as_posix() not in foreign:
+            path.unlink()
 
 
 def _is_empty(folder: Path) -> bool:
@@ -114,7 +129,7 @@ def place_run(output_dir, resume: bool, overwrite: bool) -> RunPlacement:
     foreign = foreign_files(output_dir, owned)
     if foreign:
         raise FileExistsError(f"--overwrite refused: {output_dir} holds files the run did not write "
-                              f"({_named(foreign)}); move them out first")
+                              f"({listing(foreign)}); move them out first")
     staging = staging_folder(output_dir)
     if not _is_empty(staging):
         # `start_run` deletes it: only an earlier run's (whose manifest is written first) that owns all of it.
@@ -132,8 +147,11 @@ def start_run(placement: RunPlacement, records: dict, owned_files) -> None:
     what it owned before.
     """
     work_dir = placement.work_dir
-    if placement.replaces_a_run and work_dir.exists():
-        shutil.rmtree(work_dir)  # an earlier --overwrite's unfinished run, checked by place_run to be ours only
+    if placement.replaces_a_run and work_dir.exists():  # an earlier --overwrite's unfinished run
+        delete_owned(work_dir, read_manifest(work_dir) or set())
+        if any(work_dir.iterdir()):  # place_run found none, but a file may have appeared since
+            raise FileExistsError(f"{work_dir} (where --overwrite builds the new run) holds files hf-mmmer did not "
+                                  f"write ({listing(foreign_files(work_dir, set()))}); move or delete it")
     work_dir.mkdir(parents=True, exist_ok=True)
     record_owned(work_dir, {*records, *owned_files})
     for name, payload in records.items():
@@ -154,15 +172,9 @@ def finish_run(placement: RunPlacement) -> None:
     os.rename(placement.output_dir, old)
     os.rename(placement.work_dir, placement.output_dir)
     owned = read_manifest(old)
-    for relative in sorted((p.relative_to(old).as_posix() for p in old.rglob("*")), reverse=True):
-        path = old / relative
-        if path.is_dir() and not path.is_symlink():
-            if not any(path.iterdir()):
-                path.rmdir()
-        elif is_owned(relative, owned):
-            path.unlink()
+    delete_owned(old, owned)
     if any(old.iterdir()):
-        logger.warning("kept files the replaced run did not write in %s: %s", old, _named(foreign_files(old, owned)))
+        logger.warning("kept files the replaced run did not write in %s: %s", old, listing(foreign_files(old, owned)))
     else:
         old.rmdir()
 
