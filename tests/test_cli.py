@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -9,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import save_tiny_model
+from conftest import child_env, save_tiny_model
 from sklearn.metrics import f1_score
 from test_pipeline import APEX, make_clip, write_folder, write_video
 
@@ -152,3 +154,12 @@ def test_example_script_runs_the_three_forms(fresh_python, model_dir, clip_files
         runpy.run_path({str(example)!r}, run_name="__main__")
     """)
     assert "[AutoModel]" in out and "[pipeline]" in out and f'"apex_index": {APEX}' in out
+
+
+def test_the_commands_that_build_no_dataset_start_without_datasets(tmp_path):
+    """predict, spot and demo never import `datasets` (about a second of start-up): a new interpreter, since the
+    session's fork server has it loaded."""
+    check = "import sys, hf_mmmer.cli; assert 'datasets' not in sys.modules, 'datasets imported'"
+    result = subprocess.run([sys.executable, "-c", check], env=child_env(tmp_path), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

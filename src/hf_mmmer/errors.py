@@ -11,8 +11,6 @@ Anything else is a bug and keeps its traceback. Malformed command lines are argp
 
 import sys
 
-from datasets.exceptions import DatasetGenerationError
-
 USER_ERRORS = (
     ValueError,  # a bad value: argument, config field, sample, label
     TypeError,  # a value of the wrong type, e.g. a config field
@@ -22,9 +20,16 @@ USER_ERRORS = (
 )
 
 
+def _wrapped_by_datasets(error: BaseException) -> bool:
+    """Whether `datasets` wrapped `error` while building a dataset. Only a command that builds one imports
+    `datasets`; the others (predict, spot, demo) start without paying for it."""
+    exceptions = sys.modules.get("datasets.exceptions")
+    return exceptions is not None and isinstance(error, exceptions.DatasetGenerationError)
+
+
 def user_error(error: BaseException):
     """The user error `error` is, or that `datasets` wrapped in it (a builder's refusal of a sample); else None."""
-    while isinstance(error, DatasetGenerationError):
+    while _wrapped_by_datasets(error):
         error = error.__cause__
     return error if isinstance(error, USER_ERRORS) else None
 
@@ -33,7 +38,7 @@ def exit_status(command: str, run, *args) -> int:
     """Call `run(*args)`; return 0, or print a user error as `command: error: message` and return 1."""
     try:
         run(*args)
-    except (*USER_ERRORS, DatasetGenerationError) as error:
+    except Exception as error:  # noqa: BLE001 -- anything but a user error is raised again, traceback intact
         if user_error(error) is None:
             raise
         print(f"{command}: error: {' '.join(str(user_error(error)).split())}", file=sys.stderr)

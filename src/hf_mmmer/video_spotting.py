@@ -263,7 +263,11 @@ def recognise(model, image_processor, inputs: Any, result: SpottingResult) -> li
     if not result.intervals:
         return []
     wanted = {i for interval in result.intervals for i in (interval.onset, interval.apex)}
-    frames = dict(open_source(inputs).read(wanted.__contains__))
+    frames = {}
+    for index, frame in open_source(inputs).read(wanted.__contains__):
+        frames[index] = frame
+        if len(frames) == len(wanted):  # the rest of the video need not be decoded again
+            break
     onsets = [crop.apply(frames[interval.onset]) for interval, crop in zip(result.intervals, result.crops)]
     apexes = [crop.apply(frames[interval.apex]) for interval, crop in zip(result.intervals, result.crops)]
     batch = image_processor(onset=onsets, apex=apexes, do_crop_face=False, return_tensors="pt")
