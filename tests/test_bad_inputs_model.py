@@ -168,6 +168,16 @@ def damaged_copy(saved, tmp_path, edit_weights=None, edit_config=None, file="con
     return directory
 
 
+def test_saving_never_touches_a_file_that_has_its_staging_name(model, tmp_path, monkeypatch):
+    monkeypatch.setattr("hf_mmmer.modeling_mmmer.secrets.token_hex", lambda size: "abcd1234")
+    taken = tmp_path / ".model.safetensors.abcd1234.partial"
+    taken.parent.mkdir(parents=True, exist_ok=True)
+    taken.write_text("mine")
+    with pytest.raises(FileExistsError):
+        model.save_pretrained(tmp_path)
+    assert taken.read_text() == "mine"
+
+
 def test_the_saved_model_loads_complete(model, saved):
     loaded = load_pipeline(saved).model
     assert not loaded.loading_info["missing_keys"]

@@ -17,6 +17,7 @@ This file imports nothing from `hf_mmmer` but its configuration (single-dot impo
 import json
 import math
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -495,9 +496,15 @@ def _add_metadata(path: Path, extra: dict) -> None:
     with safe_open(path, framework="pt") as weights:
         metadata = {**(weights.metadata() or {}), **extra}
         tensors = {key: weights.get_tensor(key) for key in weights.keys()}
-    staging = path.with_name(f".{path.name}.partial")
-    save_file(tensors, staging, metadata=metadata)
-    os.replace(staging, path)
+    # A name of its own, created exclusively: a file that happens to have it is never written over or deleted.
+    staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+    staging.open("x").close()
+    try:
+        save_file(tensors, staging, metadata=metadata)
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
 
 
 def _check_architecture(weights_file: str, config) -> None:
