@@ -15,6 +15,8 @@ from ..data.checks import require_int
 from ..data.synthetic import SyntheticConfig
 
 DATASETS = ("synthetic", "precomputed", "casme2", "smic", "samm", "megc2019", "megc2019_maps")
+LR_SCHEDULERS = ("cosine", "constant")
+CLASS_WEIGHTINGS = ("none", "balanced", "balanced_sampling")
 
 
 @dataclass
@@ -67,11 +69,11 @@ class ExperimentArguments:
     weight_decay: float = field(default=0.05)
     warmup_ratio: float = field(default=0.1, metadata={"help": "Linear warmup share of steps before cosine decay."})
     lr_scheduler: str = field(
-        default="cosine", metadata={"help": "cosine or constant (after warmup).", "choices": ["cosine", "constant"]}
+        default="cosine", metadata={"help": "cosine or constant (after warmup).", "choices": list(LR_SCHEDULERS)}
     )
     class_weighting: str = field(
         default="balanced",
-        metadata={"choices": ["none", "balanced", "balanced_sampling"],
+        metadata={"choices": list(CLASS_WEIGHTINGS),
                   "help": "none; balanced: cross-entropy weights from each fold's training labels; or "
                           "balanced_sampling: each epoch draws its samples with replacement, every class equally "
                           "likely, and the loss is unweighted."},

@@ -76,7 +76,7 @@ def plan_folds(data: EncodedDataset, args: ExperimentArguments) -> dict:
 
     `loso` folds are subjects, named by fold key (`casme2/sub01`) or by a bare id that one source owns
     (`sub01`); `lodo` folds are source datasets (`casme2`), each holding out all its subjects. Every
-    fold's rows come from `held_out_split`, the one split with the leak check.
+    fold's rows come from `held_out_split`, the one split every protocol uses.
     """
     keys = data.subjects
     if args.protocol == "holdout":  # ExperimentArguments checked that --test_subjects is given

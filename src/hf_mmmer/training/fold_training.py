@@ -16,11 +16,11 @@ from torch.utils.data import BatchSampler, DataLoader, Sampler, TensorDataset
 from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
 from ..modeling_mmmer import MMMERForMicroExpressionClassification
+from .arguments import CLASS_WEIGHTINGS, LR_SCHEDULERS
 from .augmentation import AugmentationConfig, augment_batch
 from .encoding import EncodedDataset
 from .evaluation import predict_probabilities
 
-CLASS_WEIGHTINGS = ("none", "balanced", "balanced_sampling")
 
 
 def fold_seed(seed: int, fold: str) -> int:
@@ -92,7 +92,7 @@ def make_scheduler(optimizer, recipe: FoldRecipe, total_steps: int):
         return get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
     if recipe.lr_scheduler == "constant":
         return get_constant_schedule_with_warmup(optimizer, warmup)
-    raise ValueError(f"lr_scheduler must be cosine or constant, got {recipe.lr_scheduler!r}")
+    raise ValueError(f"lr_scheduler must be one of {', '.join(LR_SCHEDULERS)}, got {recipe.lr_scheduler!r}")
 
 
 def batches(data: EncodedDataset, sampler: Sampler, batch_size: int, targets: torch.Tensor) -> DataLoader:
