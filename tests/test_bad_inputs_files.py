@@ -126,10 +126,11 @@ def test_a_file_that_appears_in_the_replaced_run_is_kept_and_named(tmp_path, cap
     assert placement.work_dir == staging
     run_folder.start_run(placement, {"run_args.json": {"seed": 1}}, ["metrics.json"])
     (output / "late_notes.txt").write_text("written during the run")
+    (output / "my_empty_folder").mkdir()
     run_folder.finish_run(placement)
     assert json.loads((output / "run_args.json").read_text()) == {"seed": 1}
     kept = folder_state(run_folder.replaced_folder(output))
-    assert kept == {"late_notes.txt": hashlib.sha256(b"written during the run").hexdigest()}
+    assert kept == {"late_notes.txt": hashlib.sha256(b"written during the run").hexdigest(), "my_empty_folder": "dir"}
     assert "late_notes.txt" in caplog.text
     with pytest.raises(FileExistsError, match=r"\.run\.replaced holds what was left"):
         run_folder.place_run(output, resume=False, overwrite=True)

@@ -85,19 +85,22 @@ def foreign_files(folder: Path, owned: set) -> list:
 
 
 def delete_owned(folder: Path, owned: set) -> None:
-    """Delete the files of the run in `folder` that it owns, then the folders left empty; keep everything else.
+    """Delete the files of the run in `folder` that it owns, then its folders (those holding a file it owns)
+    left empty; keep everything else.
 
     Which files are the run's is decided before the first is deleted (an interrupted save is recognised by a
     marker that is itself deleted).
     """
-    paths = sorted(Path(folder).rglob("*"), reverse=True)
+    folder = Path(folder)
+    paths = sorted(folder.rglob("*"), reverse=True)
     foreign = set(foreign_files(folder, owned))
+    mine = [path for path in paths if not path.is_dir() and path.relative_to(folder).as_posix() not in foreign]
+    its_folders = {parent for path in mine for parent in path.relative_to(folder).parents} - {Path(".")}
+    for path in mine:
+        path.unlink()
     for path in paths:
-        if path.is_dir() and not path.is_symlink():
-            if not any(path.iterdir()):
-                path.rmdir()
-        elif path.relative_to(folder).as_posix() not in foreign:
-            path.unlink()
+        if path.relative_to(folder) in its_folders and path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
 
 
 def _is_empty(folder: Path) -> bool:
