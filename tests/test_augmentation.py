@@ -83,3 +83,16 @@ def test_flow_and_texture_get_the_same_flip_and_warp():
                                         torch.zeros(3))
     torch.testing.assert_close(out_texture, out[:, 1:2])
     assert not torch.allclose(out_texture, texture, atol=1e-2)
+
+
+def test_noise_perturbs_the_flow_only_by_its_std_and_is_drawn_from_the_generator():
+    flow, texture = torch.zeros(64, 3, 28, 28), torch.zeros(64, 1, 8, 8)
+    labels = torch.eye(3)[torch.arange(64) % 3]
+    noisy = AugmentationConfig(flip_prob=0.0, max_shift=0.0, max_rotation_deg=0.0, max_scale=0.0, noise_std=0.2)
+    out, out_texture, out_labels = augment_batch(flow, texture, labels, noisy, torch.Generator().manual_seed(0),
+                                                 torch.zeros(3))
+    assert abs(float(out.std()) - 0.2) < 0.005 and abs(float(out.mean())) < 0.005
+    torch.testing.assert_close(out_texture, texture)  # the apex face is a photograph, not an estimate
+    torch.testing.assert_close(out_labels, labels)
+    again, _, _ = augment_batch(flow, texture, labels, noisy, torch.Generator().manual_seed(0), torch.zeros(3))
+    torch.testing.assert_close(again, out)

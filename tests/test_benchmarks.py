@@ -103,7 +103,7 @@ def test_recipe_ideas_vary_the_trainer_through_its_parameters(monkeypatch):
 
     before = dict(vars(fold_training))
     data = SimpleNamespace(flow=torch.zeros(2, 3, 28, 28), texture=None, subjects=["a/1", "a/2"])
-    recipe_ideas.init_worker(data, torch.zeros(3), {"cutout": True, "conv_stem_width": 4}, None, seed=0)
+    recipe_ideas.init_worker(data, torch.zeros(3), {"extra_augment": "cutout", "conv_stem_width": 4}, None, seed=0)
     assert vars(fold_training) == before
     worker = recipe_ideas.WORKER
     assert worker["augment"] is not fold_training.augment_batch
@@ -123,14 +123,17 @@ def test_recipe_ideas_regions_source_standardising_distillation_and_lodo(monkeyp
     from hf_mmmer.data.loso import protocol_folds
     from hf_mmmer.training.encoding import EncodedDataset
 
-    replaced = recipe_ideas.variant_factory(region_tokens="replace")(tiny_config(modalities=["flow"]))
+    replaced = recipe_ideas.variant_factory(views=[{"view": "regions", "replace": 14}])(
+        tiny_config(modalities=["flow"]))
     assert replaced.mmmer.encoders["flow"].patch_sizes == [7, "regions"]
     assert replaced(flow_values=torch.randn(2, 3, 28, 28)).logits.shape == (2, 3)
-    model = recipe_ideas.variant_factory(region_tokens="add")(tiny_config(modalities=["flow"]))
+    model = recipe_ideas.variant_factory(views=[{"view": "regions"}, {"view": "whole", "pool": 4}])(
+        tiny_config(modalities=["flow"]))
     flow_encoder = model.mmmer.encoders["flow"]
-    assert flow_encoder.patch_sizes == [7, 14, "regions"] and len(flow_encoder.scales) == 3
+    assert flow_encoder.patch_sizes == [7, 14, "regions", "whole/4"] and len(flow_encoder.scales) == 4
     output = model(flow_values=torch.randn(2, 3, 28, 28), output_patch_importance=True)
     assert output.logits.shape == (2, 3) and output.patch_importance["flow/pregions"].shape == (2, 2, 2)
+    assert output.patch_importance["flow/pwhole/4"].shape == (2, 1, 1)  # the 7x7 pooled map is one token
 
     generator = torch.Generator().manual_seed(0)
     flow = torch.randn(12, 3, 28, 28, generator=generator)

@@ -20,6 +20,7 @@ regression's probabilities (`train_fold_model`'s `targets`).
 """
 
 import argparse
+import functools
 import multiprocessing
 import time
 
@@ -42,12 +43,13 @@ from hf_mmmer.modeling_mmmer import (MMMEREncoder, MMMERPatchEmbeddings, MMMERSc
                                      cross_modal_contrastive_loss)
 from hf_mmmer.training.arguments import ExperimentArguments
 from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, flip_horizontal
-from hf_mmmer.training.fold_training import FoldRecipe, fold_seed, train_fold_model
+from hf_mmmer.training.fold_training import FoldRecipe, balanced_class_weights, fold_seed, train_fold_model
 
 # name -> (what it changes, keyword changes). Keys: config (MMMERConfig), recipe (ExperimentArguments),
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
-# same_source, subject_share, cnn_member, linear_member, cutout, center_flow, region_tokens,
-# source_standardise, distil_linear.
+# same_source, subject_share, cnn_member, linear_member, extra_augment, center_flow, views,
+# source_standardise, distil_linear, out_of_fold_teacher, drop_strain, class_weight_power,
+# scale_dropout.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -77,7 +79,7 @@ IDEAS = {
     "with_cnn": ("mean score of the recipe's model and the STSTNet-style CNN (benchmarks/ststnet.py, 200 "
                  "epochs) trained on the same fold", {"cnn_member": True}),
     "cutout": ("cutout: each training map, with probability 0.5, gets one random square of 7-14 px set to zero "
-               "motion (after flip and affine jitter)", {"cutout": True}),
+               "motion (after flip and affine jitter)", {"extra_augment": "cutout"}),
     "median_center": ("u and v of each map shifted so that their spatial median is zero motion (per sample, no "
                       "labels: removes global head motion and the min-max scaling's offset)", {"center_flow": "median"}),
     "median_center_maxabs": ("median_center, then u and v divided by their largest absolute value (per sample)",
@@ -101,19 +103,57 @@ IDEAS = {
                     "(benchmarks/linear_reference.py, C chosen on the fold's training subjects)",
                     {"linear_member": True}),
     "region_tokens": ("a fourth flow scale: HTNet's four 14x14 eye/brow and mouth-corner regions (its fallback "
-                      "landmarks, benchmarks/htnet.py) as 4 tokens of their own encoder", {"region_tokens": "add"}),
+                      "landmarks, benchmarks/htnet.py) as 4 tokens of their own encoder", {"views": [{"view": "regions"}]}),
     "regions_for_14": ("the region scale in place of the 14x14 grid scale (the same 4 tokens' size, moved onto "
-                       "the eyes and mouth corners): scales 7 / regions / 28", {"region_tokens": "replace"}),
+                       "the eyes and mouth corners): scales 7 / regions / 28", {"views": [{"view": "regions", "replace": 14}]}),
     "source_standardise": ("each source's maps standardised per channel by that source's own mean and std over all "
                            "its samples, no labels (transductive), then put back on the global mean and std",
                            {"source_standardise": True}),
     "distil_linear": ("training targets: 0.5 one-hot label + 0.5 the fold's logistic regression probabilities on "
                       "its training samples (C chosen on its training subjects)", {"distil_linear": 0.5}),
     "regions_distil": ("region_tokens and distil_linear together (each helped one LODO direction alone)",
-                       {"region_tokens": "add", "distil_linear": 0.5}),
+                       {"views": [{"view": "regions"}], "distil_linear": 0.5}),
     "distil_linear_oof": ("distil_linear with the teacher's out-of-fold probabilities: each training sample's from "
                           "the regression (the fold's C) fitted without its subject's group of 5 subject-grouped "
                           "folds, as on an unseen subject", {"distil_linear": 0.5, "out_of_fold_teacher": True}),
+    "levels": ("each training map's channels scaled about zero motion by a random gain (0.78-1.28) and shifted by "
+               "a random offset (+-0.15 model units), after flip and affine jitter", {"extra_augment": "levels"}),
+    "noise": ("Gaussian noise (0.1 model units) on every training map, after flip and affine jitter (the "
+              "trainer's --noise_std)", {"recipe": {"noise_std": 0.1}}),
+    "noise_0.05": ("noise, at 0.05 model units", {"recipe": {"noise_std": 0.05}}),
+    "noise_0.2": ("noise, at 0.2 model units", {"recipe": {"noise_std": 0.2}}),
+    "noise_0.3": ("noise, at 0.3 model units", {"recipe": {"noise_std": 0.3}}),
+    "noise_levels": ("noise and levels together", {"recipe": {"noise_std": 0.1}, "extra_augment": "levels"}),
+    "noise_regions": ("noise and region_tokens together", {"recipe": {"noise_std": 0.1}, "views": [{"view": "regions"}]}),
+    "noise_distil": ("noise and distil_linear together", {"recipe": {"noise_std": 0.1}, "distil_linear": 0.5}),
+    "noise_regions_distil": ("noise, region_tokens and distil_linear together",
+                             {"recipe": {"noise_std": 0.1}, "views": [{"view": "regions"}], "distil_linear": 0.5}),
+    "noise_attention_dropout": ("noise and attention_dropout together",
+                                {"recipe": {"noise_std": 0.1}, "config": {"attention_probs_dropout_prob": 0.1}}),
+    "strong_affine": ("affine jitter doubled: shift 0.1, rotation 15 degrees, scale 0.1",
+                      {"recipe": {"max_shift": 0.1, "max_rotation_deg": 15.0, "max_scale": 0.1}}),
+    "dropout_0.2": ("hidden_dropout_prob 0.2 instead of 0.1", {"config": {"hidden_dropout_prob": 0.2}}),
+    "drop_path_0.3": ("drop_path_rate 0.3 instead of 0.1", {"config": {"drop_path_rate": 0.3}}),
+    "attention_dropout": ("attention_probs_dropout_prob 0.1 instead of 0", {"config": {"attention_probs_dropout_prob": 0.1}}),
+    "drop_strain": ("the strain channel set to zero strain everywhere (u and v only)", {"drop_strain": True}),
+    "whole_14": ("a fourth flow scale: the whole map average-pooled to 14x14 as one token",
+                 {"views": [{"view": "whole", "pool": 2}]}),
+    "whole_14_for_28": ("the whole map average-pooled to 14x14 as one token, in place of the 28x28 whole-map token",
+                        {"views": [{"view": "whole", "pool": 2, "replace": 28}]}),
+    "whole_14_for_14": ("the whole map average-pooled to 14x14 as one token, in place of the 14-pixel patches",
+                        {"views": [{"view": "whole", "pool": 2, "replace": 14}]}),
+    "whole_7": ("a fourth flow scale: the whole map average-pooled to 7x7 as one token",
+                {"views": [{"view": "whole", "pool": 4}]}),
+    "whole_7_14": ("whole_7 and whole_14 together (five scales)",
+                   {"views": [{"view": "whole", "pool": 2}, {"view": "whole", "pool": 4}]}),
+    "scale_dropout": ("each flow scale's feature zeroed for a sample with probability 0.2 in training",
+                      {"scale_dropout": 0.2}),
+    "noise_scale_dropout": ("noise and scale_dropout together", {"recipe": {"noise_std": 0.1}, "scale_dropout": 0.2}),
+    "sqrt_weights": ("class weights: the square root of the balanced ones (macro-F1 rewards precision on the rare "
+                     "classes as much as their recall)", {"recipe": {"class_weighting": "none"}, "class_weight_power": 0.5}),
+    "noise_sqrt_weights": ("noise and sqrt_weights together", {"recipe": {"class_weighting": "none", "noise_std": 0.1},
+                                                               "class_weight_power": 0.5}),
+    "distil_0.3": ("distil_linear with 0.3 of the teacher instead of 0.5", {"distil_linear": 0.3}),
 }
 
 WORKER = {}
@@ -217,23 +257,55 @@ def erase_squares(flow: torch.Tensor, generator: torch.Generator, flow_zero: tor
     return torch.where(erase, flow_zero.view(1, -1, 1, 1), flow)
 
 
-def with_cutout(augment):
-    """`augment` followed by `erase_squares` on the flow: an `augment` for `train_fold_model`."""
+def jitter_levels(flow: torch.Tensor, generator: torch.Generator, flow_zero: torch.Tensor, max_log_gain=0.25,
+                  max_offset=0.15) -> torch.Tensor:
+    """Each map's channels scaled about zero motion by a random gain (log-uniform, +-`max_log_gain`) and shifted
+    by a random offset (+-`max_offset` model units): every PNG map is min-max scaled on its own, so where zero
+    motion sits and how far a unit of motion reaches differ from map to map and source to source."""
+    shape = (flow.shape[0], flow.shape[1], 1, 1)
+    gain = torch.exp((torch.rand(shape, generator=generator) * 2 - 1) * max_log_gain)
+    offset = (torch.rand(shape, generator=generator) * 2 - 1) * max_offset
+    zero = flow_zero.view(1, -1, 1, 1)
+    return zero + gain * (flow - zero) + offset
+
+
+EXTRA_AUGMENTATIONS = {"cutout": erase_squares, "levels": jitter_levels}
+
+
+def followed_by(augment, extra):
+    """`augment` followed by `extra(flow, generator, flow_zero)` on the flow: an `augment` for `train_fold_model`."""
     def augmented(flow, texture, labels, config, generator, flow_zero):
         flow, texture, labels = augment(flow, texture, labels, config, generator, flow_zero)
-        return erase_squares(flow, generator, flow_zero), texture, labels
+        return extra(flow, generator, flow_zero), texture, labels
 
     return augmented
 
 
-def variant_factory(encoder_state=None, conv_stem_width=0, region_tokens=None):
+def drop_scale_features(probability: float):
+    """A forward hook for a scale encoder: in training, each sample's feature of that scale is zeroed with
+    `probability` (and the kept ones scaled by `1 / (1 - probability)`), so no scale can carry a class alone."""
+    def hook(module, args, output):
+        if not module.training:
+            return output
+        feature, *rest = output
+        keep = (torch.rand(feature.shape[0], 1) >= probability).to(feature.dtype) / (1 - probability)
+        return (feature * keep, *rest)
+
+    return hook
+
+
+def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropout=0.0):
     """A `model_factory` for `train_fold_model`: the recipe's model with pretrained encoder weights, a conv
-    stem before every patch projection and/or the region scale (`region_tokens`: `add_region_scale`'s mode)."""
+    stem before every patch projection, more scales (`views`: `add_view_scale`'s keyword arguments) and/or
+    `drop_scale_features` on every flow scale."""
 
     def build(config):
         model = MMMERForMicroExpressionClassification(config)
-        if region_tokens:
-            add_region_scale(model, region_tokens)
+        for view in views:
+            add_view_scale(model, **view)
+        if scale_dropout:
+            for scale in model.mmmer.encoders["flow"].scales:
+                scale.register_forward_hook(drop_scale_features(scale_dropout))
         if encoder_state is not None:
             model.mmmer.load_state_dict(encoder_state)
         if conv_stem_width:
@@ -253,40 +325,48 @@ def variant_factory(encoder_state=None, conv_stem_width=0, region_tokens=None):
     return build
 
 
-class RegionScale(nn.Module):
-    """A flow scale over HTNet's four facial regions: their 14x14 crops tiled 2x2 (`benchmarks/htnet.py`), so
-    a 14-pixel patch scale of the package's own encoder sees one token per region."""
+class ViewScale(nn.Module):
+    """A flow scale of the package's own encoder over a view of the map: HTNet's four facial regions (their
+    14x14 crops tiled 2x2, `benchmarks/htnet.py`), one token per region; or the whole map average-pooled by
+    `pool`, one token (a smoother whole-map view than the recipe's 28-pixel one)."""
 
-    def __init__(self, config):
+    def __init__(self, config, view: str, pool: int = 1):
         super().__init__()
-        self.scale = MMMERScaleEncoder(config, "flow", 14, MMMEREncoder(config))
+        patch_size = 14 if view == "regions" else 28 // pool
+        self.view, self.pool = view, pool
+        self.scale = MMMERScaleEncoder(config, "flow", patch_size, MMMEREncoder(config))
         self.embeddings = self.scale.embeddings  # read by callers that reshape importances
+        if view == "whole":  # the embeddings' grid is sized for the full map; the pooled map is one patch
+            self.embeddings.grid_size = 1
+            self.embeddings.position_embeddings = nn.Parameter(torch.zeros(1, 2, config.hidden_size))
 
     @property
     def feature_size(self):
         return self.scale.feature_size
 
     def forward(self, pixel_values, *args):
-        return self.scale(htnet_regions(pixel_values) / 255, *args)  # htnet_regions scales to 0-255 pixels
+        if self.view == "regions":
+            return self.scale(htnet_regions(pixel_values) / 255, *args)  # htnet_regions scales to 0-255 pixels
+        return self.scale(F.avg_pool2d(pixel_values, self.pool), *args)
 
 
-def add_region_scale(model, mode="add"):
-    """`model` with a `RegionScale` after its flow scales (`mode="add"`) or in place of its 14x14 one
-    (`"replace"`), and the flow projection rebuilt for the features; new weights get the model's own
-    initialisation."""
+def add_view_scale(model, view="regions", replace=None, pool=1):
+    """`model` with a `ViewScale` after its flow scales, or in place of its `replace`-pixel one, and the flow
+    projection rebuilt for the features; new weights get the model's own initialisation."""
     flow = model.mmmer.encoders["flow"]
-    region = RegionScale(model.config)
-    if mode == "replace":
-        index = flow.patch_sizes.index(14)
-        flow.scales[index] = region
-        flow.patch_sizes = [*flow.patch_sizes[:index], "regions", *flow.patch_sizes[index + 1:]]
+    scale = ViewScale(model.config, view, pool)
+    name = view if view == "regions" else f"whole/{pool}"
+    if replace is not None:
+        index = flow.patch_sizes.index(replace)
+        flow.scales[index] = scale
+        flow.patch_sizes = [*flow.patch_sizes[:index], name, *flow.patch_sizes[index + 1:]]
     else:
-        flow.scales.append(region)
-        flow.patch_sizes = [*flow.patch_sizes, "regions"]
+        flow.scales.append(scale)
+        flow.patch_sizes = [*flow.patch_sizes, name]
     features = sum(scale.feature_size for scale in flow.scales)
     flow.projection = nn.Sequential(nn.Linear(features, model.config.hidden_size),
                                     nn.LayerNorm(model.config.hidden_size, eps=model.config.layer_norm_eps))
-    region.apply(model._init_weights)
+    scale.apply(model._init_weights)
     flow.projection.apply(model._init_weights)
     return model
 
@@ -309,13 +389,17 @@ def init_worker(data, flow_zero, change, encoder_state, seed, folds=None):
         data.flow = center_flow(data.flow, change["center_flow"])
     if change.get("texture_difference"):
         data.texture = texture_differences(data.texture, data.subjects)
+    if change.get("drop_strain"):
+        data.flow[:, 2] = flow_zero[2]
     if change.get("source_standardise"):
         data.flow = standardise_sources(data.flow, data.datasets)
     config, recipe = idea_setup(change)
     WORKER.update(data=data, change=change, seed=seed, recipe=recipe, config=config, flow_zero=flow_zero,
                   folds=folds, model_factory=variant_factory(encoder_state, change.get("conv_stem_width", 0),
-                                                             change.get("region_tokens")),
-                  augment=with_cutout(augment_batch) if change.get("cutout") else augment_batch)
+                                                             change.get("views", ()), change.get("scale_dropout", 0.0)),
+                  augment=(followed_by(augment_batch, functools.partial(EXTRA_AUGMENTATIONS[change["extra_augment"]],
+                                                                        **change.get("extra_options", {})))
+                           if change.get("extra_augment") else augment_batch))
 
 
 def plain_and_mirrored_scores(predict, flow, texture, flow_zero) -> list:
@@ -351,6 +435,17 @@ def distillation_targets(data, train) -> torch.Tensor:
     return targets
 
 
+def with_class_weights(model_factory, balanced: list, power: float):
+    """A `model_factory` whose models weight their loss by the balanced class weights to `power` (the recipe
+    uses `power` 1; 0.5 softens them), for a recipe whose `class_weighting` is "none"."""
+    def build(config):
+        model = model_factory(config)
+        model.set_class_weights([weight ** power for weight in balanced])
+        return model
+
+    return build
+
+
 def run_fold(fold):
     """Scores `(members, 2 [plain, mirrored], n_test, num_labels)` of one fold (a held-out subject in LOSO,
     a held-out source in LODO)."""
@@ -362,6 +457,10 @@ def run_fold(fold):
     if change.get("subject_share"):
         train = train[np.isin(subjects[train], share_of_subjects(subjects[train], change["subject_share"],
                                                                  fold_seed(WORKER["seed"], fold)))]
+    model_factory = WORKER["model_factory"]
+    if change.get("class_weight_power"):
+        model_factory = with_class_weights(model_factory, balanced_class_weights(
+            data.labels[torch.as_tensor(train)], len(data.label_names)), change["class_weight_power"])
     ensemble = change.get("ensemble", 1)
     targets = distillation_targets(data, train) if change.get("distil_linear") else None
     test_flow = data.flow[test]
@@ -369,7 +468,7 @@ def run_fold(fold):
     for k in range(ensemble):
         seed = fold_seed(WORKER["seed"] * 100 + k if ensemble > 1 else WORKER["seed"], fold)
         model, _ = train_fold_model(WORKER["config"], data, train, WORKER["recipe"], seed, flow_zero,
-                                    model_factory=WORKER["model_factory"], augment=WORKER["augment"],
+                                    model_factory=model_factory, augment=WORKER["augment"],
                                     targets=targets)
         texture = data.texture[test] if "texture" in model.config.modalities else None
         scores.append(plain_and_mirrored_scores(

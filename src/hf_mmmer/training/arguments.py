@@ -7,6 +7,7 @@ before anything is written.
 """
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -85,6 +86,9 @@ class ExperimentArguments:
     max_shift: float = field(default=0.05, metadata={"help": "Affine jitter: shift as a fraction of the side."})
     max_rotation_deg: float = field(default=8.0)
     max_scale: float = field(default=0.05)
+    noise_std: float = field(
+        default=0.0, metadata={"help": "Gaussian noise on the training flow maps, in the processor's normalised units "
+                                      "(0 disables)."})
     mixup_alpha: float = field(default=0.0, metadata={"help": "Mixup Beta(alpha, alpha); 0 disables."})
     seed: int = field(default=0)
     num_threads: Optional[int] = field(
@@ -122,6 +126,13 @@ class ExperimentArguments:
             raise ValueError("--resume continues the run in --output_dir and --overwrite replaces it: pass one of them")
         if self.push_to_hub and not self.hub_model_id:
             raise ValueError("--push_to_hub needs --hub_model_id (the repo to create or update)")
+        for name in NON_NEGATIVE:
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"--{name} must be a finite number >= 0, got {value}")
+        for name in PROBABILITIES:
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"--{name} must be between 0 and 1, got {getattr(self, name)}")
         if self.num_threads is not None and self.num_threads < 0:
             raise ValueError(f"--num_threads must be >= 0 (0 keeps torch's default), got {self.num_threads}")
         overrides = parse_overrides(self.config_overrides)
@@ -131,6 +142,11 @@ class ExperimentArguments:
         except (TypeError, ValueError) as error:
             raise type(error)(f"--config_overrides: {error}") from None
 
+
+NON_NEGATIVE = ("learning_rate", "weight_decay", "max_shift", "max_rotation_deg", "max_scale", "noise_std",
+                "mixup_alpha")
+"""Trainer numbers where a negative value would silently mean "off" (or diverge) instead of being refused."""
+PROBABILITIES = ("warmup_ratio", "ema_decay", "flip_prob")
 
 CONFIG_FIELDS = MMMERConfig.own_fields()
 """The `MMMERConfig` fields `--config_overrides` may set (its own; the classes come from the dataset)."""

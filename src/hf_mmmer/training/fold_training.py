@@ -81,7 +81,7 @@ class FoldRecipe:
             class_weighting=args.class_weighting, ema_decay=args.ema_decay,
             augmentation=AugmentationConfig(
                 flip_prob=args.flip_prob, max_shift=args.max_shift, max_rotation_deg=args.max_rotation_deg,
-                max_scale=args.max_scale, mixup_alpha=args.mixup_alpha,
+                max_scale=args.max_scale, noise_std=args.noise_std, mixup_alpha=args.mixup_alpha,
             ),
         )
 
