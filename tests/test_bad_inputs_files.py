@@ -146,6 +146,7 @@ def test_a_file_that_appears_in_the_replaced_run_is_kept_and_named(tmp_path, cap
     (["--noise_std", "-0.1"], "--noise_std must be a finite number >= 0, got -0.1"),
     (["--mixup_alpha", "nan"], "--mixup_alpha must be a finite number >= 0, got nan"),
     (["--flip_prob", "1.5"], "--flip_prob must be between 0 and 1, got 1.5"),
+    (["--ema_decay", "1"], "--ema_decay must be below 1"),
     (["--protocol", "lopo"], "--protocol must be one of loso, lodo, holdout, got 'lopo'"),
     (["--protocol", "holdout"], "--protocol holdout needs --test_subjects"),
     (["--dataset", "synthetic", "--num_subjects", "0"], "synthetic: num_subjects must be a positive integer, got 0"),

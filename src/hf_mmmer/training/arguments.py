@@ -133,6 +133,9 @@ class ExperimentArguments:
         for name in PROBABILITIES:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"--{name} must be between 0 and 1, got {getattr(self, name)}")
+        if self.ema_decay == 1:
+            raise ValueError("--ema_decay must be below 1 (at 1 the averaged weights never leave their initial "
+                             "values); 0 disables the average")
         if self.num_threads is not None and self.num_threads < 0:
             raise ValueError(f"--num_threads must be >= 0 (0 keeps torch's default), got {self.num_threads}")
         overrides = parse_overrides(self.config_overrides)
