@@ -35,6 +35,14 @@ def encoded(n=12, subjects=("casme2/sub01", "casme2/sub02", "smic/s01")):
 def test_balanced_class_weights_follow_training_counts():
     weights = balanced_class_weights(torch.tensor([0, 0, 0, 0, 1, 1, 2, 2]), 4)
     assert weights == pytest.approx([8 / (4 * 4), 8 / (4 * 2), 8 / (4 * 2), 1.0])  # absent class: weight 1
+    softened = balanced_class_weights(torch.tensor([0, 0, 0, 0, 1, 1, 2, 2]), 4, power=0.5)
+    assert softened == pytest.approx([0.5 ** 0.5, 1.0, 1.0, 1.0])
+
+
+def test_sqrt_balanced_weighting_gives_the_fold_model_the_square_roots():
+    recipe = FoldRecipe.from_arguments(ExperimentArguments(epochs=1, batch_size=4, class_weighting="sqrt_balanced"))
+    model, _ = train_fold_model(tiny_config(), encoded(), np.arange(10), recipe, 0, torch.zeros(3))
+    assert model.class_weights.tolist() == pytest.approx([(10 / 12) ** 0.5, (10 / 9) ** 0.5, (10 / 9) ** 0.5])
 
 
 def test_balanced_sampling_draws_every_class_equally_often():

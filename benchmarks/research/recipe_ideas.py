@@ -43,13 +43,13 @@ from hf_mmmer.modeling_mmmer import (MMMEREncoder, MMMERPatchEmbeddings, MMMERSc
                                      cross_modal_contrastive_loss)
 from hf_mmmer.training.arguments import ExperimentArguments
 from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, flip_horizontal
-from hf_mmmer.training.fold_training import FoldRecipe, balanced_class_weights, fold_seed, train_fold_model
+from hf_mmmer.training.fold_training import FoldRecipe, fold_seed, train_fold_model
 
 # name -> (what it changes, keyword changes). Keys: config (MMMERConfig), recipe (ExperimentArguments),
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
 # same_source, subject_share, cnn_member, linear_member, extra_augment, center_flow, views,
-# source_standardise, distil_linear, out_of_fold_teacher, drop_strain, class_weight_power,
-# scale_dropout.
+# source_standardise, distil_linear, out_of_fold_teacher, drop_strain,
+# scale_dropout, extra_options.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -140,6 +140,11 @@ IDEAS = {
                  {"views": [{"view": "whole", "pool": 2}]}),
     "whole_14_for_28": ("the whole map average-pooled to 14x14 as one token, in place of the 28x28 whole-map token",
                         {"views": [{"view": "whole", "pool": 2, "replace": 28}]}),
+    "noise_whole_14_for_28": ("noise and whole_14_for_28 together",
+                              {"recipe": {"noise_std": 0.1}, "views": [{"view": "whole", "pool": 2, "replace": 28}]}),
+    "noise_sqrt_whole_14": ("noise, sqrt_weights and whole_14_for_28 together",
+                            {"recipe": {"noise_std": 0.1, "class_weighting": "sqrt_balanced"},
+                             "views": [{"view": "whole", "pool": 2, "replace": 28}]}),
     "whole_14_for_14": ("the whole map average-pooled to 14x14 as one token, in place of the 14-pixel patches",
                         {"views": [{"view": "whole", "pool": 2, "replace": 14}]}),
     "whole_7": ("a fourth flow scale: the whole map average-pooled to 7x7 as one token",
@@ -150,9 +155,9 @@ IDEAS = {
                       {"scale_dropout": 0.2}),
     "noise_scale_dropout": ("noise and scale_dropout together", {"recipe": {"noise_std": 0.1}, "scale_dropout": 0.2}),
     "sqrt_weights": ("class weights: the square root of the balanced ones (macro-F1 rewards precision on the rare "
-                     "classes as much as their recall)", {"recipe": {"class_weighting": "none"}, "class_weight_power": 0.5}),
-    "noise_sqrt_weights": ("noise and sqrt_weights together", {"recipe": {"class_weighting": "none", "noise_std": 0.1},
-                                                               "class_weight_power": 0.5}),
+                     "classes as much as their recall)", {"recipe": {"class_weighting": "sqrt_balanced"}}),
+    "noise_sqrt_weights": ("noise and sqrt_weights together",
+                           {"recipe": {"class_weighting": "sqrt_balanced", "noise_std": 0.1}}),
     "distil_0.3": ("distil_linear with 0.3 of the teacher instead of 0.5", {"distil_linear": 0.3}),
 }
 
@@ -435,17 +440,6 @@ def distillation_targets(data, train) -> torch.Tensor:
     return targets
 
 
-def with_class_weights(model_factory, balanced: list, power: float):
-    """A `model_factory` whose models weight their loss by the balanced class weights to `power` (the recipe
-    uses `power` 1; 0.5 softens them), for a recipe whose `class_weighting` is "none"."""
-    def build(config):
-        model = model_factory(config)
-        model.set_class_weights([weight ** power for weight in balanced])
-        return model
-
-    return build
-
-
 def run_fold(fold):
     """Scores `(members, 2 [plain, mirrored], n_test, num_labels)` of one fold (a held-out subject in LOSO,
     a held-out source in LODO)."""
@@ -457,10 +451,6 @@ def run_fold(fold):
     if change.get("subject_share"):
         train = train[np.isin(subjects[train], share_of_subjects(subjects[train], change["subject_share"],
                                                                  fold_seed(WORKER["seed"], fold)))]
-    model_factory = WORKER["model_factory"]
-    if change.get("class_weight_power"):
-        model_factory = with_class_weights(model_factory, balanced_class_weights(
-            data.labels[torch.as_tensor(train)], len(data.label_names)), change["class_weight_power"])
     ensemble = change.get("ensemble", 1)
     targets = distillation_targets(data, train) if change.get("distil_linear") else None
     test_flow = data.flow[test]
@@ -468,7 +458,7 @@ def run_fold(fold):
     for k in range(ensemble):
         seed = fold_seed(WORKER["seed"] * 100 + k if ensemble > 1 else WORKER["seed"], fold)
         model, _ = train_fold_model(WORKER["config"], data, train, WORKER["recipe"], seed, flow_zero,
-                                    model_factory=model_factory, augment=WORKER["augment"],
+                                    model_factory=WORKER["model_factory"], augment=WORKER["augment"],
                                     targets=targets)
         texture = data.texture[test] if "texture" in model.config.modalities else None
         scores.append(plain_and_mirrored_scores(

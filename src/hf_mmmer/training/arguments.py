@@ -17,7 +17,7 @@ from ..data.synthetic import SyntheticConfig
 
 DATASETS = ("synthetic", "precomputed", "casme2", "smic", "samm", "megc2019", "megc2019_maps")
 LR_SCHEDULERS = ("cosine", "constant")
-CLASS_WEIGHTINGS = ("none", "balanced", "balanced_sampling")
+CLASS_WEIGHTINGS = ("none", "balanced", "sqrt_balanced", "balanced_sampling")
 
 
 @dataclass
@@ -75,9 +75,10 @@ class ExperimentArguments:
     class_weighting: str = field(
         default="balanced",
         metadata={"choices": list(CLASS_WEIGHTINGS),
-                  "help": "none; balanced: cross-entropy weights from each fold's training labels; or "
-                          "balanced_sampling: each epoch draws its samples with replacement, every class equally "
-                          "likely, and the loss is unweighted."},
+                  "help": "none; balanced: cross-entropy weights n / (k * count) from each fold's training "
+                          "labels; sqrt_balanced: their square roots (a softer weighting); or balanced_sampling: "
+                          "each epoch draws its samples with replacement, every class equally likely, and the "
+                          "loss is unweighted."},
     )
     ema_decay: float = field(
         default=0.98, metadata={"help": "Per-step exponential moving average of the weights (0 disables); the EMA "
