@@ -2,7 +2,7 @@ import torch
 
 from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, flip_horizontal
 
-NO_AUGMENTATION = AugmentationConfig(flip_prob=0.0, max_shift=0.0, max_rotation_deg=0.0, max_scale=0.0)
+NO_AUGMENTATION = AugmentationConfig(flip_prob=0.0, max_shift=0.0, max_rotation_deg=0.0, max_scale=0.0, noise_std=0.0)
 
 
 def test_flip_mirrors_space_negates_u_and_keeps_v_and_strain():
@@ -38,7 +38,8 @@ def test_no_augmentation_is_identity_and_mixup_mixes_labels_consistently():
     for got, expected in zip(same, (flow, texture, labels)):
         torch.testing.assert_close(got, expected)
     torch.manual_seed(0)
-    mixing = AugmentationConfig(flip_prob=0.0, max_shift=0.0, max_rotation_deg=0.0, max_scale=0.0, mixup_alpha=0.4)
+    mixing = AugmentationConfig(flip_prob=0.0, max_shift=0.0, max_rotation_deg=0.0, max_scale=0.0, noise_std=0.0,
+                                mixup_alpha=0.4)
     distinct = torch.eye(4)  # one class per sample: the soft labels are then exactly the mixing matrix
     mixed_flow, mixed_texture, soft = augment_batch(flow, texture, distinct, mixing, generator, zero)
     torch.testing.assert_close(soft.sum(-1), torch.ones(4))
@@ -51,7 +52,7 @@ def test_affine_jitter_fills_borders_with_zero_motion_and_keeps_shape():
     generator = torch.Generator().manual_seed(0)
     zero = torch.tensor([0.1, 0.2, -1.0])
     flow = zero.view(1, 3, 1, 1).expand(5, 3, 28, 28).clone()
-    jitter = AugmentationConfig(flip_prob=0.0, max_shift=0.1, max_rotation_deg=10.0, max_scale=0.1)
+    jitter = AugmentationConfig(flip_prob=0.0, max_shift=0.1, max_rotation_deg=10.0, max_scale=0.1, noise_std=0.0)
     out, texture, _ = augment_batch(flow, None, torch.eye(3)[[0, 1, 2, 0, 1]], jitter, generator, zero)
     assert texture is None and out.shape == flow.shape
     torch.testing.assert_close(out, flow)  # a motionless map stays motionless, borders included
@@ -62,7 +63,7 @@ def test_affine_jitter_moves_the_content_of_each_sample_differently():
     zero = torch.zeros(3)
     flow = torch.zeros(4, 3, 28, 28)
     flow[:, :, 10:18, 10:18] = 1.0  # the same square in every sample
-    jitter = AugmentationConfig(flip_prob=0.0, max_shift=0.1, max_rotation_deg=10.0, max_scale=0.1)
+    jitter = AugmentationConfig(flip_prob=0.0, max_shift=0.1, max_rotation_deg=10.0, max_scale=0.1, noise_std=0.0)
     out, _, _ = augment_batch(flow, None, torch.eye(3)[[0, 1, 2, 0]], jitter, generator, zero)
     columns = [float((out[i, 0] * torch.arange(28.0)).sum() / out[i, 0].sum()) for i in range(4)]  # centre of mass
     assert not torch.allclose(out, flow, atol=1e-2)
@@ -78,7 +79,7 @@ def test_flow_and_texture_get_the_same_flip_and_warp():
     generator = torch.Generator().manual_seed(3)
     flow = torch.rand(8, 3, 28, 28)
     texture = flow[:, 1:2].clone()
-    jitter = AugmentationConfig(flip_prob=0.5, max_shift=0.1, max_rotation_deg=10.0, max_scale=0.1)
+    jitter = AugmentationConfig(flip_prob=0.5, max_shift=0.1, max_rotation_deg=10.0, max_scale=0.1, noise_std=0.0)
     out, out_texture, _ = augment_batch(flow, texture, torch.eye(3)[torch.arange(8) % 3], jitter, generator,
                                         torch.zeros(3))
     torch.testing.assert_close(out_texture, out[:, 1:2])

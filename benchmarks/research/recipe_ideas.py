@@ -118,18 +118,13 @@ IDEAS = {
                           "folds, as on an unseen subject", {"distil_linear": 0.5, "out_of_fold_teacher": True}),
     "levels": ("each training map's channels scaled about zero motion by a random gain (0.78-1.28) and shifted by "
                "a random offset (+-0.15 model units), after flip and affine jitter", {"extra_augment": "levels"}),
-    "noise": ("Gaussian noise (0.1 model units) on every training map, after flip and affine jitter (the "
-              "trainer's --noise_std)", {"recipe": {"noise_std": 0.1}}),
-    "noise_0.05": ("noise, at 0.05 model units", {"recipe": {"noise_std": 0.05}}),
-    "noise_0.2": ("noise, at 0.2 model units", {"recipe": {"noise_std": 0.2}}),
-    "noise_0.3": ("noise, at 0.3 model units", {"recipe": {"noise_std": 0.3}}),
-    "noise_levels": ("noise and levels together", {"recipe": {"noise_std": 0.1}, "extra_augment": "levels"}),
-    "noise_regions": ("noise and region_tokens together", {"recipe": {"noise_std": 0.1}, "views": [{"view": "regions"}]}),
-    "noise_distil": ("noise and distil_linear together", {"recipe": {"noise_std": 0.1}, "distil_linear": 0.5}),
-    "noise_regions_distil": ("noise, region_tokens and distil_linear together",
-                             {"recipe": {"noise_std": 0.1}, "views": [{"view": "regions"}], "distil_linear": 0.5}),
-    "noise_attention_dropout": ("noise and attention_dropout together",
-                                {"recipe": {"noise_std": 0.1}, "config": {"attention_probs_dropout_prob": 0.1}}),
+    "previous_recipe": ("the recipe before noise and softened class weights: no input noise, balanced class weights",
+                        {"recipe": {"noise_std": 0.0, "class_weighting": "balanced"}}),
+    "no_noise": ("no Gaussian noise on the training maps", {"recipe": {"noise_std": 0.0}}),
+    "balanced_weights": ("fully balanced class weights instead of their square roots",
+                         {"recipe": {"class_weighting": "balanced"}}),
+    "noise_0.05": ("input noise 0.05 model units instead of 0.1", {"recipe": {"noise_std": 0.05}}),
+    "noise_0.3": ("input noise 0.3 model units instead of 0.1", {"recipe": {"noise_std": 0.3}}),
     "strong_affine": ("affine jitter doubled: shift 0.1, rotation 15 degrees, scale 0.1",
                       {"recipe": {"max_shift": 0.1, "max_rotation_deg": 15.0, "max_scale": 0.1}}),
     "dropout_0.2": ("hidden_dropout_prob 0.2 instead of 0.1", {"config": {"hidden_dropout_prob": 0.2}}),
@@ -140,11 +135,6 @@ IDEAS = {
                  {"views": [{"view": "whole", "pool": 2}]}),
     "whole_14_for_28": ("the whole map average-pooled to 14x14 as one token, in place of the 28x28 whole-map token",
                         {"views": [{"view": "whole", "pool": 2, "replace": 28}]}),
-    "noise_whole_14_for_28": ("noise and whole_14_for_28 together",
-                              {"recipe": {"noise_std": 0.1}, "views": [{"view": "whole", "pool": 2, "replace": 28}]}),
-    "noise_sqrt_whole_14": ("noise, sqrt_weights and whole_14_for_28 together",
-                            {"recipe": {"noise_std": 0.1, "class_weighting": "sqrt_balanced"},
-                             "views": [{"view": "whole", "pool": 2, "replace": 28}]}),
     "whole_14_for_14": ("the whole map average-pooled to 14x14 as one token, in place of the 14-pixel patches",
                         {"views": [{"view": "whole", "pool": 2, "replace": 14}]}),
     "whole_7": ("a fourth flow scale: the whole map average-pooled to 7x7 as one token",
@@ -153,11 +143,6 @@ IDEAS = {
                    {"views": [{"view": "whole", "pool": 2}, {"view": "whole", "pool": 4}]}),
     "scale_dropout": ("each flow scale's feature zeroed for a sample with probability 0.2 in training",
                       {"scale_dropout": 0.2}),
-    "noise_scale_dropout": ("noise and scale_dropout together", {"recipe": {"noise_std": 0.1}, "scale_dropout": 0.2}),
-    "sqrt_weights": ("class weights: the square root of the balanced ones (macro-F1 rewards precision on the rare "
-                     "classes as much as their recall)", {"recipe": {"class_weighting": "sqrt_balanced"}}),
-    "noise_sqrt_weights": ("noise and sqrt_weights together",
-                           {"recipe": {"class_weighting": "sqrt_balanced", "noise_std": 0.1}}),
     "distil_0.3": ("distil_linear with 0.3 of the teacher instead of 0.5", {"distil_linear": 0.3}),
 }
 
@@ -228,7 +213,7 @@ def simclr_pretrain(config, flow, flow_zero, epochs, seed, batch_size=64, temper
     optimizer = torch.optim.AdamW([*model.mmmer.parameters(), *head.parameters()], lr=1e-3, weight_decay=0.05)
     steps = epochs * -(-len(flow) // batch_size)
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(0.05 * steps), steps)
-    views = AugmentationConfig(flip_prob=0.5, max_shift=0.1, max_rotation_deg=15, max_scale=0.1)
+    views = AugmentationConfig(flip_prob=0.5, max_shift=0.1, max_rotation_deg=15, max_scale=0.1, noise_std=0.0)
     unused_labels = torch.zeros(batch_size, config.num_labels)
     model.train()
     for _ in range(epochs):

@@ -73,7 +73,7 @@ class ExperimentArguments:
         default="cosine", metadata={"help": "cosine or constant (after warmup).", "choices": list(LR_SCHEDULERS)}
     )
     class_weighting: str = field(
-        default="balanced",
+        default="sqrt_balanced",
         metadata={"choices": list(CLASS_WEIGHTINGS),
                   "help": "none; balanced: cross-entropy weights n / (k * count) from each fold's training "
                           "labels; sqrt_balanced: their square roots (a softer weighting); or balanced_sampling: "
@@ -88,7 +88,7 @@ class ExperimentArguments:
     max_rotation_deg: float = field(default=8.0)
     max_scale: float = field(default=0.05)
     noise_std: float = field(
-        default=0.0, metadata={"help": "Gaussian noise on the training flow maps, in the processor's normalised units "
+        default=0.1, metadata={"help": "Gaussian noise on the training flow maps, in the processor's normalised units "
                                       "(0 disables)."})
     mixup_alpha: float = field(default=0.0, metadata={"help": "Mixup Beta(alpha, alpha); 0 disables."})
     seed: int = field(default=0)

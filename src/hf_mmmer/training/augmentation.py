@@ -30,7 +30,7 @@ class AugmentationConfig:
     max_shift: float = 0.05  # fraction of the image side
     max_rotation_deg: float = 8.0
     max_scale: float = 0.05
-    noise_std: float = 0.0  # in the flow's normalised units
+    noise_std: float = 0.1  # in the flow's normalised units
     mixup_alpha: float = 0.0
 
     @property
