@@ -2,7 +2,8 @@ import torch
 
 from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, flip_horizontal
 
-NO_AUGMENTATION = AugmentationConfig(flip_prob=0.0, max_shift=0.0, max_rotation_deg=0.0, max_scale=0.0, noise_std=0.0)
+NO_AUGMENTATION = AugmentationConfig(flip_prob=0.0, max_shift=0.0, max_rotation_deg=0.0, max_scale=0.0,
+                                     noise_std=0.0)
 
 
 def test_flip_mirrors_space_negates_u_and_keeps_v_and_strain():

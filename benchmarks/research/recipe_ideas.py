@@ -12,11 +12,12 @@ but every idea is scored on the same subjects as the recipe, so an idea adopted 
 be a recipe-level use of those labels (benchmarks/RESULTS.md says which were).
 
 Ideas that need a model the package does not build (a convolutional stem, self-supervised weights)
-hand `train_fold_model` a `model_factory`, and cutout hands it an `augment`; `with_cnn` trains the
+hand `train_fold_model` a `model_factory` (`region_tokens` and the pooled whole-map views add a scale over
+a view of the map, `ViewScale`), and cutout and level jitter hand it an `augment`; `with_cnn` trains the
 STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model, `with_linear` the logistic
-regression reference (benchmarks/linear_reference.py). `region_tokens` adds HTNet's four facial regions
-(benchmarks/htnet.py) as one more scale, and `distil_linear` trains on the labels mixed with that logistic
-regression's probabilities (`train_fold_model`'s `targets`).
+regression reference (benchmarks/linear_reference.py), and `distil_linear` trains on the labels mixed with
+that logistic regression's probabilities (`train_fold_model`'s `targets`). An idea is a change from the
+defaults of its commit: when an idea joins the recipe, `previous_recipe` (or the like) measures the old one.
 """
 
 import argparse
@@ -103,9 +104,11 @@ IDEAS = {
                     "(benchmarks/linear_reference.py, C chosen on the fold's training subjects)",
                     {"linear_member": True}),
     "region_tokens": ("a fourth flow scale: HTNet's four 14x14 eye/brow and mouth-corner regions (its fallback "
-                      "landmarks, benchmarks/htnet.py) as 4 tokens of their own encoder", {"views": [{"view": "regions"}]}),
+                      "landmarks, benchmarks/htnet.py) as 4 tokens of their own encoder",
+                      {"views": [{"view": "regions"}]}),
     "regions_for_14": ("the region scale in place of the 14x14 grid scale (the same 4 tokens' size, moved onto "
-                       "the eyes and mouth corners): scales 7 / regions / 28", {"views": [{"view": "regions", "replace": 14}]}),
+                       "the eyes and mouth corners): scales 7 / regions / 28",
+                       {"views": [{"view": "regions", "replace": 14}]}),
     "source_standardise": ("each source's maps standardised per channel by that source's own mean and std over all "
                            "its samples, no labels (transductive), then put back on the global mean and std",
                            {"source_standardise": True}),
@@ -129,7 +132,8 @@ IDEAS = {
                       {"recipe": {"max_shift": 0.1, "max_rotation_deg": 15.0, "max_scale": 0.1}}),
     "dropout_0.2": ("hidden_dropout_prob 0.2 instead of 0.1", {"config": {"hidden_dropout_prob": 0.2}}),
     "drop_path_0.3": ("drop_path_rate 0.3 instead of 0.1", {"config": {"drop_path_rate": 0.3}}),
-    "attention_dropout": ("attention_probs_dropout_prob 0.1 instead of 0", {"config": {"attention_probs_dropout_prob": 0.1}}),
+    "attention_dropout": ("attention_probs_dropout_prob 0.1 instead of 0",
+                          {"config": {"attention_probs_dropout_prob": 0.1}}),
     "drop_strain": ("the strain channel set to zero strain everywhere (u and v only)", {"drop_strain": True}),
     "whole_14": ("a fourth flow scale: the whole map average-pooled to 14x14 as one token",
                  {"views": [{"view": "whole", "pool": 2}]}),
