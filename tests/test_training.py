@@ -4,6 +4,7 @@ and a run that learns."""
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,6 +77,19 @@ def test_existing_output_is_never_overwritten_silently(trained_run, train_args):
     with pytest.raises(ValueError, match="epochs: 20 -> 3"):
         train_main([*with_epochs(train_args, 3), "--output_dir", str(output), "--resume"])
     assert (output / "metrics.json").read_bytes() == before
+
+
+def test_a_run_recorded_before_noise_existed_resumes_without_noise_only(trained_run, train_args, tmp_path):
+    """`run_args.json` of an older version has no `noise_std`: that run trained without noise."""
+    output, _ = trained_run
+    older = tmp_path / "older"
+    shutil.copytree(output, older)
+    run_args = json.loads((older / "run_args.json").read_text())
+    run_args.pop("noise_std")
+    (older / "run_args.json").write_text(json.dumps(run_args))
+    with pytest.raises(ValueError, match="noise_std: 0.0 -> 0.1"):
+        train_main([*train_args, "--output_dir", str(older), "--resume"])
+    assert train_main([*train_args, "--output_dir", str(older), "--resume", "--noise_std", "0"]) is not None
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ defaults of its commit: when an idea joins the recipe, `previous_recipe` (or the
 """
 
 import argparse
-import functools
 import multiprocessing
 import time
 
@@ -50,7 +49,7 @@ from hf_mmmer.training.fold_training import FoldRecipe, fold_seed, train_fold_mo
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
 # same_source, subject_share, cnn_member, linear_member, extra_augment, center_flow, views,
 # source_standardise, distil_linear, out_of_fold_teacher, drop_strain,
-# scale_dropout, extra_options.
+# scale_dropout.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -282,7 +281,8 @@ def drop_scale_features(probability: float):
         if not module.training:
             return output
         feature, *rest = output
-        keep = (torch.rand(feature.shape[0], 1) >= probability).to(feature.dtype) / (1 - probability)
+        keep = (torch.rand(feature.shape[0], 1, device=feature.device) >= probability).to(feature.dtype)
+        keep = keep / (1 - probability)
         return (feature * keep, *rest)
 
     return hook
@@ -326,7 +326,7 @@ class ViewScale(nn.Module):
 
     def __init__(self, config, view: str, pool: int = 1):
         super().__init__()
-        patch_size = 14 if view == "regions" else 28 // pool
+        patch_size = 14 if view == "regions" else config.flow_image_size // pool
         self.view, self.pool = view, pool
         self.scale = MMMERScaleEncoder(config, "flow", patch_size, MMMEREncoder(config))
         self.embeddings = self.scale.embeddings  # read by callers that reshape importances
@@ -368,9 +368,7 @@ def add_view_scale(model, view="regions", replace=None, pool=1):
 def idea_setup(change: dict, epochs=None):
     """`(MMMERConfig, FoldRecipe)` of an idea's `config` and `recipe` changes; `epochs` overrides the
     recipe's (smoke tests)."""
-    arguments = ExperimentArguments() if epochs is None else ExperimentArguments(epochs=epochs)
-    for key, value in change.get("recipe", {}).items():
-        setattr(arguments, key, value)
+    arguments = ExperimentArguments(**change.get("recipe", {}), **({} if epochs is None else {"epochs": epochs}))
     return MMMERConfig(**change.get("config", {})), FoldRecipe.from_arguments(arguments)
 
 
@@ -391,8 +389,7 @@ def init_worker(data, flow_zero, change, encoder_state, seed, folds=None):
     WORKER.update(data=data, change=change, seed=seed, recipe=recipe, config=config, flow_zero=flow_zero,
                   folds=folds, model_factory=variant_factory(encoder_state, change.get("conv_stem_width", 0),
                                                              change.get("views", ()), change.get("scale_dropout", 0.0)),
-                  augment=(followed_by(augment_batch, functools.partial(EXTRA_AUGMENTATIONS[change["extra_augment"]],
-                                                                        **change.get("extra_options", {})))
+                  augment=(followed_by(augment_batch, EXTRA_AUGMENTATIONS[change["extra_augment"]])
                            if change.get("extra_augment") else augment_batch))
 
 

@@ -151,6 +151,7 @@ NON_NEGATIVE = ("learning_rate", "weight_decay", "max_shift", "max_rotation_deg"
                 "mixup_alpha")
 """Trainer numbers where a negative value would silently mean "off" (or diverge) instead of being refused."""
 PROBABILITIES = ("warmup_ratio", "ema_decay", "flip_prob")
+"""Trainer numbers that are shares or probabilities, refused outside [0, 1]."""
 
 CONFIG_FIELDS = MMMERConfig.own_fields()
 """The `MMMERConfig` fields `--config_overrides` may set (its own; the classes come from the dataset)."""
@@ -194,6 +195,16 @@ def parse_overrides(text: Optional[str]) -> dict:
         except json.JSONDecodeError:
             overrides[key.strip()] = value
     return overrides
+
+
+ADDED_SINCE_RUNS_WERE_RECORDED = {"noise_std": 0.0}
+"""Result-determining arguments added after runs began to record theirs, each with the value that means what
+a run recorded without it did: such a run resumes under that value and no other."""
+
+
+def recorded_signature(run_args: dict) -> dict:
+    """A run's recorded `run_args.json`, with the arguments it predates at the values it trained with."""
+    return {**ADDED_SINCE_RUNS_WERE_RECORDED, **run_args}
 
 
 def run_signature(data_args: DataArguments, args: ExperimentArguments) -> dict:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..configuration_mmmer import MMMERConfig
 from ..data import held_out_split, select_subjects, subject_keys
 from ..data.loso import protocol_folds, select_sources
-from .arguments import DataArguments, ExperimentArguments, parse_overrides, run_signature
+from .arguments import DataArguments, ExperimentArguments, parse_overrides, recorded_signature, run_signature
 from .data_fingerprint import data_changes, data_fingerprint
 from .encoding import EncodedDataset, encode_dataset
 from .evaluation import predict_probabilities
@@ -112,7 +112,7 @@ def check_resumable(output_dir: Path, signature: dict, fingerprint: dict):
     if not args_file.is_file():
         raise ValueError(f"--resume refused: the run in {output_dir} has no {RUN_ARGS_FILE}, so its arguments cannot "
                          "be checked; start a new run")
-    previous = json.loads(args_file.read_text())
+    previous = recorded_signature(json.loads(args_file.read_text()))
     changed = {k: (previous.get(k), v) for k, v in signature.items() if previous.get(k) != v}
     if changed:
         raise ValueError(f"--resume with different arguments than the run in {output_dir}: "

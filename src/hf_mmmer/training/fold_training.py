@@ -28,13 +28,16 @@ def fold_seed(seed: int, fold: str) -> int:
     return zlib.crc32(f"{seed}/{fold}".encode()) & 0x7FFFFFFF
 
 
-def balanced_class_weights(labels: torch.Tensor, num_labels: int, power: float = 1.0) -> list:
-    """`(n / (k * count_c)) ** power` per class, from training labels only (absent classes get weight 1).
+CLASS_WEIGHT_POWERS = {"balanced": 1.0, "sqrt_balanced": 0.5}
+"""The class weightings that weight the loss, and the power each raises the balanced weights to.
 
-    Power 1 weighs every class equally in the loss, which targets the mean recall (UAR); the macro F1 (UF1)
-    also counts each rare class's precision, which full weighting lowers by over-predicting it, so
-    `"sqrt_balanced"` takes power 0.5.
-    """
+Power 1 weighs every class equally in the loss, which targets the mean recall (UAR); the macro F1 (UF1)
+also counts each rare class's precision, which full weighting lowers by over-predicting it.
+"""
+
+
+def balanced_class_weights(labels: torch.Tensor, num_labels: int, power: float = 1.0) -> list:
+    """`(n / (k * count_c)) ** power` per class, from training labels only (absent classes get weight 1)."""
     counts = torch.bincount(labels, minlength=num_labels).float()
     weights = torch.where(counts > 0, len(labels) / (num_labels * counts.clamp_min(1)), torch.ones_like(counts))
     return [weight ** power for weight in weights.tolist()]
@@ -152,9 +155,9 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
         raise ValueError(f"targets must have shape {(len(data), config.num_labels)} (one row of class "
                          f"probabilities per sample), got {tuple(targets.shape)}")
     model = model_factory(config)
-    if recipe.class_weighting in ("balanced", "sqrt_balanced"):
-        power = 0.5 if recipe.class_weighting == "sqrt_balanced" else 1.0
-        model.set_class_weights(balanced_class_weights(labels, config.num_labels, power))
+    if recipe.class_weighting in CLASS_WEIGHT_POWERS:
+        model.set_class_weights(balanced_class_weights(labels, config.num_labels,
+                                                       CLASS_WEIGHT_POWERS[recipe.class_weighting]))
     # Fused: one kernel for all the small tensors, AdamW's algorithm (benchmarks/RESULTS.md, "Speed").
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
                                   fused=True)
