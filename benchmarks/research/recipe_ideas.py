@@ -368,7 +368,7 @@ def add_view_scale(model, view="regions", replace=None, pool=1):
 def idea_setup(change: dict, epochs=None):
     """`(MMMERConfig, FoldRecipe)` of an idea's `config` and `recipe` changes; `epochs` overrides the
     recipe's (smoke tests)."""
-    arguments = ExperimentArguments(**change.get("recipe", {}), **({} if epochs is None else {"epochs": epochs}))
+    arguments = ExperimentArguments(**{**change.get("recipe", {}), **({} if epochs is None else {"epochs": epochs})})
     return MMMERConfig(**change.get("config", {})), FoldRecipe.from_arguments(arguments)
 
 
