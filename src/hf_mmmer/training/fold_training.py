@@ -16,7 +16,7 @@ from torch.utils.data import BatchSampler, DataLoader, Sampler, TensorDataset
 from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
 
 from ..modeling_mmmer import MMMERForMicroExpressionClassification
-from .arguments import CLASS_WEIGHTINGS, LR_SCHEDULERS
+from .arguments import CLASS_WEIGHT_POWERS, CLASS_WEIGHTINGS, LR_SCHEDULERS
 from .augmentation import AugmentationConfig, augment_batch
 from .encoding import EncodedDataset
 from .evaluation import predict_probabilities
@@ -26,14 +26,6 @@ from .evaluation import predict_probabilities
 def fold_seed(seed: int, fold: str) -> int:
     """A stable per-fold seed (Python's `hash` of a str changes between processes)."""
     return zlib.crc32(f"{seed}/{fold}".encode()) & 0x7FFFFFFF
-
-
-CLASS_WEIGHT_POWERS = {"balanced": 1.0, "sqrt_balanced": 0.5}
-"""The class weightings that weight the loss, and the power each raises the balanced weights to.
-
-Power 1 weighs every class equally in the loss, which targets the mean recall (UAR); the macro F1 (UF1)
-also counts each rare class's precision, which full weighting lowers by over-predicting it.
-"""
 
 
 def balanced_class_weights(labels: torch.Tensor, num_labels: int, power: float = 1.0) -> list:
