@@ -7,11 +7,14 @@ from conftest import tiny_config
 
 from hf_mmmer import MMMERForMicroExpressionClassification, MMMERModel
 from hf_mmmer.modeling_mmmer import (
+    MMMERDropout,
+    MMMERDropPath,
     MMMERPatchEmbeddings,
     MMMERSelfAttention,
     attention_rollout,
     cross_modal_contrastive_loss,
     fuse_patch_importance,
+    randomly_kept,
 )
 
 
@@ -19,6 +22,25 @@ def inputs(config, batch=3, seed=0):
     generator = torch.Generator().manual_seed(seed)
     size = lambda m: (batch, config.channels(m), config.image_size(m), config.image_size(m))  # noqa: E731
     return {f"{m}_values": torch.randn(*size(m), generator=generator) for m in config.modalities}
+
+
+@pytest.mark.parametrize("drop_prob", [0.1, 0.5, 0.9])
+def test_dropout_keeps_each_element_with_probability_one_minus_p_and_rescales_it(drop_prob):
+    torch.manual_seed(0)
+    kept = randomly_kept(torch.ones(400_000), drop_prob)
+    torch.testing.assert_close(kept.unique(), torch.tensor([0.0, 1 / (1 - drop_prob)]))
+    assert (kept == 0).float().mean().item() == pytest.approx(drop_prob, abs=0.005)
+    assert kept.mean().item() == pytest.approx(1.0, abs=0.02)  # unbiased, as F.dropout
+
+
+def test_drop_path_drops_whole_samples_and_both_are_identities_in_eval():
+    torch.manual_seed(0)
+    x = torch.randn(2000, 5, 8)
+    dropped = MMMERDropPath(0.3).train()(x)
+    zero_samples = (dropped == 0).flatten(1).all(1)
+    assert zero_samples.float().mean().item() == pytest.approx(0.3, abs=0.04)
+    torch.testing.assert_close(dropped[~zero_samples], x[~zero_samples] / 0.7)
+    assert torch.equal(MMMERDropPath(0.3).eval()(x), x) and torch.equal(MMMERDropout(0.3).eval()(x), x)
 
 
 CONFIGS = {

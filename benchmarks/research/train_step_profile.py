@@ -19,11 +19,13 @@ import math
 import time
 
 import torch
+import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.profiler import ProfilerActivity, profile
 
 from hf_mmmer import MMMERConfig
-from hf_mmmer.modeling_mmmer import MMMERForMicroExpressionClassification, MMMERPatchEmbeddings
+from hf_mmmer.modeling_mmmer import (MMMERDropout, MMMERDropPath, MMMERForMicroExpressionClassification,
+                                     MMMERPatchEmbeddings, randomly_kept)
 from hf_mmmer.training.arguments import ExperimentArguments
 from hf_mmmer.training.encoding import EncodedDataset
 from hf_mmmer.training.fold_training import FoldRecipe, train_fold_model
@@ -55,6 +57,27 @@ def milliseconds(call, repeats: int = 300) -> float:
     return min(means)
 
 
+def dropout_inputs(model, batch_size: int) -> list:
+    """`(drop probability, input, mask shape)` of every dropout and drop-path call of one training forward."""
+    calls = []
+
+    def record(module, inputs):
+        x = inputs[0].detach().clone().requires_grad_()
+        if isinstance(module, MMMERDropout):
+            calls.append((module.p, x, None))
+        else:
+            calls.append((module.drop_prob, x, (x.shape[0],) + (1,) * (x.ndim - 1)))
+
+    hooks = [m.register_forward_pre_hook(record) for m in model.modules()
+             if isinstance(m, (MMMERDropout, MMMERDropPath)) and (getattr(m, "p", 0) or getattr(m, "drop_prob", 0))]
+    size = model.config.image_size("flow")
+    flow = torch.randn(batch_size, model.config.channels("flow"), size, size)
+    model.train()(flow_values=flow)
+    for hook in hooks:
+        hook.remove()
+    return calls
+
+
 def component_costs(config: MMMERConfig, batch_size: int) -> dict:
     """`{alternative: ms per training step}` of the pieces the trainer chose between."""
     model = MMMERForMicroExpressionClassification(config)
@@ -71,6 +94,13 @@ def component_costs(config: MMMERConfig, batch_size: int) -> dict:
     costs["patch projections, forward + backward, strided convolutions"] = milliseconds(as_convolution)
     costs["patch projections, forward + backward, one matmul each (the package's)"] = milliseconds(as_matmul)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.98), use_buffers=True)
+    calls = dropout_inputs(model, batch_size)
+    bernoulli = lambda: sum(  # noqa: E731
+        (F.dropout(x, p, True) if shape is None else x * torch.empty(shape).bernoulli_(1 - p) / (1 - p)).sum()
+        for p, x, shape in calls).backward()
+    uniform = lambda: sum(randomly_kept(x, p, shape).sum() for p, x, shape in calls).backward()  # noqa: E731
+    costs[f"dropout masks, forward + backward, Bernoulli draws (F.dropout), {len(calls)} calls"] = milliseconds(bernoulli)
+    costs[f"dropout masks, forward + backward, floor(U + keep) (the package's), {len(calls)} calls"] = milliseconds(uniform)
     costs["EMA update (torch's AveragedModel, the trainer's)"] = milliseconds(lambda: ema.update_parameters(model))
     return costs
 
