@@ -107,6 +107,29 @@ def test_targets_replace_the_one_hot_labels_and_default_to_them():
         train_fold_model(tiny_config(), data, np.arange(8), recipe, 0, torch.zeros(3), targets=soft[:8])
 
 
+def test_groups_reach_the_model_with_each_batch_and_a_wrong_shape_is_refused():
+    """Per-sample group ids (research: subject-adversarial training) arrive batch by batch, in step with the
+    samples; without them the model is called as before."""
+    data, seen = encoded(), []
+    recipe = FoldRecipe.from_arguments(ExperimentArguments(epochs=1, batch_size=4, flip_prob=0.0, noise_std=0.0,
+                                                           max_shift=0.0, max_rotation_deg=0.0, max_scale=0.0))
+
+    class RecordingModel(MMMERForMicroExpressionClassification):
+        def forward(self, *args, groups=None, **kwargs):
+            seen.append((kwargs["flow_values"], groups))
+            return super().forward(*args, **kwargs)
+
+    groups = torch.arange(12) * 10
+    train_fold_model(tiny_config(), data, np.arange(8), recipe, 0, torch.zeros(3), model_factory=RecordingModel,
+                     groups=groups)
+    assert len(seen) == 2 and sorted(torch.cat([g for _, g in seen]).tolist()) == list(range(0, 80, 10))
+    for flow, batch_groups in seen:  # each group id travels with its own sample's map
+        for map_, group in zip(flow, batch_groups):
+            assert torch.equal(map_, data.flow[group // 10])
+    with pytest.raises(ValueError, match=r"groups must have shape \(12,\)"):
+        train_fold_model(tiny_config(), data, np.arange(8), recipe, 0, torch.zeros(3), groups=groups[:8])
+
+
 def test_fold_seed_is_stable_and_distinct():
     assert fold_seed(0, "casme2/sub01") == fold_seed(0, "casme2/sub01")
     assert len({fold_seed(s, f) for s in (0, 1) for f in ("a", "b")}) == 4

@@ -95,15 +95,17 @@ def make_scheduler(optimizer, recipe: FoldRecipe, total_steps: int):
     raise ValueError(f"lr_scheduler must be one of {', '.join(LR_SCHEDULERS)}, got {recipe.lr_scheduler!r}")
 
 
-def batches(data: EncodedDataset, sampler: Sampler, batch_size: int, targets: torch.Tensor) -> DataLoader:
-    """Batches `(flow, texture, targets)` of `data` and its per-sample `targets` (class probabilities) in
-    `sampler`'s order, each fetched by one tensor index."""
+def batches(data: EncodedDataset, sampler: Sampler, batch_size: int, targets: torch.Tensor,
+            groups=None) -> DataLoader:
+    """Batches `(flow, texture, targets[, groups])` of `data` and its per-sample `targets` (class
+    probabilities) and `groups` in `sampler`'s order, each fetched by one tensor index."""
     # `batch_size=None` with a batch sampler as `sampler`: the dataset is indexed once per batch. The
     # loader draws a worker seed from its own generator each epoch; a private one keeps that draw off the
     # global RNG that dropout and mixup use.
     # Flow-only data (no apex images) has no texture: an empty column keeps one batch layout for both.
     texture = data.texture if data.texture is not None else torch.empty(len(data), 0)
-    return DataLoader(TensorDataset(data.flow, texture, targets),
+    columns = (data.flow, texture, targets) + (() if groups is None else (groups,))
+    return DataLoader(TensorDataset(*columns),
                       sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None,
                       generator=torch.Generator())
 
@@ -118,7 +120,8 @@ def scored_network(model, ema, accelerator):
 
 def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRecipe, seed: int, flow_zero,
                      eval_indices=None, progress=None, accelerator=None,
-                     model_factory=MMMERForMicroExpressionClassification, augment=augment_batch, targets=None):
+                     model_factory=MMMERForMicroExpressionClassification, augment=augment_batch, targets=None,
+                     groups=None):
     """Train a fresh model on `train_indices`; return `(model, history)`.
 
     `history` has one entry per epoch: mean training loss and accuracy, and, when `eval_indices` is
@@ -130,7 +133,9 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     or a subclass) and the augmentation through `augment`, called as `augment_batch` is.
     `targets` `(len(data), num_labels)`, class probabilities per sample, replaces the one-hot labels as what
     the model learns (soft targets, e.g. a teacher's probabilities mixed with the labels); the labels still
-    decide the class weights and the sampling.
+    decide the class weights and the sampling. `groups` `(len(data),)`, an integer per sample (e.g. its
+    subject), is passed with each batch to the model as `groups=`, for models whose training loss uses it
+    (group-adversarial training); the package's own model takes none.
     """
     if recipe.class_weighting not in CLASS_WEIGHTINGS:
         raise ValueError(
@@ -153,8 +158,10 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     # Fused: one kernel for all the small tensors, AdamW's algorithm (benchmarks/RESULTS.md, "Speed").
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
                                   fused=True)
+    if groups is not None and tuple(groups.shape) != (len(data),):
+        raise ValueError(f"groups must have shape {(len(data),)} (one integer per sample), got {tuple(groups.shape)}")
     loader = batches(data, EpochOrder(train_indices, labels, recipe.class_weighting, generator), recipe.batch_size,
-                     targets)
+                     targets, groups)
     # An exponential moving average of the weights is a fixed rule (no epoch is chosen), and it smooths
     # the last epochs' fluctuations that otherwise decide a final-epoch score.
     ema = None
@@ -168,13 +175,15 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     for epoch in range(recipe.epochs):
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
-        for flow, texture, batch_targets in loader:
+        for flow, texture, batch_targets, *batch_groups in loader:
             flow, texture, batch_targets = augment(
                 flow, texture if "texture" in config.modalities else None, batch_targets, recipe.augmentation,
                 generator, flow_zero,
             )
             inputs = {"flow_values": flow, "texture_values": texture}
-            output = model(**{f"{m}_values": inputs[f"{m}_values"] for m in config.modalities}, labels=batch_targets)
+            extras = {"groups": batch_groups[0]} if batch_groups else {}
+            output = model(**{f"{m}_values": inputs[f"{m}_values"] for m in config.modalities}, labels=batch_targets,
+                           **extras)
             optimizer.zero_grad(set_to_none=True)
             if data_parallel:
                 accelerator.backward(output.loss)
