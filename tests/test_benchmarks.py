@@ -114,29 +114,6 @@ def test_recipe_ideas_vary_the_trainer_through_its_parameters(monkeypatch):
     assert logits.shape == (2, 3)
 
 
-def test_subject_adversary_adds_a_loss_in_training_only_and_reverses_its_gradient(monkeypatch):
-    """The subject head learns from the subject loss as is; the encoder gets that gradient reversed and scaled."""
-    monkeypatch.syspath_prepend(str(REPO))
-    from benchmarks.research.recipe_ideas import SubjectAdversarialModel
-
-    config = tiny_config(modalities=["flow"], hidden_dropout_prob=0.0, drop_path_rate=0.0, classifier_dropout=0.0)
-    model = SubjectAdversarialModel(config, num_subjects=4, strength=0.5).train()
-    flow, labels, groups = torch.randn(6, 3, 28, 28), torch.arange(6) % 3, torch.arange(6) % 4
-    output = model(flow_values=flow, labels=labels, groups=groups)
-    subject_loss = output.loss - output.classification_loss
-    weights = [model.subject_head[0].weight, model.mmmer.encoders["flow"].projection[0].weight]
-    head_grad, encoder_grad = torch.autograd.grad(subject_loss, weights)
-    model(flow_values=flow)  # the same pooled feature again, now without the reversal in between
-    plain_head_grad, plain_encoder_grad = torch.autograd.grad(
-        torch.nn.functional.cross_entropy(model.subject_head(model._pooled), groups), weights)
-    assert encoder_grad.abs().sum() > 0
-    torch.testing.assert_close(head_grad, plain_head_grad)
-    torch.testing.assert_close(encoder_grad, -0.5 * plain_encoder_grad)
-    model.eval()
-    assert torch.equal(model(flow_values=flow, labels=labels, groups=groups).loss,
-                       model(flow_values=flow, labels=labels).loss)  # no subject term outside training
-
-
 # The tiny data's inner folds miss a class, which scikit-learn's out-of-fold probabilities warn about.
 @pytest.mark.filterwarnings("ignore:Number of classes in training fold")
 def test_recipe_ideas_regions_source_standardising_distillation_and_lodo(monkeypatch):

@@ -11,11 +11,13 @@ from hf_mmmer.training.arguments import ExperimentArguments, parse_overrides
 from hf_mmmer import MMMERForMicroExpressionClassification
 from hf_mmmer.training.augmentation import augment_batch
 from hf_mmmer.training.encoding import EncodedDataset
+from hf_mmmer.training.subject_adversary import SubjectAdversary, subject_ids
 from hf_mmmer.training.evaluation import predict_probabilities
 from hf_mmmer.training.experiment import plan_folds
 from hf_mmmer.training.fold_training import (
     EpochOrder,
     FoldRecipe,
+    batches,
     balanced_class_weights,
     fold_seed,
     train_fold_model,
@@ -107,27 +109,32 @@ def test_targets_replace_the_one_hot_labels_and_default_to_them():
         train_fold_model(tiny_config(), data, np.arange(8), recipe, 0, torch.zeros(3), targets=soft[:8])
 
 
-def test_groups_reach_the_model_with_each_batch_and_a_wrong_shape_is_refused():
-    """Per-sample group ids (research: subject-adversarial training) arrive batch by batch, in step with the
-    samples; without them the model is called as before."""
-    data, seen = encoded(), []
-    recipe = FoldRecipe.from_arguments(ExperimentArguments(epochs=1, batch_size=4, flip_prob=0.0, noise_std=0.0,
-                                                           max_shift=0.0, max_rotation_deg=0.0, max_scale=0.0))
+def test_subject_adversary_head_learns_as_is_and_the_encoder_gets_the_gradient_reversed():
+    torch.manual_seed(0)
+    adversary = SubjectAdversary(width=8, num_subjects=4, strength=0.5)
+    pooled, subjects = torch.randn(6, 8, requires_grad=True), torch.arange(6) % 4
+    head_grad, pooled_grad = torch.autograd.grad(adversary(pooled, subjects), [adversary.head[0].weight, pooled])
+    plain = torch.nn.functional.cross_entropy(adversary.head(pooled), subjects)
+    plain_head_grad, plain_pooled_grad = torch.autograd.grad(plain, [adversary.head[0].weight, pooled])
+    torch.testing.assert_close(head_grad, plain_head_grad)
+    torch.testing.assert_close(pooled_grad, -0.5 * plain_pooled_grad)
+    assert pooled_grad.abs().sum() > 0
 
-    class RecordingModel(MMMERForMicroExpressionClassification):
-        def forward(self, *args, groups=None, **kwargs):
-            seen.append((kwargs["flow_values"], groups))
-            return super().forward(*args, **kwargs)
 
-    groups = torch.arange(12) * 10
-    train_fold_model(tiny_config(), data, np.arange(8), recipe, 0, torch.zeros(3), model_factory=RecordingModel,
-                     groups=groups)
-    assert len(seen) == 2 and sorted(torch.cat([g for _, g in seen]).tolist()) == list(range(0, 80, 10))
-    for flow, batch_groups in seen:  # each group id travels with its own sample's map
-        for map_, group in zip(flow, batch_groups):
-            assert torch.equal(map_, data.flow[group // 10])
-    with pytest.raises(ValueError, match=r"groups must have shape \(12,\)"):
-        train_fold_model(tiny_config(), data, np.arange(8), recipe, 0, torch.zeros(3), groups=groups[:8])
+def test_subject_ids_travel_with_their_samples_and_the_adversary_changes_training_not_the_saved_model():
+    data = encoded()
+    ids, count = subject_ids(data.subjects)
+    assert count == 3 and [sorted(set(data.subjects))[i] for i in ids] == data.subjects
+    order = EpochOrder(torch.arange(12), data.labels, "balanced", torch.Generator().manual_seed(0))
+    for flow, _, _, batch_ids in batches(data, order, 5, torch.zeros(12, 3), torch.arange(12)):
+        assert all(torch.equal(map_, data.flow[i]) for map_, i in zip(flow, batch_ids))
+    recipes = {strength: FoldRecipe.from_arguments(ExperimentArguments(epochs=1, batch_size=4, subject_adversary=strength))
+               for strength in (0.0, 0.5)}
+    plain, _ = train_fold_model(tiny_config(), data, np.arange(8), recipes[0.0], 0, torch.zeros(3))
+    adversarial, _ = train_fold_model(tiny_config(), data, np.arange(8), recipes[0.5], 0, torch.zeros(3))
+    assert type(adversarial) is MMMERForMicroExpressionClassification
+    assert adversarial.state_dict().keys() == plain.state_dict().keys()
+    assert any(not torch.equal(a, b) for a, b in zip(plain.state_dict().values(), adversarial.state_dict().values()))
 
 
 def test_fold_seed_is_stable_and_distinct():

@@ -49,7 +49,7 @@ from hf_mmmer.training.fold_training import FoldRecipe, fold_seed, train_fold_mo
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
 # same_source, subject_share, cnn_member, linear_member, extra_augment, center_flow, views,
 # source_standardise, distil_linear, out_of_fold_teacher, drop_strain,
-# scale_dropout, subject_adversary.
+# scale_dropout.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -120,8 +120,9 @@ IDEAS = {
                           "folds, as on an unseen subject", {"distil_linear": 0.5, "out_of_fold_teacher": True}),
     "levels": ("each training map's channels scaled about zero motion by a random gain (0.78-1.28) and shifted by "
                "a random offset (+-0.15 model units), after flip and affine jitter", {"extra_augment": "levels"}),
-    "previous_recipe": ("the recipe before noise and softened class weights: no input noise, balanced class weights",
-                        {"recipe": {"noise_std": 0.0, "class_weighting": "balanced"}}),
+    "previous_recipe": ("the recipe before noise, softened class weights and the subject adversary: no input noise, "
+                        "balanced class weights", {"recipe": {"noise_std": 0.0, "class_weighting": "balanced",
+                                                              "subject_adversary": 0.0}}),
     "no_noise": ("no Gaussian noise on the training maps", {"recipe": {"noise_std": 0.0}}),
     "balanced_weights": ("fully balanced class weights instead of their square roots",
                          {"recipe": {"class_weighting": "balanced"}}),
@@ -147,9 +148,9 @@ IDEAS = {
     "scale_dropout": ("each flow scale's feature zeroed for a sample with probability 0.2 in training",
                       {"scale_dropout": 0.2}),
     "distil_0.3": ("distil_linear with 0.3 of the teacher instead of 0.5", {"distil_linear": 0.3}),
-    "subject_adversary": ("a subject classifier on the pooled feature, trained through a gradient reversal of "
-                          "strength 0.1 (the encoder learns to hide the subject)", {"subject_adversary": 0.1}),
-    "subject_adversary_0.3": ("subject_adversary with reversal strength 0.3", {"subject_adversary": 0.3}),
+    "no_subject_adversary": ("no subject head through a gradient reversal", {"recipe": {"subject_adversary": 0.0}}),
+    "subject_adversary_0.3": ("gradient reversal of strength 0.3 to the subject head instead of 0.1",
+                              {"recipe": {"subject_adversary": 0.3}}),
 }
 
 WORKER = {}
@@ -322,45 +323,6 @@ def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropo
     return build
 
 
-class ReversedGradient(torch.autograd.Function):
-    """The identity forward; the gradient times `-strength` backward (Ganin & Lempitsky, 2015)."""
-
-    @staticmethod
-    def forward(ctx, x, strength):
-        ctx.strength = strength
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return -ctx.strength * grad, None
-
-
-class SubjectAdversarialModel(MMMERForMicroExpressionClassification):
-    """The recipe's model plus a subject classifier on its pooled feature (the class head's input), reached
-    through a gradient reversal: the subject head learns to name each training sample's subject, and the
-    encoder learns to make that hard, so that what it keeps is less a subject's and more the expression's.
-    The subject loss joins the training loss only (`groups`: the batch's subject ids); predictions are the
-    class head's, as the package's model makes them."""
-
-    def __init__(self, config, num_subjects: int, strength: float):
-        super().__init__(config)
-        width = self.classifier[-1].in_features
-        self.subject_head = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, num_subjects))
-        self.subject_head.apply(self._init_weights)
-        self.strength = strength
-        self.classifier.register_forward_pre_hook(self._keep_pooled)
-
-    def _keep_pooled(self, module, args):
-        self._pooled = args[0]
-
-    def forward(self, *args, groups=None, **kwargs):
-        output = super().forward(*args, **kwargs)
-        if groups is not None and self.training:
-            subject_logits = self.subject_head(ReversedGradient.apply(self._pooled, self.strength))
-            output.loss = output.loss + F.cross_entropy(subject_logits, groups)
-        return output
-
-
 class ViewScale(nn.Module):
     """A flow scale of the package's own encoder over a view of the map: HTNet's four facial regions (their
     14x14 crops tiled 2x2, `benchmarks/htnet.py`), one token per region; or the whole map average-pooled by
@@ -428,15 +390,9 @@ def init_worker(data, flow_zero, change, encoder_state, seed, folds=None):
     if change.get("source_standardise"):
         data.flow = standardise_sources(data.flow, data.datasets)
     config, recipe = idea_setup(change)
-    model_factory = variant_factory(encoder_state, change.get("conv_stem_width", 0), change.get("views", ()),
-                                    change.get("scale_dropout", 0.0))
-    subject_ids = None
-    if change.get("subject_adversary"):
-        names, subject_ids = np.unique(data.subjects, return_inverse=True)
-        subject_ids = torch.as_tensor(subject_ids)
-        model_factory = lambda config: SubjectAdversarialModel(config, len(names), change["subject_adversary"])  # noqa: E731
     WORKER.update(data=data, change=change, seed=seed, recipe=recipe, config=config, flow_zero=flow_zero,
-                  folds=folds, model_factory=model_factory, subject_ids=subject_ids,
+                  folds=folds, model_factory=variant_factory(encoder_state, change.get("conv_stem_width", 0),
+                                                             change.get("views", ()), change.get("scale_dropout", 0.0)),
                   augment=(followed_by(augment_batch, EXTRA_AUGMENTATIONS[change["extra_augment"]])
                            if change.get("extra_augment") else augment_batch))
 
@@ -493,7 +449,7 @@ def run_fold(fold):
         seed = fold_seed(WORKER["seed"] * 100 + k if ensemble > 1 else WORKER["seed"], fold)
         model, _ = train_fold_model(WORKER["config"], data, train, WORKER["recipe"], seed, flow_zero,
                                     model_factory=WORKER["model_factory"], augment=WORKER["augment"],
-                                    targets=targets, groups=WORKER["subject_ids"])
+                                    targets=targets)
         texture = data.texture[test] if "texture" in model.config.modalities else None
         scores.append(plain_and_mirrored_scores(
             lambda flow, texture: model(flow_values=flow, texture_values=texture).logits, test_flow, texture, flow_zero))

@@ -97,6 +97,10 @@ class ExperimentArguments:
         default=0.1, metadata={"help": "Gaussian noise on the training flow maps, in the processor's normalised units "
                                       "(0 disables)."})
     mixup_alpha: float = field(default=0.0, metadata={"help": "Mixup Beta(alpha, alpha); 0 disables."})
+    subject_adversary: float = field(
+        default=0.1, metadata={"help": "Strength of the gradient reversal between the encoder and a head that learns "
+                                      "to name each training sample's subject (0 disables; training only, the "
+                                      "saved model is unchanged)."})
     seed: int = field(default=0)
     num_threads: Optional[int] = field(
         default=1,
@@ -154,7 +158,7 @@ class ExperimentArguments:
 
 
 NON_NEGATIVE = ("learning_rate", "weight_decay", "max_shift", "max_rotation_deg", "max_scale", "noise_std",
-                "mixup_alpha")
+                "mixup_alpha", "subject_adversary")
 """Trainer numbers where a negative value would silently mean "off" (or diverge) instead of being refused."""
 PROBABILITIES = ("warmup_ratio", "ema_decay", "flip_prob")
 """Trainer numbers that are shares or probabilities, refused outside [0, 1]."""
@@ -203,7 +207,7 @@ def parse_overrides(text: Optional[str]) -> dict:
     return overrides
 
 
-ADDED_SINCE_RUNS_WERE_RECORDED = {"noise_std": 0.0}
+ADDED_SINCE_RUNS_WERE_RECORDED = {"noise_std": 0.0, "subject_adversary": 0.0}
 """Result-determining arguments added after runs began to record theirs, each with the value that means what
 a run recorded without it did: such a run resumes under that value and no other."""
 

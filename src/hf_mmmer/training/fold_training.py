@@ -20,6 +20,7 @@ from .arguments import CLASS_WEIGHT_POWERS, CLASS_WEIGHTINGS, LR_SCHEDULERS
 from .augmentation import AugmentationConfig, augment_batch
 from .encoding import EncodedDataset
 from .evaluation import predict_probabilities
+from .subject_adversary import SubjectAdversary, subject_ids
 
 
 
@@ -71,6 +72,7 @@ class FoldRecipe:
     lr_scheduler: str
     class_weighting: str
     ema_decay: float = 0.0
+    subject_adversary: float = 0.0
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
     @classmethod
@@ -78,7 +80,7 @@ class FoldRecipe:
         return cls(
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
             weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio, lr_scheduler=args.lr_scheduler,
-            class_weighting=args.class_weighting, ema_decay=args.ema_decay,
+            class_weighting=args.class_weighting, ema_decay=args.ema_decay, subject_adversary=args.subject_adversary,
             augmentation=AugmentationConfig(
                 flip_prob=args.flip_prob, max_shift=args.max_shift, max_rotation_deg=args.max_rotation_deg,
                 max_scale=args.max_scale, noise_std=args.noise_std, mixup_alpha=args.mixup_alpha,
@@ -96,16 +98,15 @@ def make_scheduler(optimizer, recipe: FoldRecipe, total_steps: int):
 
 
 def batches(data: EncodedDataset, sampler: Sampler, batch_size: int, targets: torch.Tensor,
-            groups=None) -> DataLoader:
-    """Batches `(flow, texture, targets[, groups])` of `data` and its per-sample `targets` (class
-    probabilities) and `groups` in `sampler`'s order, each fetched by one tensor index."""
+            subjects: torch.Tensor) -> DataLoader:
+    """Batches `(flow, texture, targets, subjects)` of `data`, its per-sample `targets` (class probabilities)
+    and integer subject ids, in `sampler`'s order, each fetched by one tensor index."""
     # `batch_size=None` with a batch sampler as `sampler`: the dataset is indexed once per batch. The
     # loader draws a worker seed from its own generator each epoch; a private one keeps that draw off the
     # global RNG that dropout and mixup use.
     # Flow-only data (no apex images) has no texture: an empty column keeps one batch layout for both.
     texture = data.texture if data.texture is not None else torch.empty(len(data), 0)
-    columns = (data.flow, texture, targets) + (() if groups is None else (groups,))
-    return DataLoader(TensorDataset(*columns),
+    return DataLoader(TensorDataset(data.flow, texture, targets, subjects),
                       sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None,
                       generator=torch.Generator())
 
@@ -120,8 +121,7 @@ def scored_network(model, ema, accelerator):
 
 def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRecipe, seed: int, flow_zero,
                      eval_indices=None, progress=None, accelerator=None,
-                     model_factory=MMMERForMicroExpressionClassification, augment=augment_batch, targets=None,
-                     groups=None):
+                     model_factory=MMMERForMicroExpressionClassification, augment=augment_batch, targets=None):
     """Train a fresh model on `train_indices`; return `(model, history)`.
 
     `history` has one entry per epoch: mean training loss and accuracy, and, when `eval_indices` is
@@ -133,9 +133,9 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     or a subclass) and the augmentation through `augment`, called as `augment_batch` is.
     `targets` `(len(data), num_labels)`, class probabilities per sample, replaces the one-hot labels as what
     the model learns (soft targets, e.g. a teacher's probabilities mixed with the labels); the labels still
-    decide the class weights and the sampling. `groups` `(len(data),)`, an integer per sample (e.g. its
-    subject), is passed with each batch to the model as `groups=`, for models whose training loss uses it
-    (group-adversarial training); the package's own model takes none.
+    decide the class weights and the sampling.
+    With `recipe.subject_adversary > 0` a subject head trains beside the model through a gradient reversal
+    of that strength (`subject_adversary.py`); only the model is returned.
     """
     if recipe.class_weighting not in CLASS_WEIGHTINGS:
         raise ValueError(
@@ -152,16 +152,20 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
         raise ValueError(f"targets must have shape {(len(data), config.num_labels)} (one row of class "
                          f"probabilities per sample), got {tuple(targets.shape)}")
     model = model_factory(config)
+    subjects, num_subjects = subject_ids(data.subjects)
+    adversary = None
+    if recipe.subject_adversary > 0:
+        width = config.hidden_size * len(config.modalities)  # the pooled feature's
+        adversary = SubjectAdversary(width, num_subjects, recipe.subject_adversary)
+        adversary.apply(model._init_weights)
     if recipe.class_weighting in CLASS_WEIGHT_POWERS:
         model.set_class_weights(balanced_class_weights(labels, config.num_labels,
                                                        CLASS_WEIGHT_POWERS[recipe.class_weighting]))
     # Fused: one kernel for all the small tensors, AdamW's algorithm (benchmarks/RESULTS.md, "Speed").
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay,
-                                  fused=True)
-    if groups is not None and tuple(groups.shape) != (len(data),):
-        raise ValueError(f"groups must have shape {(len(data),)} (one integer per sample), got {tuple(groups.shape)}")
+    parameters = [*model.parameters(), *(adversary.parameters() if adversary is not None else ())]
+    optimizer = torch.optim.AdamW(parameters, lr=recipe.learning_rate, weight_decay=recipe.weight_decay, fused=True)
     loader = batches(data, EpochOrder(train_indices, labels, recipe.class_weighting, generator), recipe.batch_size,
-                     targets, groups)
+                     targets, subjects)
     # An exponential moving average of the weights is a fixed rule (no epoch is chosen), and it smooths
     # the last epochs' fluctuations that otherwise decide a final-epoch score.
     ema = None
@@ -170,25 +174,29 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     data_parallel = accelerator is not None and accelerator.num_processes > 1
     if data_parallel:
         model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+        if adversary is not None:
+            adversary = accelerator.prepare(adversary)
     scheduler = make_scheduler(optimizer, recipe, len(loader) * recipe.epochs)
     history = []
     for epoch in range(recipe.epochs):
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
-        for flow, texture, batch_targets, *batch_groups in loader:
+        for flow, texture, batch_targets, batch_subjects in loader:
             flow, texture, batch_targets = augment(
                 flow, texture if "texture" in config.modalities else None, batch_targets, recipe.augmentation,
                 generator, flow_zero,
             )
             inputs = {"flow_values": flow, "texture_values": texture}
-            extras = {"groups": batch_groups[0]} if batch_groups else {}
-            output = model(**{f"{m}_values": inputs[f"{m}_values"] for m in config.modalities}, labels=batch_targets,
-                           **extras)
+            output = model(**{f"{m}_values": inputs[f"{m}_values"] for m in config.modalities}, labels=batch_targets)
+            loss = output.loss
+            if adversary is not None:
+                pooled = torch.cat([getattr(output, f"{m}_embeds") for m in config.modalities], dim=-1)
+                loss = loss + adversary(pooled, batch_subjects)
             optimizer.zero_grad(set_to_none=True)
             if data_parallel:
-                accelerator.backward(output.loss)
+                accelerator.backward(loss)
             else:
-                output.loss.backward()
+                loss.backward()
             optimizer.step()
             scheduler.step()
             if ema is not None:
