@@ -145,6 +145,8 @@ def test_a_file_that_appears_in_the_replaced_run_is_kept_and_named(tmp_path, cap
     (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
     (["--noise_std", "-0.1"], "--noise_std must be a finite number >= 0, got -0.1"),
     (["--mixup_alpha", "nan"], "--mixup_alpha must be a finite number >= 0, got nan"),
+    (["--mixup_alpha", "0.2"], "--mixup_alpha mixes pairs of samples, usually of two subjects, and the subject"),
+    (["--subject_adversary", "-1"], "--subject_adversary must be a finite number >= 0, got -1.0"),
     (["--flip_prob", "1.5"], "--flip_prob must be between 0 and 1, got 1.5"),
     (["--ema_decay", "1"], "--ema_decay must be below 1"),
     (["--protocol", "lopo"], "--protocol must be one of loso, lodo, holdout, got 'lopo'"),

@@ -79,17 +79,21 @@ def test_existing_output_is_never_overwritten_silently(trained_run, train_args):
     assert (output / "metrics.json").read_bytes() == before
 
 
-def test_a_run_recorded_before_noise_existed_resumes_without_noise_only(trained_run, train_args, tmp_path):
-    """`run_args.json` of an older version has no `noise_std`: that run trained without noise."""
+def test_a_run_recorded_before_noise_and_the_adversary_existed_resumes_without_them_only(trained_run, train_args,
+                                                                                         tmp_path):
+    """`run_args.json` of an older version has no `noise_std` or `subject_adversary`: it trained without them."""
     output, _ = trained_run
     older = tmp_path / "older"
     shutil.copytree(output, older)
     run_args = json.loads((older / "run_args.json").read_text())
-    run_args.pop("noise_std")
+    run_args.pop("noise_std"), run_args.pop("subject_adversary")
     (older / "run_args.json").write_text(json.dumps(run_args))
-    with pytest.raises(ValueError, match="noise_std: 0.0 -> 0.1"):
+    with pytest.raises(ValueError, match="noise_std: 0.0 -> 0.1, subject_adversary: 0.0 -> 0.1"):
         train_main([*train_args, "--output_dir", str(older), "--resume"])
-    assert train_main([*train_args, "--output_dir", str(older), "--resume", "--noise_std", "0"]) is not None
+    with pytest.raises(ValueError, match="subject_adversary: 0.0 -> 0.1"):
+        train_main([*train_args, "--output_dir", str(older), "--resume", "--noise_std", "0"])
+    resumed = [*train_args, "--output_dir", str(older), "--resume", "--noise_std", "0", "--subject_adversary", "0"]
+    assert train_main(resumed) is not None
 
 
 @pytest.fixture(scope="module")

@@ -99,8 +99,9 @@ def component_costs(config: MMMERConfig, batch_size: int) -> dict:
         (F.dropout(x, p, True) if shape is None else x * torch.empty(shape).bernoulli_(1 - p) / (1 - p)).sum()
         for p, x, shape in calls).backward()
     uniform = lambda: sum(randomly_kept(x, p, shape).sum() for p, x, shape in calls).backward()  # noqa: E731
-    costs[f"dropout masks, forward + backward, Bernoulli draws (F.dropout), {len(calls)} calls"] = milliseconds(bernoulli)
-    costs[f"dropout masks, forward + backward, floor(U + keep) (the package's), {len(calls)} calls"] = milliseconds(uniform)
+    masks = f"dropout masks, forward + backward, {len(calls)} calls"
+    costs[f"{masks}, Bernoulli draws (F.dropout)"] = milliseconds(bernoulli)
+    costs[f"{masks}, floor(U + keep) (the package's)"] = milliseconds(uniform)
     costs["EMA update (torch's AveragedModel, the trainer's)"] = milliseconds(lambda: ema.update_parameters(model))
     return costs
 

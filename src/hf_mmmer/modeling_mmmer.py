@@ -178,8 +178,9 @@ def randomly_kept(x, drop_prob: float, mask_shape=None):
     largest cost of a training step after the matrix products (benchmarks/RESULTS.md).
     """
     keep = 1.0 - drop_prob
-    uniform = torch.rand(x.shape if mask_shape is None else mask_shape, dtype=x.dtype, device=x.device)
-    return x * uniform.add_(keep).floor_().mul_(1.0 / keep)
+    # Drawn in float32 whatever x's dtype: a half-precision U + keep would round the keep probability.
+    uniform = torch.rand(x.shape if mask_shape is None else mask_shape, device=x.device)
+    return x * uniform.add_(keep).floor_().mul_(1.0 / keep).to(x.dtype)
 
 
 class MMMERDropout(nn.Module):

@@ -14,6 +14,7 @@ from typing import Optional
 from ..configuration_mmmer import MMMERConfig
 from ..data.checks import require_int
 from ..data.synthetic import SyntheticConfig
+from .subject_adversary import check_compatible
 
 DATASETS = ("synthetic", "precomputed", "casme2", "smic", "samm", "megc2019", "megc2019_maps")
 LR_SCHEDULERS = ("cosine", "constant")
@@ -144,6 +145,7 @@ class ExperimentArguments:
         for name in PROBABILITIES:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"--{name} must be between 0 and 1, got {getattr(self, name)}")
+        check_compatible(self.mixup_alpha, self.subject_adversary)
         if self.ema_decay == 1:
             raise ValueError("--ema_decay must be below 1 (at 1 the averaged weights never leave their initial "
                              "values); 0 disables the average")

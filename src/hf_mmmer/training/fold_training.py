@@ -20,7 +20,7 @@ from .arguments import CLASS_WEIGHT_POWERS, CLASS_WEIGHTINGS, LR_SCHEDULERS
 from .augmentation import AugmentationConfig, augment_batch
 from .encoding import EncodedDataset
 from .evaluation import predict_probabilities
-from .subject_adversary import SubjectAdversary, subject_ids
+from .subject_adversary import SubjectAdversary, check_compatible, subject_ids
 
 
 
@@ -124,7 +124,8 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
                      model_factory=MMMERForMicroExpressionClassification, augment=augment_batch, targets=None):
     """Train a fresh model on `train_indices`; return `(model, history)`.
 
-    `history` has one entry per epoch: mean training loss and accuracy, and, when `eval_indices` is
+    `history` has one entry per epoch: mean training loss and accuracy (with the subject adversary also
+    the subject head's loss, whose chance level is the log of the number of subjects), and, when `eval_indices` is
     given, the accuracy on those samples (recorded for curves only; nothing here selects on it).
     `flow_zero` `(3,)` is the processor's zero-motion level (`MMMERImageProcessor.flow_zero_level`).
     With an `accelerator` of several processes the model trains data-parallel: accelerate's prepared
@@ -141,6 +142,7 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
         raise ValueError(
             f"class_weighting must be one of {', '.join(CLASS_WEIGHTINGS)}, got {recipe.class_weighting!r}"
         )
+    check_compatible(recipe.augmentation.mixup_alpha, recipe.subject_adversary)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     flow_zero = torch.as_tensor(flow_zero)
@@ -155,7 +157,8 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     subjects, num_subjects = subject_ids(data.subjects)
     adversary = None
     if recipe.subject_adversary > 0:
-        width = config.hidden_size * len(config.modalities)  # the pooled feature's
+        # It reads the class head's input, the output's modality embeddings concatenated (`pooled_output`).
+        width = config.hidden_size * len(config.modalities)
         adversary = SubjectAdversary(width, num_subjects, recipe.subject_adversary)
         adversary.apply(model._init_weights)
     if recipe.class_weighting in CLASS_WEIGHT_POWERS:
@@ -180,7 +183,7 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     history = []
     for epoch in range(recipe.epochs):
         model.train()
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, subject_loss, correct, seen = 0.0, 0.0, 0, 0
         for flow, texture, batch_targets, batch_subjects in loader:
             flow, texture, batch_targets = augment(
                 flow, texture if "texture" in config.modalities else None, batch_targets, recipe.augmentation,
@@ -191,7 +194,9 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
             loss = output.loss
             if adversary is not None:
                 pooled = torch.cat([getattr(output, f"{m}_embeds") for m in config.modalities], dim=-1)
-                loss = loss + adversary(pooled, batch_subjects)
+                naming = adversary(pooled, batch_subjects)
+                loss = loss + naming
+                subject_loss += naming.item() * len(batch_targets)
             optimizer.zero_grad(set_to_none=True)
             if data_parallel:
                 accelerator.backward(loss)
@@ -205,6 +210,8 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
             correct += (output.logits.argmax(-1) == batch_targets.argmax(-1)).sum().item()
             seen += len(batch_targets)
         record = {"epoch": epoch + 1, "train_loss": total_loss / seen, "train_accuracy": correct / seen}
+        if adversary is not None:
+            record["train_subject_loss"] = subject_loss / seen
         if eval_indices is not None and len(eval_indices):
             predicted = predict_probabilities(scored_network(model, ema, accelerator), data, eval_indices).argmax(-1)
             record["eval_accuracy"] = float((predicted == data.labels[torch.as_tensor(eval_indices)].numpy()).mean())

@@ -41,6 +41,13 @@ class SubjectAdversary(nn.Module):
         return F.cross_entropy(self.head(ReversedGradient.apply(pooled, self.strength)), subjects)
 
 
+def check_compatible(mixup_alpha: float, subject_adversary: float):
+    """Refuse mixup with the subject head: a mixed sample has two subjects, and the head names one."""
+    if mixup_alpha > 0 and subject_adversary > 0:
+        raise ValueError("--mixup_alpha mixes pairs of samples, usually of two subjects, and the subject adversary "
+                         "needs one subject per sample: pass --subject_adversary 0 to train with mixup")
+
+
 def subject_ids(subjects) -> tuple:
     """`(ids, count)`: each sample's subject as an integer (sorted subject names) and how many there are."""
     names, ids = np.unique(np.asarray(subjects), return_inverse=True)
