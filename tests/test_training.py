@@ -86,7 +86,8 @@ def test_a_run_recorded_before_noise_and_the_adversary_existed_resumes_without_t
     older = tmp_path / "older"
     shutil.copytree(output, older)
     run_args = json.loads((older / "run_args.json").read_text())
-    run_args.pop("noise_std"), run_args.pop("subject_adversary")
+    for name in ("noise_std", "subject_adversary"):
+        run_args.pop(name)
     (older / "run_args.json").write_text(json.dumps(run_args))
     with pytest.raises(ValueError, match="noise_std: 0.0 -> 0.1, subject_adversary: 0.0 -> 0.1"):
         train_main([*train_args, "--output_dir", str(older), "--resume"])

@@ -174,8 +174,8 @@ def randomly_kept(x, drop_prob: float, mask_shape=None):
     and the rest scaled by `1 / (1 - drop_prob)`: dropout's distribution, for `drop_prob` in [0, 1).
 
     The mask is `floor(U + keep)` of a uniform draw `U`, which is 1 exactly when `U >= drop_prob`. On CPU
-    that costs about a third less than the Bernoulli draws of `F.dropout`, and dropout's masks were the
-    largest cost of a training step after the matrix products (benchmarks/RESULTS.md).
+    a mask made this way costs about a third less than `F.dropout`'s Bernoulli draws, and a training step
+    draws 28 of them (benchmarks/RESULTS.md).
     """
     keep = 1.0 - drop_prob
     # Drawn in float32 whatever x's dtype: a half-precision U + keep would round the keep probability.
