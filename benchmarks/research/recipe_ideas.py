@@ -151,6 +151,9 @@ IDEAS = {
     "no_subject_adversary": ("no subject head through a gradient reversal", {"recipe": {"subject_adversary": 0.0}}),
     "subject_adversary_0.3": ("gradient reversal of strength 0.3 to the subject head instead of 0.1",
                               {"recipe": {"subject_adversary": 0.3}}),
+    "subject_head_only": ("the control for the subject adversary: its head trains as in the recipe, but the reversal "
+                          "is 1e-12, so the encoder is all but untouched by it while every random draw stays the "
+                          "recipe's", {"recipe": {"subject_adversary": 1e-12}}),
 }
 
 WORKER = {}
