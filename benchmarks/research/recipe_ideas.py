@@ -159,11 +159,6 @@ IDEAS = {
                       "others from -1 to 1 in steps of 0.1), chosen for the best UF1 of the out-of-fold predictions "
                       "of a 3-fold subject-grouped CV on the fold's training subjects (three more models a fold); "
                       "the scored model is the recipe's, with its draws", {"decision_bias": 3}),
-    "subject_balancing": ("each epoch's samples drawn with replacement, a sample's chance proportional to "
-                          "count(its subject) ** -0.5, so the few subjects with many clips weigh less",
-                          {"recipe": {"subject_balancing": 0.5}}),
-    "subject_balancing_1": ("subject_balancing at power 1: every subject equally likely",
-                            {"recipe": {"subject_balancing": 1.0}}),
 }
 
 BIAS_STEPS = np.round(np.arange(-1.0, 1.05, 0.1), 2)

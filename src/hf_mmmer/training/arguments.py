@@ -102,11 +102,6 @@ class ExperimentArguments:
         default=0.1, metadata={"help": "Strength of the gradient reversal between the encoder and a head that learns "
                                       "to name each training sample's subject (0 disables; training only, the "
                                       "saved model is unchanged)."})
-    subject_balancing: float = field(
-        default=0.0, metadata={"help": "Each epoch draws its samples with replacement, a sample's chance proportional "
-                                      "to count(its subject) ** -subject_balancing (1: every subject equally likely; 0, "
-                                      "the default: a plain shuffle), so a few subjects with many clips do not "
-                                      "dominate training."})
     seed: int = field(default=0)
     num_threads: Optional[int] = field(
         default=1,
@@ -165,7 +160,7 @@ class ExperimentArguments:
 
 
 NON_NEGATIVE = ("learning_rate", "weight_decay", "max_shift", "max_rotation_deg", "max_scale", "noise_std",
-                "mixup_alpha", "subject_adversary", "subject_balancing")
+                "mixup_alpha", "subject_adversary")
 """Trainer numbers where a negative value would silently mean "off" (or diverge) instead of being refused."""
 PROBABILITIES = ("warmup_ratio", "ema_decay", "flip_prob")
 """Trainer numbers that are shares or probabilities, refused outside [0, 1]."""
@@ -214,7 +209,7 @@ def parse_overrides(text: Optional[str]) -> dict:
     return overrides
 
 
-ADDED_SINCE_RUNS_WERE_RECORDED = {"noise_std": 0.0, "subject_adversary": 0.0, "subject_balancing": 0.0}
+ADDED_SINCE_RUNS_WERE_RECORDED = {"noise_std": 0.0, "subject_adversary": 0.0}
 """Result-determining arguments added after runs began to record theirs, each with the value that means what
 a run recorded without it did: such a run resumes under that value and no other."""
 

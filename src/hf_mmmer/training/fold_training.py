@@ -37,40 +37,26 @@ def balanced_class_weights(labels: torch.Tensor, num_labels: int, power: float =
 
 
 class EpochOrder(Sampler):
-    """Each epoch's sample order: a shuffle of `indices`; or, for `"balanced_sampling"` and/or a
-    `subject_balancing` power above 0, as many draws with replacement, each sample's chance proportional to
-    `1 / count(its class)` (every class equally likely; the loss is then unweighted) times
-    `count(its subject) ** -subject_balancing` (at 1 every subject equally likely).
+    """Each epoch's sample order: a shuffle of `indices`, or for `"balanced_sampling"` as many draws with
+    replacement, each class equally likely (the loss is then unweighted).
 
     The order is drawn from `generator` when an epoch starts, the same generator the augmentation then
     draws from; with several processes accelerate copies the main process's generator to the others at
     that moment, so they all agree on the order and each takes its own batches of it.
     """
 
-    def __init__(self, indices: torch.Tensor, labels: torch.Tensor, class_weighting: str, generator: torch.Generator,
-                 subjects: torch.Tensor = None, subject_balancing: float = 0.0):
+    def __init__(self, indices: torch.Tensor, labels: torch.Tensor, class_weighting: str, generator: torch.Generator):
         self.indices, self.labels, self.class_weighting, self.generator = indices, labels, class_weighting, generator
-        self.subjects, self.subject_balancing = subjects, subject_balancing
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def draw_chances(self):
-        """Each sample's relative chance of being drawn, or `None` for a plain shuffle."""
-        chances = None
-        if self.class_weighting == "balanced_sampling":
-            chances = (1 / torch.bincount(self.labels).float())[self.labels]
-        if self.subject_balancing > 0:
-            per_subject = torch.bincount(self.subjects).float() ** -self.subject_balancing
-            chances = per_subject[self.subjects] * (1 if chances is None else chances)
-        return chances
-
     def __iter__(self):
-        chances = self.draw_chances()
-        if chances is None:
+        if self.class_weighting != "balanced_sampling":
             order = torch.randperm(len(self.indices), generator=self.generator)
         else:
-            order = torch.multinomial(chances, len(self.indices), replacement=True, generator=self.generator)
+            per_sample = (1 / torch.bincount(self.labels).float())[self.labels]
+            order = torch.multinomial(per_sample, len(self.indices), replacement=True, generator=self.generator)
         return iter(self.indices[order].tolist())
 
 
@@ -87,7 +73,6 @@ class FoldRecipe:
     class_weighting: str
     ema_decay: float = 0.0
     subject_adversary: float = 0.0
-    subject_balancing: float = 0.0
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
     @classmethod
@@ -96,7 +81,7 @@ class FoldRecipe:
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
             weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio, lr_scheduler=args.lr_scheduler,
             class_weighting=args.class_weighting, ema_decay=args.ema_decay, subject_adversary=args.subject_adversary,
-            subject_balancing=args.subject_balancing, augmentation=AugmentationConfig(
+            augmentation=AugmentationConfig(
                 flip_prob=args.flip_prob, max_shift=args.max_shift, max_rotation_deg=args.max_rotation_deg,
                 max_scale=args.max_scale, noise_std=args.noise_std, mixup_alpha=args.mixup_alpha,
             ),
@@ -182,9 +167,8 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     # Fused: one kernel for all the small tensors, AdamW's algorithm (benchmarks/RESULTS.md, "Speed").
     parameters = [*model.parameters(), *(adversary.parameters() if adversary is not None else ())]
     optimizer = torch.optim.AdamW(parameters, lr=recipe.learning_rate, weight_decay=recipe.weight_decay, fused=True)
-    order = EpochOrder(train_indices, labels, recipe.class_weighting, generator, subjects[train_indices],
-                       recipe.subject_balancing)
-    loader = batches(data, order, recipe.batch_size, targets, subjects)
+    loader = batches(data, EpochOrder(train_indices, labels, recipe.class_weighting, generator), recipe.batch_size,
+                     targets, subjects)
     # An exponential moving average of the weights is a fixed rule (no epoch is chosen), and it smooths
     # the last epochs' fluctuations that otherwise decide a final-epoch score.
     ema = None
