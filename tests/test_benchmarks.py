@@ -162,3 +162,39 @@ def test_recipe_ideas_regions_source_standardising_distillation_and_lodo(monkeyp
     recipe_ideas.WORKER["change"] = {"distil_linear": 0.5}
     fold, test, scores = recipe_ideas.run_fold("b")
     assert fold == "b" and test.tolist() == list(range(6, 12)) and scores.shape == (1, 2, 6, 3)
+
+
+def test_recipe_ideas_seeds_summary_and_decision_bias(monkeypatch):
+    """Several seeds in one run, their paired summary, and the decision rule chosen by an inner CV."""
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks.research import recipe_ideas
+    from hf_mmmer.data.loso import protocol_folds
+    from hf_mmmer.training.encoding import EncodedDataset
+
+    assert recipe_ideas.parse_seeds("3") == [3]
+    assert recipe_ideas.parse_seeds("0-2,7") == [0, 1, 2, 7]
+    for bad in ("", "a", "2-1", "-1", "0-"):
+        with pytest.raises(ValueError, match="--seed takes"):
+            recipe_ideas.parse_seeds(bad)
+
+    uf1 = {("recipe", "lodo"): {0: {"all": 0.70, "x": 0.8}, 1: {"all": 0.72, "x": 0.6}},
+           ("idea", "lodo"): {0: {"all": 0.71, "x": 0.9}, 1: {"all": 0.70, "x": 0.7}}}
+    lines = recipe_ideas.seed_summary(uf1, ["recipe", "idea"], ["lodo"], ["all", "x"])
+    assert lines[2] == "| recipe | lodo | 2 | 0.7100 +- 0.0141 | 0.7000 +- 0.1414 |  |"
+    assert lines[3] == "| idea | lodo | 2 | 0.7050 +- 0.0071 | 0.8000 +- 0.1414 | -0.0050, ahead in 1 of 2 |"
+
+    generator = torch.Generator().manual_seed(0)
+    sources = ["a"] * 9 + ["b"] * 6
+    subjects = [f"{source}/s{i % 3}" for i, source in enumerate(sources)]
+    data = EncodedDataset(flow=torch.randn(15, 3, 28, 28, generator=generator), texture=None,
+                          labels=torch.arange(15) % 3, sample_ids=[str(i) for i in range(15)], subjects=subjects,
+                          datasets=sources, label_names=["x", "y", "z"])
+    recipe_ideas.init_worker(data, torch.zeros(3), {"decision_bias": 3}, None, seed=0,
+                             folds=protocol_folds(subjects, "lodo"))
+    recipe_ideas.WORKER.update(config=tiny_config(modalities=["flow"]),
+                               recipe=recipe_ideas.idea_setup({"recipe": {"batch_size": 4}}, epochs=1)[1])
+    bias = recipe_ideas.inner_decision_bias(data, np.arange(9), "b")
+    assert bias.shape == (3,) and bias[0] == 0 and np.isin(bias[1:], recipe_ideas.BIAS_STEPS).all()
+    fold, test, scores = recipe_ideas.run_fold("b")
+    assert fold == "b" and test.tolist() == list(range(9, 15)) and scores.shape == (1, 2, 6, 3)
+    assert np.allclose(scores.sum(-1), 1, atol=1e-5)  # still probabilities after the bias

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import GroupKFold
 
-from benchmarks.research.recipe_ideas import IDEAS, idea_setup, load_data, uf1_uar
+from benchmarks.research.recipe_ideas import IDEAS, idea_setup, load_data, pool_scores, uf1_uar
 from hf_mmmer.data import held_out_split
 from hf_mmmer.training.evaluation import predict_probabilities
 from hf_mmmer.training.fold_training import fold_seed, train_fold_model
@@ -132,8 +132,8 @@ def main():
     rows[f"best candidate by the test subjects' pooled UF1 (`{by_test}`; not a result)"] = outer[by_test]
     rows["nested: chosen per fold on its training subjects"] = nested
     for name, predictions in rows.items():
-        scores = uf1_uar(data, predictions)
-        print(f"| {name} | {scores['all']} | " + " | ".join(scores[s] for s in sources) + " |")
+        scores = pool_scores(data, predictions)
+        print(f"| {name} | {uf1_uar(scores['all'])} | " + " | ".join(uf1_uar(scores[s]) for s in sources) + " |")
     print("\nFolds choosing each candidate: " + ", ".join(f"{c} {choices[c]}" for c in candidates))
 
 

@@ -2,7 +2,7 @@
 """Ideas measured against the recipe on a precomputed folder: one sweep per idea and protocol.
 
     python -m benchmarks.research.recipe_ideas --data_dir ../shared/data/megc2019-dev \
-        --ideas recipe,no_flip,label_smoothing [--seed 0] [--processes 2] [--protocols loso,lodo]
+        --ideas recipe,no_flip,label_smoothing [--seed 0 | 0,1,2 | 0-9] [--processes 2] [--protocols loso,lodo]
 
 Each idea changes one thing of the package's recipe and runs the leave-one-subject-out sweep (and/or the
 leave-one-dataset-out one, `--protocols`) with the package's own `train_fold_model` (the folds shared
@@ -525,18 +525,55 @@ def sweep(data, flow_zero, change, seed, processes, protocol="loso"):
     return scores, time.perf_counter() - started
 
 
-def uf1_uar(data, predictions):
-    """`{"all" | source: "UF1 / UAR"}` of one predicted label per sample (pooled scores: any protocol)."""
+def pool_scores(data, predictions) -> dict:
+    """`{"all" | source: (UF1, UAR)}` of one predicted label per sample (pooled scores: any protocol)."""
     summary = summarize(data, predictions)
     pools = {"all": summary, **summary["per_dataset"]}
-    return {name: f"{result['uf1']:.4f} / {result['uar']:.4f}" for name, result in pools.items()}
+    return {name: (result["uf1"], result["uar"]) for name, result in pools.items()}
+
+
+def uf1_uar(scores: tuple) -> str:
+    return f"{scores[0]:.4f} / {scores[1]:.4f}"
+
+
+def parse_seeds(text: str) -> list:
+    """`"0"`, `"0,1,2"` or `"0-9"` (ranges and lists may mix) as a list of seeds."""
+    seeds = []
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()) or (dash and int(high) < int(low)):
+            raise ValueError(f"--seed takes a seed, a comma list or a range such as 0-9, got {text!r}")
+        seeds.extend(range(int(low), int(high) + 1) if dash else [int(low)])
+    return seeds
+
+
+def seed_summary(uf1: dict, ideas: list, protocols: list, pools: list) -> list:
+    """Markdown lines: per idea and protocol, the UF1 of each pool over the seeds (mean +- std, the spread of
+    the per-seed values) and, paired seed by seed on the pooled UF1, the difference from the first idea listed.
+
+    `uf1[(idea, protocol)][seed][pool]` is one sweep's UF1."""
+    baseline = ideas[0]
+    lines = ["| idea | protocol | seeds | " + " | ".join(pools) + f" | all, paired with {baseline} |",
+             "| --- " * (len(pools) + 4) + "|"]
+    for name, protocol in ((name, protocol) for name in ideas for protocol in protocols):
+        runs = uf1[name, protocol]
+        cells = []
+        for pool in pools:
+            values = np.array([runs[seed][pool] for seed in runs])
+            cells.append(f"{values.mean():.4f} +- {values.std(ddof=1) if len(values) > 1 else 0.0:.4f}")
+        differences = np.array([runs[seed]["all"] - uf1[baseline, protocol][seed]["all"] for seed in runs])
+        paired = ("" if name == baseline else
+                  f"{differences.mean():+.4f}, ahead in {(differences > 0).sum()} of {len(differences)}")
+        lines.append(f"| {name} | {protocol} | {len(runs)} | " + " | ".join(cells) + f" | {paired} |")
+    return lines
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True)
     parser.add_argument("--ideas", default=",".join(IDEAS), help=f"Comma list of: {', '.join(IDEAS)}")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", default="0", help="A seed, a comma list or a range such as 0-9: with several, "
+                                                    "a summary over them follows the per-seed rows")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--protocols", default="loso", help="Comma list of: loso, lodo (CASME II <-> SMIC)")
     args = parser.parse_args()
@@ -547,24 +584,33 @@ def main():
     unknown = [name for name in ideas if name not in IDEAS]
     if unknown:
         parser.error(f"unknown idea(s) {unknown}; choose from {list(IDEAS)}")
+    try:
+        seeds = parse_seeds(args.seed)
+    except ValueError as error:
+        parser.error(str(error))
     data, flow_zero = load_data(args.data_dir)
     sources = sorted(set(data.datasets))
-    print(f"Final-epoch (EMA) model, seed {args.seed}, {args.processes} process(es); UF1 / UAR (in LODO a "
-          "source's column is the fold that held it out)\n")
-    print("| idea | protocol | change | all | " + " | ".join(sources) + " | all, with flip TTA | wall s |")
-    print("| --- " * (len(sources) + 6) + "|")
-    for name, protocol in ((name, protocol) for name in ideas for protocol in protocols):
+    print(f"Final-epoch (EMA) model, {args.processes} process(es); UF1 / UAR (in LODO a source's column is the fold "
+          "that held it out)\n")
+    print("| seed | idea | protocol | change | all | " + " | ".join(sources) + " | all, with flip TTA | wall s |")
+    print("| --- " * (len(sources) + 7) + "|")
+    uf1 = {}
+    for seed, name, protocol in ((s, n, p) for s in seeds for n in ideas for p in protocols):
         description, change = IDEAS[name]
-        scores, seconds = sweep(data, flow_zero, change, args.seed, args.processes, protocol)
-        plain = uf1_uar(data, scores[:, 0].mean(0).argmax(-1))
-        tta = uf1_uar(data, scores.mean((0, 1)).argmax(-1))
-        print(f"| {name} | {protocol} | {description} | {plain['all']} | " + " | ".join(plain[s] for s in sources)
-              + f" | {tta['all']} | {seconds:.0f} |", flush=True)
+        scores, seconds = sweep(data, flow_zero, change, seed, args.processes, protocol)
+        plain = pool_scores(data, scores[:, 0].mean(0).argmax(-1))
+        tta = pool_scores(data, scores.mean((0, 1)).argmax(-1))
+        uf1.setdefault((name, protocol), {})[seed] = {pool: plain[pool][0] for pool in plain}
+        print(f"| {seed} | {name} | {protocol} | {description} | {uf1_uar(plain['all'])} | "
+              + " | ".join(uf1_uar(plain[s]) for s in sources) + f" | {uf1_uar(tta['all'])} | {seconds:.0f} |",
+              flush=True)
         if len(scores) > 1:
-            members = ", ".join(uf1_uar(data, member.argmax(-1))["all"] for member in scores[:, 0])
+            members = ", ".join(uf1_uar(pool_scores(data, member.argmax(-1))["all"]) for member in scores[:, 0])
             wrong = scores[:, 0].argmax(-1) != data.labels.numpy()
             print(f"\n{name}: its members alone, all UF1 / UAR: {members}; samples wrong for every member: "
                   f"{wrong.all(0).sum()}, for at least one: {wrong.any(0).sum()} of {len(data)}\n", flush=True)
+    if len(seeds) > 1:
+        print("\nUF1 over the seeds:\n\n" + "\n".join(seed_summary(uf1, ideas, protocols, ["all", *sources])))
 
 
 if __name__ == "__main__":
