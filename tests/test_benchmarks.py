@@ -165,7 +165,7 @@ def test_recipe_ideas_regions_source_standardising_distillation_and_lodo(monkeyp
 
 
 def test_recipe_ideas_seeds_summary_and_decision_bias(monkeypatch):
-    """Several seeds in one run, their paired summary, and the decision rule chosen by an inner CV."""
+    """Several seeds in one run, their paired summary, and the inner CV's decision rule and teacher."""
     monkeypatch.syspath_prepend(str(REPO))
     from benchmarks.research import recipe_ideas
     from hf_mmmer.data.loso import protocol_folds
@@ -189,7 +189,7 @@ def test_recipe_ideas_seeds_summary_and_decision_bias(monkeypatch):
     data = EncodedDataset(flow=torch.randn(15, 3, 28, 28, generator=generator), texture=None,
                           labels=torch.arange(15) % 3, sample_ids=[str(i) for i in range(15)], subjects=subjects,
                           datasets=sources, label_names=["x", "y", "z"])
-    recipe_ideas.init_worker(data, torch.zeros(3), {"decision_bias": 3}, None, seed=0,
+    recipe_ideas.init_worker(data, torch.zeros(3), {"decision_bias": True}, None, seed=0,
                              folds=protocol_folds(subjects, "lodo"))
     recipe_ideas.WORKER.update(config=tiny_config(modalities=["flow"]),
                                recipe=recipe_ideas.idea_setup({"recipe": {"batch_size": 4}}, epochs=1)[1])
@@ -198,3 +198,11 @@ def test_recipe_ideas_seeds_summary_and_decision_bias(monkeypatch):
     fold, test, scores = recipe_ideas.run_fold("b")
     assert fold == "b" and test.tolist() == list(range(9, 15)) and scores.shape == (1, 2, 6, 3)
     assert np.allclose(scores.sum(-1), 1, atol=1e-5)  # still probabilities after the bias
+
+    recipe_ideas.WORKER["change"] = {"distil_ensemble": 0.5, "teacher_cnn": True}
+    train = np.arange(9)
+    targets = recipe_ideas.ensemble_distillation_targets(data, train, "b")
+    assert torch.allclose(targets.sum(-1), torch.ones(15))
+    assert (targets[train].gather(1, data.labels[train, None]) >= 0.5).all()  # the label keeps half the mass
+    assert (targets[train] > 0).all()  # every class gets some of the teacher's mass
+    assert torch.equal(targets[9:], torch.nn.functional.one_hot(data.labels[9:], 3).float())

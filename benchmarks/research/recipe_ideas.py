@@ -16,7 +16,9 @@ hand `train_fold_model` a `model_factory` (`region_tokens` and the pooled whole-
 a view of the map, `ViewScale`), and cutout and level jitter hand it an `augment`; `with_cnn` trains the
 STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model, `with_linear` the logistic
 regression reference (benchmarks/linear_reference.py), and `distil_linear` trains on the labels mixed with
-that logistic regression's probabilities (`train_fold_model`'s `targets`). An idea is a change from the
+that logistic regression's probabilities (`train_fold_model`'s `targets`). `decision_bias` and the `distil_`
+ideas with an ensemble teacher train more models per fold, on the folds of a subject-grouped CV over its
+training subjects, so that what they learn from comes from subjects the models did not see. An idea is a change from the
 defaults of its commit: when an idea joins the recipe, `previous_recipe` (or the like) measures the old one.
 """
 
@@ -43,6 +45,7 @@ from hf_mmmer.modeling_mmmer import (MMMEREncoder, MMMERPatchEmbeddings, MMMERSc
                                      cross_modal_contrastive_loss)
 from hf_mmmer.training.arguments import ExperimentArguments
 from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, flip_horizontal
+from hf_mmmer.training.evaluation import predict_probabilities
 from hf_mmmer.training.fold_training import FoldRecipe, fold_seed, train_fold_model
 from hf_mmmer.training.metrics import classification_scores
 
@@ -50,7 +53,7 @@ from hf_mmmer.training.metrics import classification_scores
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
 # same_source, subject_share, cnn_member, linear_member, extra_augment, center_flow, views,
 # source_standardise, distil_linear, out_of_fold_teacher, drop_strain,
-# scale_dropout, decision_bias.
+# scale_dropout, decision_bias, distil_ensemble, teacher_cnn.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -158,10 +161,17 @@ IDEAS = {
     "decision_bias": ("a decision rule for UF1: per-class biases added to the log-scores (class 0 fixed at 0, the "
                       "others from -1 to 1 in steps of 0.1), chosen for the best UF1 of the out-of-fold predictions "
                       "of a 3-fold subject-grouped CV on the fold's training subjects (three more models a fold); "
-                      "the scored model is the recipe's, with its draws", {"decision_bias": 3}),
+                      "the scored model is the recipe's, with its draws", {"decision_bias": True}),
+    "distil_two_kinds": ("issue 17's two-kind teacher: training targets 0.5 one-hot label + 0.5 the mean "
+                         "probabilities of the recipe's model and the STSTNet-style CNN (200 epochs), each sample's "
+                         "from models of a 3-fold subject-grouped inner CV that did not see its subject (six more "
+                         "models a fold); one MMMER model is scored", {"distil_ensemble": 0.5, "teacher_cnn": True}),
+    "distil_self": ("the same with the recipe's model alone as teacher (three more models a fold): what the CNN "
+                    "adds to distil_two_kinds", {"distil_ensemble": 0.5}),
 }
 
 BIAS_STEPS = np.round(np.arange(-1.0, 1.05, 0.1), 2)
+INNER_FOLDS = 3  # of the subject-grouped CV on a fold's training subjects (decision_bias, distil_*)
 
 WORKER = {}
 
@@ -440,30 +450,48 @@ def distillation_targets(data, train) -> torch.Tensor:
     return targets
 
 
-def predict_log_scores(model, data, indices) -> np.ndarray:
-    """`model`'s log-softmax scores on `data[indices]`."""
-    texture = data.texture[indices] if "texture" in model.config.modalities else None
-    with torch.no_grad():
-        return torch.log_softmax(model(flow_values=data.flow[indices], texture_values=texture).logits, -1).numpy()
+def out_of_fold_probabilities(data, train, fold, with_cnn=False) -> np.ndarray:
+    """`(len(train), num_labels)`: each training sample's class probabilities from models that never saw its
+    subject, the recipe's model trained on the other folds of a `INNER_FOLDS`-fold subject-grouped CV over
+    `train`; with `with_cnn` averaged with the STSTNet-style CNN's (benchmarks/ststnet.py, 200 epochs) trained
+    on the same inner folds."""
+    probabilities = np.zeros((len(train), len(data.label_names)))
+    for i, (inner_train, inner_test) in enumerate(
+            GroupKFold(INNER_FOLDS).split(train, groups=np.asarray(data.subjects)[train])):
+        seed = fold_seed(WORKER["seed"], f"{fold}/inner{i}")
+        model, _ = train_fold_model(WORKER["config"], data, train[inner_train], WORKER["recipe"], seed,
+                                    WORKER["flow_zero"], model_factory=WORKER["model_factory"],
+                                    augment=WORKER["augment"])
+        probabilities[inner_test] = predict_probabilities(model, data, train[inner_test])
+        if with_cnn:
+            cnn = train_ststnet(data.flow, data.labels, torch.as_tensor(train[inner_train]), seed)
+            with torch.no_grad():
+                cnn_probabilities = torch.softmax(cnn(data.flow[train[inner_test]]), -1).numpy()
+            probabilities[inner_test] = (probabilities[inner_test] + cnn_probabilities) / 2
+    return probabilities
 
 
 def inner_decision_bias(data, train, fold) -> np.ndarray:
-    """`(num_labels,)` log-score biases for UF1, chosen on `train` alone: the recipe's model trained on each
-    fold of a subject-grouped inner CV predicts that fold's held-out training subjects, and the bias on the
-    grid of `BIAS_STEPS` (class 0 fixed at 0) with the best UF1 of those out-of-fold predictions wins (ties:
-    the smallest total bias)."""
+    """`(num_labels,)` log-score biases for UF1, chosen on `train` alone: on the grid of `BIAS_STEPS` (class 0
+    fixed at 0), the bias with the best UF1 of the recipe's out-of-fold predictions
+    (`out_of_fold_probabilities`) wins (ties: the smallest total bias)."""
     labels, num_labels = data.labels.numpy()[train], len(data.label_names)
-    log_scores = np.zeros((len(train), num_labels))
-    splits = GroupKFold(WORKER["change"]["decision_bias"]).split(train, groups=np.asarray(data.subjects)[train])
-    for i, (inner_train, inner_test) in enumerate(splits):
-        model, _ = train_fold_model(WORKER["config"], data, train[inner_train], WORKER["recipe"],
-                                    fold_seed(WORKER["seed"], f"{fold}/inner{i}"), WORKER["flow_zero"],
-                                    model_factory=WORKER["model_factory"], augment=WORKER["augment"])
-        log_scores[inner_test] = predict_log_scores(model, data, train[inner_test])
+    log_scores = np.log(out_of_fold_probabilities(data, train, fold))
     grid = np.stack(np.meshgrid(*[BIAS_STEPS] * (num_labels - 1), indexing="ij"), -1).reshape(-1, num_labels - 1)
     biases = np.concatenate([np.zeros((len(grid), 1)), grid], 1)
     uf1 = [classification_scores(labels, (log_scores + bias).argmax(-1), num_labels)["uf1"] for bias in biases]
     return biases[max(range(len(biases)), key=lambda i: (uf1[i], -np.abs(biases[i]).sum()))]
+
+
+def ensemble_distillation_targets(data, train, fold) -> torch.Tensor:
+    """`(N, num_labels)` training targets: the one-hot labels mixed with the out-of-fold probabilities of the
+    recipe's model and the CNN (`out_of_fold_probabilities`), `distil_ensemble` of the teacher (rows outside
+    `train` keep the one-hot label)."""
+    share = WORKER["change"]["distil_ensemble"]
+    targets = F.one_hot(data.labels, len(data.label_names)).float()
+    teacher = out_of_fold_probabilities(data, train, fold, with_cnn=WORKER["change"].get("teacher_cnn", False))
+    targets[train] = (1 - share) * targets[train] + share * torch.as_tensor(teacher, dtype=torch.float32)
+    return targets
 
 
 def run_fold(fold):
@@ -479,6 +507,8 @@ def run_fold(fold):
                                                                  fold_seed(WORKER["seed"], fold)))]
     ensemble = change.get("ensemble", 1)
     targets = distillation_targets(data, train) if change.get("distil_linear") else None
+    if change.get("distil_ensemble"):
+        targets = ensemble_distillation_targets(data, train, fold)
     test_flow = data.flow[test]
     scores = []
     for k in range(ensemble):
