@@ -201,7 +201,7 @@ def test_recipe_ideas_seeds_summary_and_decision_bias(monkeypatch):
 
     recipe_ideas.WORKER["change"] = {"distil_ensemble": 0.5, "teacher_cnn": True}
     train = np.arange(9)
-    targets = recipe_ideas.ensemble_distillation_targets(data, train, "b")
+    targets = recipe_ideas.model_distillation_targets(data, train, "b")
     assert torch.allclose(targets.sum(-1), torch.ones(15))
     assert (targets[train].gather(1, data.labels[train, None]) >= 0.5).all()  # the label keeps half the mass
     assert (targets[train] > 0).all()  # every class gets some of the teacher's mass

@@ -17,7 +17,7 @@ a view of the map, `ViewScale`), and cutout and level jitter hand it an `augment
 STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model, `with_linear` the logistic
 regression reference (benchmarks/linear_reference.py), and `distil_linear` trains on the labels mixed with
 that logistic regression's probabilities (`train_fold_model`'s `targets`). `decision_bias` and the `distil_`
-ideas with an ensemble teacher train more models per fold, on the folds of a subject-grouped CV over its
+ideas with a model as teacher train more models per fold, on the folds of a subject-grouped CV over its
 training subjects, so that what they learn from comes from subjects the models did not see. An idea is a change from the
 defaults of its commit: when an idea joins the recipe, `previous_recipe` (or the like) measures the old one.
 """
@@ -433,12 +433,17 @@ def share_of_subjects(subjects, share: float, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).choice(distinct, count, replace=False)
 
 
-def distillation_targets(data, train) -> torch.Tensor:
-    """`(N, num_labels)` training targets: the one-hot labels mixed with the fold's logistic regression's
-    probabilities on its own training samples, or with `out_of_fold_teacher` each sample's from a regression
-    that did not see its subject (rows outside `train` keep the one-hot label)."""
-    share = WORKER["change"]["distil_linear"]
+def labels_mixed_with(data, train, teacher, share: float) -> torch.Tensor:
+    """`(N, num_labels)` training targets: the one-hot labels, the `train` rows mixed with the teacher's
+    probabilities `teacher` `(len(train), num_labels)` as `(1 - share) x label + share x teacher`."""
     targets = F.one_hot(data.labels, len(data.label_names)).float()
+    targets[train] = (1 - share) * targets[train] + share * torch.as_tensor(teacher, dtype=torch.float32)
+    return targets
+
+
+def distillation_targets(data, train) -> torch.Tensor:
+    """`labels_mixed_with` the fold's logistic regression's probabilities on its own training samples, or with
+    `out_of_fold_teacher` each sample's from a regression that did not see its subject."""
     search = fit_logistic(data.flow, data.labels, data.subjects, train)
     features = flat_maps(data.flow[train])
     if WORKER["change"].get("out_of_fold_teacher"):
@@ -446,8 +451,7 @@ def distillation_targets(data, train) -> torch.Tensor:
                                     groups=np.asarray(data.subjects)[train], cv=search.cv, method="predict_proba")
     else:
         teacher = search.predict_proba(features)
-    targets[train] = (1 - share) * targets[train] + share * torch.as_tensor(teacher, dtype=torch.float32)
-    return targets
+    return labels_mixed_with(data, train, teacher, WORKER["change"]["distil_linear"])
 
 
 def out_of_fold_probabilities(data, train, fold, with_cnn=False) -> np.ndarray:
@@ -483,15 +487,12 @@ def inner_decision_bias(data, train, fold) -> np.ndarray:
     return biases[max(range(len(biases)), key=lambda i: (uf1[i], -np.abs(biases[i]).sum()))]
 
 
-def ensemble_distillation_targets(data, train, fold) -> torch.Tensor:
-    """`(N, num_labels)` training targets: the one-hot labels mixed with the out-of-fold probabilities of the
-    recipe's model and the CNN (`out_of_fold_probabilities`), `distil_ensemble` of the teacher (rows outside
-    `train` keep the one-hot label)."""
-    share = WORKER["change"]["distil_ensemble"]
-    targets = F.one_hot(data.labels, len(data.label_names)).float()
-    teacher = out_of_fold_probabilities(data, train, fold, with_cnn=WORKER["change"].get("teacher_cnn", False))
-    targets[train] = (1 - share) * targets[train] + share * torch.as_tensor(teacher, dtype=torch.float32)
-    return targets
+def model_distillation_targets(data, train, fold) -> torch.Tensor:
+    """`labels_mixed_with` the out-of-fold probabilities of the recipe's model, with `teacher_cnn` averaged with
+    the CNN's (`out_of_fold_probabilities`), at a share of `distil_ensemble`."""
+    change = WORKER["change"]
+    teacher = out_of_fold_probabilities(data, train, fold, with_cnn=change.get("teacher_cnn", False))
+    return labels_mixed_with(data, train, teacher, change["distil_ensemble"])
 
 
 def run_fold(fold):
@@ -508,7 +509,7 @@ def run_fold(fold):
     ensemble = change.get("ensemble", 1)
     targets = distillation_targets(data, train) if change.get("distil_linear") else None
     if change.get("distil_ensemble"):
-        targets = ensemble_distillation_targets(data, train, fold)
+        targets = model_distillation_targets(data, train, fold)
     test_flow = data.flow[test]
     scores = []
     for k in range(ensemble):
@@ -563,6 +564,7 @@ def pool_scores(data, predictions) -> dict:
 
 
 def uf1_uar(scores: tuple) -> str:
+    """`(UF1, UAR)` as printed in the tables."""
     return f"{scores[0]:.4f} / {scores[1]:.4f}"
 
 
