@@ -173,9 +173,12 @@ def test_recipe_ideas_seeds_summary_and_decision_bias(monkeypatch):
 
     assert recipe_ideas.parse_seeds("3") == [3]
     assert recipe_ideas.parse_seeds("0-2,7") == [0, 1, 2, 7]
+    assert recipe_ideas.parse_seeds("1 - 3") == [1, 2, 3]
     for bad in ("", "a", "2-1", "-1", "0-"):
         with pytest.raises(ValueError, match="--seed takes"):
             recipe_ideas.parse_seeds(bad)
+    with pytest.raises(ValueError, match="names a seed twice"):
+        recipe_ideas.parse_seeds("0-2,1")
 
     uf1 = {("recipe", "lodo"): {0: {"all": 0.70, "x": 0.8}, 1: {"all": 0.72, "x": 0.6}},
            ("idea", "lodo"): {0: {"all": 0.71, "x": 0.9}, 1: {"all": 0.70, "x": 0.7}}}
@@ -199,10 +202,60 @@ def test_recipe_ideas_seeds_summary_and_decision_bias(monkeypatch):
     assert fold == "b" and test.tolist() == list(range(9, 15)) and scores.shape == (1, 2, 6, 3)
     assert np.allclose(scores.sum(-1), 1, atol=1e-5)  # still probabilities after the bias
 
-    recipe_ideas.WORKER["change"] = {"distil_ensemble": 0.5, "teacher_cnn": True}
     train = np.arange(9)
-    targets = recipe_ideas.model_distillation_targets(data, train, "b")
-    assert torch.allclose(targets.sum(-1), torch.ones(15))
-    assert (targets[train].gather(1, data.labels[train, None]) >= 0.5).all()  # the label keeps half the mass
-    assert (targets[train] > 0).all()  # every class gets some of the teacher's mass
-    assert torch.equal(targets[9:], torch.nn.functional.one_hot(data.labels[9:], 3).float())
+    for teacher_cnn in (True, False):
+        recipe_ideas.WORKER["change"] = {"distil_ensemble": 0.5, "teacher_cnn": teacher_cnn}
+        targets = recipe_ideas.model_distillation_targets(data, train, "b")
+        assert torch.allclose(targets.sum(-1), torch.ones(15))
+        assert (targets[train].gather(1, data.labels[train, None]) >= 0.5).all()  # the label keeps half the mass
+        assert (targets[train] > 0).all()  # every class gets some of the teacher's mass
+        assert torch.equal(targets[9:], torch.nn.functional.one_hot(data.labels[9:], 3).float())
+    recipe_ideas.WORKER["change"] = {"distil_ensemble": 0.5, "distil_linear": 0.5}
+    with pytest.raises(ValueError, match="one teacher"):
+        recipe_ideas.run_fold("b")
+
+
+def test_recipe_ideas_inner_models_never_see_the_subjects_they_predict(monkeypatch):
+    """Out-of-fold probabilities: every inner model (the recipe's and the CNN) trains on training subjects
+    only, and never on a subject whose rows it then predicts."""
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks.research import recipe_ideas
+    from hf_mmmer.training.encoding import EncodedDataset
+
+    subjects = [f"s{i % 5}" for i in range(20)]
+    data = EncodedDataset(flow=torch.randn(20, 3, 28, 28), texture=None, labels=torch.arange(20) % 3,
+                          sample_ids=[str(i) for i in range(20)], subjects=subjects, datasets=["a"] * 20,
+                          label_names=["x", "y", "z"])
+    recipe_ideas.init_worker(data, torch.zeros(3), {}, None, seed=0)
+    recipe_ideas.WORKER.update(config=tiny_config(modalities=["flow"]),
+                               recipe=recipe_ideas.idea_setup({"recipe": {"batch_size": 4}}, epochs=1)[1])
+    trained, predicted = [], []
+    real_train, real_cnn = recipe_ideas.train_fold_model, recipe_ideas.train_ststnet
+    real_predict = recipe_ideas.predict_probabilities
+
+    def train_recorded(config, data, indices, *args, **kwargs):
+        trained.append(set(np.asarray(indices).tolist()))
+        return real_train(config, data, indices, *args, **kwargs)
+
+    def cnn_recorded(flow, labels, indices, seed):
+        trained.append(set(np.asarray(indices).tolist()))
+        return real_cnn(flow, labels, indices, seed)
+
+    def predict_recorded(model, data, indices):
+        predicted.append(set(np.asarray(indices).tolist()))
+        return real_predict(model, data, indices)
+
+    monkeypatch.setattr(recipe_ideas, "train_fold_model", train_recorded)
+    monkeypatch.setattr(recipe_ideas, "train_ststnet", cnn_recorded)
+    monkeypatch.setattr(recipe_ideas, "predict_probabilities", predict_recorded)
+    train = np.flatnonzero(np.asarray(subjects) != "s4")  # s4 is the outer fold's test subject
+    probabilities = recipe_ideas.out_of_fold_probabilities(data, train, "s4", with_cnn=True)
+    assert probabilities.shape == (len(train), 3) and np.allclose(probabilities.sum(-1), 1, atol=1e-5)
+    assert len(trained) == 2 * recipe_ideas.INNER_FOLDS and len(predicted) == recipe_ideas.INNER_FOLDS
+    subject_of = np.asarray(subjects)
+    for fold in range(recipe_ideas.INNER_FOLDS):
+        rows = predicted[fold]
+        for model_rows in trained[2 * fold: 2 * fold + 2]:  # the recipe's model and the CNN of this inner fold
+            assert model_rows <= set(train.tolist())
+            assert not set(subject_of[list(model_rows)]) & set(subject_of[list(rows)])
+    assert set().union(*predicted) == set(train.tolist())

@@ -17,9 +17,10 @@ a view of the map, `ViewScale`), and cutout and level jitter hand it an `augment
 STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model, `with_linear` the logistic
 regression reference (benchmarks/linear_reference.py), and `distil_linear` trains on the labels mixed with
 that logistic regression's probabilities (`train_fold_model`'s `targets`). `decision_bias` and the `distil_`
-ideas with a model as teacher train more models per fold, on the folds of a subject-grouped CV over its
-training subjects, so that what they learn from comes from subjects the models did not see. An idea is a change from the
-defaults of its commit: when an idea joins the recipe, `previous_recipe` (or the like) measures the old one.
+ideas with a model as teacher train more models per fold, on the folds of a subject-grouped CV over the
+fold's training subjects, so that what they learn from comes from subjects the models did not see. An idea
+is a change from the defaults of its commit: when an idea joins the recipe, `previous_recipe` (or the like)
+measures the old one.
 """
 
 import argparse
@@ -456,7 +457,7 @@ def distillation_targets(data, train) -> torch.Tensor:
 
 def out_of_fold_probabilities(data, train, fold, with_cnn=False) -> np.ndarray:
     """`(len(train), num_labels)`: each training sample's class probabilities from models that never saw its
-    subject, the recipe's model trained on the other folds of a `INNER_FOLDS`-fold subject-grouped CV over
+    subject, the recipe's model trained on the other folds of an `INNER_FOLDS`-fold subject-grouped CV over
     `train`; with `with_cnn` averaged with the STSTNet-style CNN's (benchmarks/ststnet.py, 200 epochs) trained
     on the same inner folds."""
     probabilities = np.zeros((len(train), len(data.label_names)))
@@ -475,12 +476,18 @@ def out_of_fold_probabilities(data, train, fold, with_cnn=False) -> np.ndarray:
     return probabilities
 
 
+def log_of(probabilities: np.ndarray) -> np.ndarray:
+    """The log of float32 probabilities, an underflowed 0 taken as the smallest positive float32 (no -inf)."""
+    return np.log(np.maximum(probabilities, np.finfo(np.float32).tiny))
+
+
 def inner_decision_bias(data, train, fold) -> np.ndarray:
     """`(num_labels,)` log-score biases for UF1, chosen on `train` alone: on the grid of `BIAS_STEPS` (class 0
     fixed at 0), the bias with the best UF1 of the recipe's out-of-fold predictions
-    (`out_of_fold_probabilities`) wins (ties: the smallest total bias)."""
+    (`out_of_fold_probabilities`) wins; among equal UF1s the smallest sum of absolute biases, then the first in
+    grid order."""
     labels, num_labels = data.labels.numpy()[train], len(data.label_names)
-    log_scores = np.log(out_of_fold_probabilities(data, train, fold))
+    log_scores = log_of(out_of_fold_probabilities(data, train, fold))
     grid = np.stack(np.meshgrid(*[BIAS_STEPS] * (num_labels - 1), indexing="ij"), -1).reshape(-1, num_labels - 1)
     biases = np.concatenate([np.zeros((len(grid), 1)), grid], 1)
     uf1 = [classification_scores(labels, (log_scores + bias).argmax(-1), num_labels)["uf1"] for bias in biases]
@@ -507,8 +514,12 @@ def run_fold(fold):
         train = train[np.isin(subjects[train], share_of_subjects(subjects[train], change["subject_share"],
                                                                  fold_seed(WORKER["seed"], fold)))]
     ensemble = change.get("ensemble", 1)
-    targets = distillation_targets(data, train) if change.get("distil_linear") else None
-    if change.get("distil_ensemble"):
+    if change.get("distil_linear") and change.get("distil_ensemble"):
+        raise ValueError("an idea has one teacher: distil_linear or distil_ensemble, not both")
+    targets = None
+    if change.get("distil_linear"):
+        targets = distillation_targets(data, train)
+    elif change.get("distil_ensemble"):
         targets = model_distillation_targets(data, train, fold)
     test_flow = data.flow[test]
     scores = []
@@ -530,7 +541,7 @@ def run_fold(fold):
             test_flow, None, flow_zero))
     scores = np.asarray(scores)
     if change.get("decision_bias"):
-        scores = torch.softmax(torch.as_tensor(np.log(scores) + inner_decision_bias(data, train, fold)), -1).numpy()
+        scores = torch.softmax(torch.as_tensor(log_of(scores) + inner_decision_bias(data, train, fold)), -1).numpy()
     return fold, test, scores
 
 
@@ -569,13 +580,15 @@ def uf1_uar(scores: tuple) -> str:
 
 
 def parse_seeds(text: str) -> list:
-    """`"0"`, `"0,1,2"` or `"0-9"` (ranges and lists may mix) as a list of seeds."""
+    """`"0"`, `"0,1,2"` or `"0-9"` (ranges and lists may mix) as a list of distinct seeds."""
     seeds = []
     for part in text.split(","):
-        low, dash, high = part.strip().partition("-")
+        low, dash, high = (side.strip() for side in part.partition("-"))
         if not low.isdigit() or (dash and not high.isdigit()) or (dash and int(high) < int(low)):
             raise ValueError(f"--seed takes a seed, a comma list or a range such as 0-9, got {text!r}")
         seeds.extend(range(int(low), int(high) + 1) if dash else [int(low)])
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"--seed names a seed twice: {text!r}")
     return seeds
 
 
