@@ -24,8 +24,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.profiler import ProfilerActivity, profile
 
 from hf_mmmer import MMMERConfig
-from hf_mmmer.modeling_mmmer import (MMMERDropout, MMMERDropPath, MMMERForMicroExpressionClassification,
-                                     MMMERPatchEmbeddings, randomly_kept)
+from hf_mmmer.modeling_mmmer import (MMMERDropout, MMMERForMicroExpressionClassification, MMMERPatchEmbeddings,
+                                     randomly_kept)
 from hf_mmmer.training.arguments import ExperimentArguments
 from hf_mmmer.training.encoding import EncodedDataset
 from hf_mmmer.training.fold_training import FoldRecipe, train_fold_model
@@ -63,13 +63,10 @@ def dropout_inputs(model, batch_size: int) -> list:
 
     def record(module, inputs):
         x = inputs[0].detach().clone().requires_grad_()
-        if isinstance(module, MMMERDropout):
-            calls.append((module.p, x, None))
-        else:
-            calls.append((module.drop_prob, x, (x.shape[0],) + (1,) * (x.ndim - 1)))
+        calls.append((module.p, x, module.mask_shape(x)))
 
-    hooks = [m.register_forward_pre_hook(record) for m in model.modules()
-             if isinstance(m, (MMMERDropout, MMMERDropPath)) and (getattr(m, "p", 0) or getattr(m, "drop_prob", 0))]
+    # Drop path is an `MMMERDropout` with a per-sample mask.
+    hooks = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, MMMERDropout) and m.p]
     size = model.config.image_size("flow")
     flow = torch.randn(batch_size, model.config.channels("flow"), size, size)
     model.train()(flow_values=flow)

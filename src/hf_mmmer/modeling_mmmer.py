@@ -190,26 +190,24 @@ class MMMERDropout(nn.Module):
         super().__init__()
         self.p = p
 
+    def mask_shape(self, x):
+        """The shape of the mask drawn for `x` (`None`: one draw per element)."""
+        return None
+
     def forward(self, x):
         if self.p == 0.0 or not self.training:
             return x
-        return randomly_kept(x, self.p)
+        return randomly_kept(x, self.p, self.mask_shape(x))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
 
 
-class MMMERDropPath(nn.Module):
-    """Stochastic depth: drop a residual branch for whole samples during training."""
+class MMMERDropPath(MMMERDropout):
+    """Stochastic depth: drop a residual branch for whole samples during training (one draw per sample)."""
 
-    def __init__(self, drop_prob: float):
-        super().__init__()
-        self.drop_prob = drop_prob
-
-    def forward(self, x):
-        if self.drop_prob == 0.0 or not self.training:
-            return x
-        return randomly_kept(x, self.drop_prob, (x.shape[0],) + (1,) * (x.ndim - 1))
+    def mask_shape(self, x):
+        return (x.shape[0],) + (1,) * (x.ndim - 1)
 
 
 class MMMERPatchEmbeddings(nn.Module):
