@@ -94,6 +94,31 @@ def test_recipe_ideas_centring_and_subject_share(monkeypatch):
     assert len(share_of_subjects(subjects[:3], 0.25, seed=0)) == 1  # never an empty training set
 
 
+def test_recipe_ideas_blur_and_smooth_noise(monkeypatch):
+    """The sixth attempt's augmentations: blur spreads motion without moving or losing it, the noise is smooth."""
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks.research.recipe_ideas import add_smooth_noise, blur_maps
+
+    generator = torch.Generator().manual_seed(0)
+    impulse = torch.zeros(8, 3, 28, 28)
+    impulse[:, :, 14, 14] = 1.0
+    blurred = blur_maps(impulse, generator, None)
+    assert torch.allclose(blurred.sum((-2, -1)), torch.ones(8, 3))  # away from the edges nothing is lost
+    assert torch.allclose(blurred, blurred.flip(-1).roll(1, -1)) and torch.allclose(blurred, blurred.transpose(-2, -1))
+    peaks = blurred[:, 0, 14, 14]
+    assert peaks.min() < 0.3 and len(set(peaks.tolist())) > 4  # each map its own sigma, up to 1 pixel
+    assert torch.equal(blurred[:, 0], blurred[:, 1])  # one sigma for the three channels of a map
+    constant = torch.full((2, 3, 28, 28), 0.3)
+    assert torch.allclose(blur_maps(constant, generator, None), constant)  # edges replicated, not zero-filled
+    maps = torch.randn(2, 3, 28, 28)
+    assert torch.allclose(blur_maps(maps, generator, None, max_sigma=1e-6), maps)
+
+    noise = add_smooth_noise(torch.zeros(256, 3, 28, 28), generator, None)
+    assert 0.07 < noise.std() < 0.11
+    neighbours = torch.corrcoef(torch.stack([noise[..., 10, 10].flatten(), noise[..., 10, 11].flatten()]))[0, 1]
+    assert neighbours > 0.95  # where the recipe's own noise is independent from pixel to pixel
+
+
 def test_recipe_ideas_vary_the_trainer_through_its_parameters(monkeypatch):
     """A model variant and cutout reach `train_fold_model` as arguments; the trainer's module is untouched."""
     monkeypatch.syspath_prepend(str(REPO))

@@ -13,14 +13,14 @@ be a recipe-level use of those labels (benchmarks/RESULTS.md says which were).
 
 Ideas that need a model the package does not build (a convolutional stem, self-supervised weights)
 hand `train_fold_model` a `model_factory` (`region_tokens` and the pooled whole-map views add a scale over
-a view of the map, `ViewScale`), and cutout and level jitter hand it an `augment`; `with_cnn` trains the
-STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model, `with_linear` the logistic
-regression reference (benchmarks/linear_reference.py), and `distil_linear` trains on the labels mixed with
-that logistic regression's probabilities (`train_fold_model`'s `targets`). `decision_bias` and the `distil_`
-ideas with a model as teacher train more models per fold, on the folds of a subject-grouped CV over the
-fold's training subjects, so that what they learn from comes from subjects the models did not see. An idea
-is a change from the defaults of its commit: when an idea joins the recipe, `previous_recipe` (or the like)
-measures the old one.
+a view of the map, `ViewScale`), and cutout, level jitter, smooth noise and blur hand it an `augment`;
+`with_cnn` trains the STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model,
+`with_linear` the logistic regression reference (benchmarks/linear_reference.py), and `distil_linear` trains
+on the labels mixed with that logistic regression's probabilities (`train_fold_model`'s `targets`).
+`decision_bias` and the `distil_` ideas with a model as teacher train more models per fold, on the folds of a
+subject-grouped CV over the fold's training subjects, so that what they learn from comes from subjects the
+models did not see. An idea is a change from the defaults of its commit: when an idea joins the recipe,
+`previous_recipe` (or the like) measures the old one.
 """
 
 import argparse
@@ -159,6 +159,12 @@ IDEAS = {
     "subject_head_only": ("the control for the subject adversary: its head trains as in the recipe, but the reversal "
                           "is 1e-12, so the encoder is all but untouched by it while every random draw stays the "
                           "recipe's", {"recipe": {"subject_adversary": 1e-12}}),
+    "smooth_noise": ("adds smooth Gaussian noise (0.1 model units on a 4x4 lattice per channel, upsampled bicubic) "
+                     "to each training map after the recipe's augmentations", {"extra_augment": "smooth_noise"}),
+    "blur": ("each training map blurred by a Gaussian of a random sigma (0 to 1 pixel) after the recipe's "
+             "augmentations", {"extra_augment": "blur"}),
+    "epochs_25": ("25 epochs instead of 30 (same schedule shape): a sweep a sixth cheaper",
+                  {"recipe": {"epochs": 25}}),
     "decision_bias": ("a decision rule for UF1: per-class biases added to the log-scores (class 0 fixed at 0, the "
                       "others from -1 to 1 in steps of 0.1), chosen for the best UF1 of the out-of-fold predictions "
                       "of a 3-fold subject-grouped CV on the fold's training subjects (three more models a fold); "
@@ -287,7 +293,32 @@ def jitter_levels(flow: torch.Tensor, generator: torch.Generator, flow_zero: tor
     return zero + gain * (flow - zero) + offset
 
 
-EXTRA_AUGMENTATIONS = {"cutout": erase_squares, "levels": jitter_levels}
+def add_smooth_noise(flow: torch.Tensor, generator: torch.Generator, flow_zero: torch.Tensor, std=0.1,
+                     grid=4) -> torch.Tensor:
+    """Gaussian noise of `std` model units drawn on a `grid` x `grid` lattice per channel and upsampled
+    (bicubic) to the map: a smooth field, where the recipe's own noise is independent per pixel. Flow errors
+    and residual head or lighting motion are spatially correlated, and how much of them a map holds depends on
+    the camera and the set-up, i.e. on the source."""
+    field = std * torch.randn((flow.shape[0], flow.shape[1], grid, grid), generator=generator)
+    return flow + F.interpolate(field, size=flow.shape[-2:], mode="bicubic", align_corners=False)
+
+
+def blur_maps(flow: torch.Tensor, generator: torch.Generator, flow_zero: torch.Tensor, max_sigma=1.0,
+              radius=2) -> torch.Tensor:
+    """Each map blurred by a Gaussian of a random sigma (uniform in [0, `max_sigma`] pixels, edges replicated):
+    the sources' faces fill different numbers of camera pixels before their flow is resized to the map, so
+    how sharp a motion's edges are on the map is a property of the source."""
+    batch, channels = flow.shape[:2]
+    sigma = (torch.rand(batch, generator=generator) * max_sigma).clamp_min(1e-3).view(-1, 1)
+    taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=flow.dtype) ** 2 / (2 * sigma ** 2))
+    taps = (taps / taps.sum(-1, keepdim=True)).repeat_interleave(channels, 0)  # (batch x channels, taps)
+    rows = F.pad(flow.reshape(1, batch * channels, *flow.shape[-2:]), (radius,) * 4, mode="replicate")
+    rows = F.conv2d(rows, taps.view(-1, 1, 1, 2 * radius + 1), groups=batch * channels)
+    return F.conv2d(rows, taps.view(-1, 1, 2 * radius + 1, 1), groups=batch * channels).view_as(flow)
+
+
+EXTRA_AUGMENTATIONS = {"cutout": erase_squares, "levels": jitter_levels, "smooth_noise": add_smooth_noise,
+                       "blur": blur_maps}
 
 
 def followed_by(augment, extra):
