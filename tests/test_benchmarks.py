@@ -94,9 +94,11 @@ def test_recipe_ideas_centring_and_subject_share(monkeypatch):
     assert len(share_of_subjects(subjects[:3], 0.25, seed=0)) == 1  # never an empty training set
 
 
-def test_recipe_ideas_blur_and_smooth_noise(monkeypatch):
-    """The sixth attempt's augmentations: blur spreads motion without moving or losing it, the noise is smooth."""
+def test_recipe_ideas_blur_smooth_noise_and_centred_channels(monkeypatch):
+    """The sixth attempt's ideas: blur spreads motion without moving or losing it, the noise is smooth, and the
+    centred channels reach the model beside the map."""
     monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks.research import recipe_ideas
     from benchmarks.research.recipe_ideas import add_smooth_noise, blur_maps
 
     generator = torch.Generator().manual_seed(0)
@@ -117,6 +119,16 @@ def test_recipe_ideas_blur_and_smooth_noise(monkeypatch):
     assert 0.07 < noise.std() < 0.11
     neighbours = torch.corrcoef(torch.stack([noise[..., 10, 10].flatten(), noise[..., 10, 11].flatten()]))[0, 1]
     assert neighbours > 0.95  # where the recipe's own noise is independent from pixel to pixel
+
+    model = recipe_ideas.variant_factory(centred_channels=True)(tiny_config(modalities=["flow"], flow_channels=5))
+    seen = []
+    model.mmmer.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["flow_values"]),
+                                          with_kwargs=True)
+    maps = torch.rand(2, 3, 28, 28) + torch.tensor([0.5, -0.3, 0.0]).view(1, 3, 1, 1)
+    assert model(flow_values=maps).logits.shape == (2, 3)
+    assert torch.equal(seen[0][:, :3], maps)  # the map as scaled, then u and v centred
+    assert torch.allclose(seen[0][:, 3:].flatten(2).abs().amax(-1), torch.ones(2, 2))
+    assert seen[0][:, 3:].flatten(2).median(-1).values.abs().max() < 1e-6
 
 
 def test_recipe_ideas_vary_the_trainer_through_its_parameters(monkeypatch):

@@ -54,7 +54,7 @@ from hf_mmmer.training.metrics import classification_scores
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
 # same_source, subject_share, cnn_member, linear_member, extra_augment, center_flow, views,
 # source_standardise, distil_linear, out_of_fold_teacher, drop_strain,
-# scale_dropout, decision_bias, distil_ensemble, teacher_cnn.
+# scale_dropout, decision_bias, distil_ensemble, teacher_cnn, centred_channels.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -163,6 +163,9 @@ IDEAS = {
                      "to each training map after the recipe's augmentations", {"extra_augment": "smooth_noise"}),
     "blur": ("each training map blurred by a Gaussian of a random sigma (0 to 1 pixel) after the recipe's "
              "augmentations", {"extra_augment": "blur"}),
+    "centred_channels": ("two more input channels: u and v median-centred and divided by their largest absolute "
+                         "value per map (median_center_maxabs), beside the map as scaled",
+                         {"config": {"flow_channels": 5}, "centred_channels": True}),
     "epochs_25": ("25 epochs instead of 30 (same schedule shape): a sweep a sixth cheaper",
                   {"recipe": {"epochs": 25}}),
     "decision_bias": ("a decision rule for UF1: per-class biases added to the log-scores (class 0 fixed at 0, the "
@@ -344,13 +347,24 @@ def drop_scale_features(probability: float):
     return hook
 
 
-def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropout=0.0):
+def append_centred_motion(module, args, kwargs):
+    """A forward pre-hook for the model: the flow map's u and v, median-centred and divided by their largest
+    absolute value (`center_flow`'s `median_maxabs`), appended to its three channels as two more. The model
+    sees the map as it was scaled and an estimate of where its zero motion lies, and learns which to use."""
+    flow = kwargs["flow_values"]
+    return args, {**kwargs, "flow_values": torch.cat([flow, center_flow(flow, "median_maxabs")[:, :2]], 1)}
+
+
+def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropout=0.0, centred_channels=False):
     """A `model_factory` for `train_fold_model`: the recipe's model with pretrained encoder weights, a conv
-    stem before every patch projection, more scales (`views`: `add_view_scale`'s keyword arguments) and/or
-    `drop_scale_features` on every flow scale."""
+    stem before every patch projection, more scales (`views`: `add_view_scale`'s keyword arguments),
+    `drop_scale_features` on every flow scale and/or `append_centred_motion` before it (the config must then
+    have `flow_channels=5`)."""
 
     def build(config):
         model = MMMERForMicroExpressionClassification(config)
+        if centred_channels:
+            model.register_forward_pre_hook(append_centred_motion, with_kwargs=True)
         for view in views:
             add_view_scale(model, **view)
         if scale_dropout:
@@ -444,7 +458,8 @@ def init_worker(data, flow_zero, change, encoder_state, seed, folds=None):
     config, recipe = idea_setup(change)
     WORKER.update(data=data, change=change, seed=seed, recipe=recipe, config=config, flow_zero=flow_zero,
                   folds=folds, model_factory=variant_factory(encoder_state, change.get("conv_stem_width", 0),
-                                                             change.get("views", ()), change.get("scale_dropout", 0.0)),
+                                                             change.get("views", ()), change.get("scale_dropout", 0.0),
+                                                             change.get("centred_channels", False)),
                   augment=(followed_by(augment_batch, EXTRA_AUGMENTATIONS[change["extra_augment"]])
                            if change.get("extra_augment") else augment_batch))
 
