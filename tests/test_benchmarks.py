@@ -95,8 +95,8 @@ def test_recipe_ideas_centring_and_subject_share(monkeypatch):
 
 
 def test_recipe_ideas_blur_smooth_noise_and_centred_channels(monkeypatch):
-    """The sixth attempt's ideas: blur spreads motion without moving or losing it, the noise is smooth, and the
-    centred channels reach the model beside the map."""
+    """The sixth attempt's ideas: blur spreads motion without moving or losing it, the noise is smooth, the
+    centred channels reach the model beside the map, and half-stride patches overlap."""
     monkeypatch.syspath_prepend(str(REPO))
     from benchmarks.research import recipe_ideas
     from benchmarks.research.recipe_ideas import add_smooth_noise, blur_maps
@@ -129,6 +129,13 @@ def test_recipe_ideas_blur_smooth_noise_and_centred_channels(monkeypatch):
     assert torch.equal(seen[0][:, :3], maps)  # the map as scaled, then u and v centred
     assert torch.allclose(seen[0][:, 3:].flatten(2).abs().amax(-1), torch.ones(2, 2))
     assert seen[0][:, 3:].flatten(2).median(-1).values.abs().max() < 1e-6
+
+    model = recipe_ideas.variant_factory(overlap=[14])(tiny_config(modalities=["flow"])).eval()
+    embeddings = model.mmmer.encoders["flow"].scales[1].embeddings
+    tokens = embeddings.dropout(embeddings(maps))[:, 1:] - embeddings.position_embeddings[:, 1:]
+    convolved = torch.nn.functional.conv2d(maps, embeddings.projection.weight, embeddings.projection.bias, stride=7)
+    assert torch.allclose(tokens, convolved.flatten(2).transpose(1, 2), atol=1e-5)  # 3x3 patches at stride 7
+    assert model(flow_values=maps).patch_importance["flow/p14"].shape == (2, 3, 3)
 
 
 def test_recipe_ideas_vary_the_trainer_through_its_parameters(monkeypatch):

@@ -54,7 +54,7 @@ from hf_mmmer.training.metrics import classification_scores
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
 # same_source, subject_share, cnn_member, linear_member, extra_augment, center_flow, views,
 # source_standardise, distil_linear, out_of_fold_teacher, drop_strain,
-# scale_dropout, decision_bias, distil_ensemble, teacher_cnn, centred_channels.
+# scale_dropout, decision_bias, distil_ensemble, teacher_cnn, centred_channels, overlap.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -166,6 +166,8 @@ IDEAS = {
     "centred_channels": ("two more input channels: u and v median-centred and divided by their largest absolute "
                          "value per map (median_center_maxabs), beside the map as scaled",
                          {"config": {"flow_channels": 5}, "centred_channels": True}),
+    "overlap_14": ("the 14-pixel flow patches at stride 7 (3x3 overlapping patches instead of 2x2), so the face's "
+                   "midline gets patches of its own", {"overlap": [14]}),
     "epochs_25": ("25 epochs instead of 30 (same schedule shape): a sweep a sixth cheaper",
                   {"recipe": {"epochs": 25}}),
     "decision_bias": ("a decision rule for UF1: per-class biases added to the log-scores (class 0 fixed at 0, the "
@@ -355,14 +357,17 @@ def append_centred_motion(module, args, kwargs):
     return args, {**kwargs, "flow_values": torch.cat([flow, center_flow(flow, "median_maxabs")[:, :2]], 1)}
 
 
-def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropout=0.0, centred_channels=False):
+def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropout=0.0, centred_channels=False,
+                    overlap=()):
     """A `model_factory` for `train_fold_model`: the recipe's model with pretrained encoder weights, a conv
     stem before every patch projection, more scales (`views`: `add_view_scale`'s keyword arguments),
-    `drop_scale_features` on every flow scale and/or `append_centred_motion` before it (the config must then
-    have `flow_channels=5`)."""
+    `drop_scale_features` on every flow scale, `append_centred_motion` before it (the config must then
+    have `flow_channels=5`) and/or half-stride patches at the flow scales of `overlap` (`overlap_patches`)."""
 
     def build(config):
         model = MMMERForMicroExpressionClassification(config)
+        for patch_size in overlap:
+            overlap_patches(model, patch_size)
         if centred_channels:
             model.register_forward_pre_hook(append_centred_motion, with_kwargs=True)
         for view in views:
@@ -414,6 +419,34 @@ class ViewScale(nn.Module):
         return self.scale(F.avg_pool2d(pixel_values, self.pool), *args)
 
 
+class HalfStridePatchEmbeddings(MMMERPatchEmbeddings):
+    """The package's patch embeddings with patches at half their side's stride, so neighbouring patches
+    overlap by half: on the 28x28 map the 14-pixel grid becomes 3x3 patches instead of 2x2, and the face's
+    midline (the brows' inner ends, where a frown pulls, the nose, the middle of the mouth) gets patches of
+    its own instead of lying on the border between two."""
+
+    def __init__(self, config, modality: str, patch_size: int):
+        super().__init__(config, modality, patch_size)
+        self.stride = patch_size // 2
+        self.grid_size = (config.image_size(modality) - patch_size) // self.stride + 1
+        self.position_embeddings = nn.Parameter(torch.zeros(1, 1 + self.grid_size**2, config.hidden_size))
+
+    def forward(self, pixel_values):
+        patches = F.unfold(pixel_values, self.patch_size, stride=self.stride).transpose(1, 2)
+        tokens = F.linear(patches, self.projection.weight.flatten(1), self.projection.bias)
+        cls = self.cls_token.expand(len(pixel_values), -1, -1)
+        return self.dropout(torch.cat([cls, tokens], dim=1) + self.position_embeddings)
+
+
+def overlap_patches(model, patch_size: int):
+    """`model` with its flow scale of `patch_size` embedded by `HalfStridePatchEmbeddings` (new weights get the
+    model's own initialisation)."""
+    scale = model.mmmer.encoders["flow"].scales[model.mmmer.encoders["flow"].patch_sizes.index(patch_size)]
+    scale.embeddings = HalfStridePatchEmbeddings(model.config, "flow", patch_size)
+    scale.embeddings.apply(model._init_weights)
+    return model
+
+
 def add_view_scale(model, view="regions", replace=None, pool=1):
     """`model` with a `ViewScale` after its flow scales, or in place of its `replace`-pixel one, and the flow
     projection rebuilt for the features; new weights get the model's own initialisation."""
@@ -459,7 +492,8 @@ def init_worker(data, flow_zero, change, encoder_state, seed, folds=None):
     WORKER.update(data=data, change=change, seed=seed, recipe=recipe, config=config, flow_zero=flow_zero,
                   folds=folds, model_factory=variant_factory(encoder_state, change.get("conv_stem_width", 0),
                                                              change.get("views", ()), change.get("scale_dropout", 0.0),
-                                                             change.get("centred_channels", False)),
+                                                             change.get("centred_channels", False),
+                                                             change.get("overlap", ())),
                   augment=(followed_by(augment_batch, EXTRA_AUGMENTATIONS[change["extra_augment"]])
                            if change.get("extra_augment") else augment_batch))
 
