@@ -168,6 +168,8 @@ IDEAS = {
                          {"config": {"flow_channels": 5}, "centred_channels": True}),
     "overlap_14": ("the 14-pixel flow patches at stride 7 (3x3 overlapping patches instead of 2x2), so the face's "
                    "midline gets patches of its own", {"overlap": [14]}),
+    "overlap_14_no_7": ("overlap_14 without the 7-pixel scale: scales 14 (3x3 at stride 7) and 28, a cheaper "
+                        "model", {"config": {"flow_patch_sizes": [14, 28]}, "overlap": [14]}),
     "epochs_25": ("25 epochs instead of 30 (same schedule shape): a sweep a sixth cheaper",
                   {"recipe": {"epochs": 25}}),
     "decision_bias": ("a decision rule for UF1: per-class biases added to the log-scores (class 0 fixed at 0, the "
