@@ -13,10 +13,11 @@ be a recipe-level use of those labels (benchmarks/RESULTS.md says which were).
 
 Ideas that need a model the package does not build (a convolutional stem, self-supervised weights)
 hand `train_fold_model` a `model_factory` (`region_tokens` and the pooled whole-map views add a scale over
-a view of the map, `ViewScale`), and cutout, level jitter, smooth noise and blur hand it an `augment`;
-`with_cnn` trains the STSTNet-style reference CNN (benchmarks/ststnet.py) beside the recipe's model,
-`with_linear` the logistic regression reference (benchmarks/linear_reference.py), and `distil_linear` trains
-on the labels mixed with that logistic regression's probabilities (`train_fold_model`'s `targets`).
+a view of the map, `ViewScale`; `centred_channels` adds input channels, `overlap_14` overlapping patches),
+and cutout, level jitter, smooth noise and blur hand it an `augment`; `with_cnn` trains the STSTNet-style
+reference CNN (benchmarks/ststnet.py) beside the recipe's model, `with_linear` the logistic regression
+reference (benchmarks/linear_reference.py), and `distil_linear` trains on the labels mixed with that
+logistic regression's probabilities (`train_fold_model`'s `targets`).
 `decision_bias` and the `distil_` ideas with a model as teacher train more models per fold, on the folds of a
 subject-grouped CV over the fold's training subjects, so that what they learn from comes from subjects the
 models did not see. An idea is a change from the defaults of its commit: when an idea joins the recipe,
@@ -24,6 +25,7 @@ models did not see. An idea is a change from the defaults of its commit: when an
 """
 
 import argparse
+import math
 import multiprocessing
 import time
 
@@ -310,12 +312,12 @@ def add_smooth_noise(flow: torch.Tensor, generator: torch.Generator, flow_zero: 
     return flow + F.interpolate(field, size=flow.shape[-2:], mode="bicubic", align_corners=False)
 
 
-def blur_maps(flow: torch.Tensor, generator: torch.Generator, flow_zero: torch.Tensor, max_sigma=1.0,
-              radius=2) -> torch.Tensor:
-    """Each map blurred by a Gaussian of a random sigma (uniform in [0, `max_sigma`] pixels, edges replicated):
-    the sources' faces fill different numbers of camera pixels before their flow is resized to the map, so
-    how sharp a motion's edges are on the map is a property of the source."""
+def blur_maps(flow: torch.Tensor, generator: torch.Generator, flow_zero: torch.Tensor, max_sigma=1.0) -> torch.Tensor:
+    """Each map blurred by a Gaussian of a random sigma (uniform in [0, `max_sigma`] pixels, taps out to two
+    sigmas, edges replicated): the sources' faces fill different numbers of camera pixels before their flow is
+    resized to the map, so how sharp a motion's edges are on the map is a property of the source."""
     batch, channels = flow.shape[:2]
+    radius = max(1, math.ceil(2 * max_sigma))
     sigma = (torch.rand(batch, generator=generator) * max_sigma).clamp_min(1e-3).view(-1, 1)
     taps = torch.exp(-torch.arange(-radius, radius + 1, dtype=flow.dtype) ** 2 / (2 * sigma ** 2))
     taps = (taps / taps.sum(-1, keepdim=True)).repeat_interleave(channels, 0)  # (batch x channels, taps)
@@ -355,8 +357,10 @@ def append_centred_motion(module, args, kwargs):
     """A forward pre-hook for the model: the flow map's u and v, median-centred and divided by their largest
     absolute value (`center_flow`'s `median_maxabs`), appended to its three channels as two more. The model
     sees the map as it was scaled and an estimate of where its zero motion lies, and learns which to use."""
-    flow = kwargs["flow_values"]
-    return args, {**kwargs, "flow_values": torch.cat([flow, center_flow(flow, "median_maxabs")[:, :2]], 1)}
+    with_centred = lambda flow: torch.cat([flow, center_flow(flow, "median_maxabs")[:, :2]], 1)  # noqa: E731
+    if "flow_values" in kwargs:
+        return args, {**kwargs, "flow_values": with_centred(kwargs["flow_values"])}
+    return (with_centred(args[0]), *args[1:]), kwargs
 
 
 def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropout=0.0, centred_channels=False,
@@ -492,10 +496,10 @@ def init_worker(data, flow_zero, change, encoder_state, seed, folds=None):
         data.flow = standardise_sources(data.flow, data.datasets)
     config, recipe = idea_setup(change)
     WORKER.update(data=data, change=change, seed=seed, recipe=recipe, config=config, flow_zero=flow_zero,
-                  folds=folds, model_factory=variant_factory(encoder_state, change.get("conv_stem_width", 0),
-                                                             change.get("views", ()), change.get("scale_dropout", 0.0),
-                                                             change.get("centred_channels", False),
-                                                             change.get("overlap", ())),
+                  folds=folds, model_factory=variant_factory(
+                      encoder_state, conv_stem_width=change.get("conv_stem_width", 0), views=change.get("views", ()),
+                      scale_dropout=change.get("scale_dropout", 0.0),
+                      centred_channels=change.get("centred_channels", False), overlap=change.get("overlap", ())),
                   augment=(followed_by(augment_batch, EXTRA_AUGMENTATIONS[change["extra_augment"]])
                            if change.get("extra_augment") else augment_batch))
 
