@@ -60,18 +60,27 @@ def test_megc2019_benchmark_reads_a_folder_without_samples_csv_as_the_maps_layou
 
 
 @pytest.mark.slow
-def test_nested_selection_scores_every_candidate_and_the_nested_choice(tmp_path, fork_server):
+def test_nested_selection_scores_every_candidate_and_the_nested_choice_loso_and_lodo(tmp_path, fork_server):
     data = precomputed_tree(tmp_path / "pre")
-    fork_server.start(tmp_path, module="benchmarks.research.nested_selection", path=[REPO, PACKAGE_SOURCE],
-                      argv=["nested_selection.py", "--data_dir", data, "--candidates", "recipe,one_layer",
-                            "--inner_folds", "2", "--epochs", "1", "--processes", "1"],
-                      envs=[{"HF_MMMER_DATASETS_CACHE": str(tmp_path / "datasets")}])
-    [(code, stdout, stderr)] = fork_server.wait(600)
-    assert code == 0, stderr[-3000:]
+    outputs = {}
+    for protocol in ("loso", "lodo"):  # a config candidate, then a model variant (overlapping patches)
+        candidates = "recipe,one_layer" if protocol == "loso" else "recipe,overlap_14"
+        fork_server.start(tmp_path, module="benchmarks.research.nested_selection", path=[REPO, PACKAGE_SOURCE],
+                          argv=["nested_selection.py", "--data_dir", data, "--candidates", candidates,
+                                "--protocol", protocol, "--inner_folds", "2", "--epochs", "1", "--processes", "1"],
+                          envs=[{"HF_MMMER_DATASETS_CACHE": str(tmp_path / "datasets")}])
+        [(code, outputs[protocol], stderr)] = fork_server.wait(600)
+        assert code == 0, stderr[-3000:]
+    stdout = outputs["loso"]
     assert "| candidate `recipe` |" in stdout and "| candidate `one_layer` |" in stdout
     assert "| nested: chosen per fold on its training subjects |" in stdout
     chosen = stdout.split("Folds choosing each candidate: ")[1].split()
     assert int(chosen[1].rstrip(",")) + int(chosen[3]) == 7  # one choice per held-out subject
+    stdout = outputs["lodo"]
+    assert stdout.startswith("Nested LODO") and "| candidate `overlap_14` |" in stdout
+    per_source = stdout.split("Chosen per held-out source: ")[1].strip().split(", ")
+    assert sorted(entry.split()[0] for entry in per_source) == ["casme2", "other", "samm", "smic"]
+    assert {entry.split()[1] for entry in per_source} <= {"recipe", "overlap_14"}
 
 
 def test_recipe_ideas_centring_and_subject_share(monkeypatch):
