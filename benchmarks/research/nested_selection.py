@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from sklearn.model_selection import GroupKFold
 
-from benchmarks.research.recipe_ideas import IDEAS, idea_setup, load_data, pool_scores, uf1_uar, variant_factory
+from benchmarks.research.recipe_ideas import (IDEAS, MODEL_CHANGES, idea_setup, load_data, model_factory_of,
+                                              pool_scores, uf1_uar)
 from hf_mmmer.data import held_out_split
 from hf_mmmer.data.loso import protocol_folds
 from hf_mmmer.training.evaluation import predict_probabilities
@@ -37,9 +38,6 @@ from hf_mmmer.training.metrics import classification_scores
 WORKER = {}
 
 
-MODEL_CHANGES = ("conv_stem_width", "views", "scale_dropout", "centred_channels", "overlap")  # `variant_factory`'s
-
-
 def candidate_setup(name: str, epochs=None):
     """`(MMMERConfig, FoldRecipe, model_factory)` of a `recipe_ideas` idea that changes only the config, the
     trainer's arguments or the model; `epochs` (for smoke tests) overrides the recipe's."""
@@ -47,7 +45,7 @@ def candidate_setup(name: str, epochs=None):
     if set(change) - {"config", "recipe", *MODEL_CHANGES}:
         raise ValueError(f"candidate {name!r} changes more than the config, the trainer's arguments or the model")
     config, recipe = idea_setup(change, epochs)
-    return config, recipe, variant_factory(**{key: change[key] for key in MODEL_CHANGES if key in change})
+    return config, recipe, model_factory_of(change)
 
 
 def inner_splits(subjects: np.ndarray, train: np.ndarray, inner_folds: int):

@@ -400,6 +400,14 @@ def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropo
     return build
 
 
+MODEL_CHANGES = ("conv_stem_width", "views", "scale_dropout", "centred_channels", "overlap")
+
+
+def model_factory_of(change: dict, encoder_state=None):
+    """The `variant_factory` of an idea's model changes: its keys among `MODEL_CHANGES`."""
+    return variant_factory(encoder_state, **{key: change[key] for key in MODEL_CHANGES if key in change})
+
+
 class ViewScale(nn.Module):
     """A flow scale of the package's own encoder over a view of the map: HTNet's four facial regions (their
     14x14 crops tiled 2x2, `benchmarks/htnet.py`), one token per region; or the whole map average-pooled by
@@ -496,10 +504,7 @@ def init_worker(data, flow_zero, change, encoder_state, seed, folds=None):
         data.flow = standardise_sources(data.flow, data.datasets)
     config, recipe = idea_setup(change)
     WORKER.update(data=data, change=change, seed=seed, recipe=recipe, config=config, flow_zero=flow_zero,
-                  folds=folds, model_factory=variant_factory(
-                      encoder_state, conv_stem_width=change.get("conv_stem_width", 0), views=change.get("views", ()),
-                      scale_dropout=change.get("scale_dropout", 0.0),
-                      centred_channels=change.get("centred_channels", False), overlap=change.get("overlap", ())),
+                  folds=folds, model_factory=model_factory_of(change, encoder_state),
                   augment=(followed_by(augment_batch, EXTRA_AUGMENTATIONS[change["extra_augment"]])
                            if change.get("extra_augment") else augment_batch))
 
