@@ -149,6 +149,15 @@ def test_recipe_ideas_blur_smooth_noise_centred_channels_and_overlap(monkeypatch
     assert torch.allclose(tokens, convolved.flatten(2).transpose(1, 2), atol=1e-5)  # 3x3 patches at stride 7
     assert model(flow_values=maps).patch_importance["flow/p14"].shape == (2, 3, 3)
 
+    # Every model change an idea can make reaches `variant_factory`, in recipe_ideas and in nested_selection.
+    import inspect
+
+    from benchmarks.research.nested_selection import candidate_setup
+    assert set(recipe_ideas.MODEL_CHANGES) == set(inspect.signature(recipe_ideas.variant_factory).parameters) - {
+        "encoder_state"}
+    config, _, factory = candidate_setup("overlap_14")
+    assert factory(config).mmmer.encoders["flow"].scales[1].embeddings.grid_size == 3
+
     # Both variants through the worker and the trainer: EMA copy, scoring, and a LODO fold.
     sources = ["a"] * 9 + ["b"] * 6
     subjects = [f"{source}/s{i % 3}" for i, source in enumerate(sources)]

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from sklearn.model_selection import GroupKFold
 
-from benchmarks.research.recipe_ideas import (IDEAS, MODEL_CHANGES, idea_setup, load_data, model_factory_of,
-                                              pool_scores, uf1_uar)
+from benchmarks.research.recipe_ideas import (IDEAS, MODEL_CHANGES, idea_setup, largest_first, load_data,
+                                              model_factory_of, pool_scores, uf1_uar)
 from hf_mmmer.data import held_out_split
 from hf_mmmer.data.loso import protocol_folds
 from hf_mmmer.training.evaluation import predict_probabilities
@@ -96,7 +96,7 @@ def main():
     for name in candidates:
         if name not in IDEAS:
             parser.error(f"unknown candidate {name!r}; choose from {list(IDEAS)}")
-        candidate_setup(name)  # fails early on an idea that is not a plain config or trainer change
+        candidate_setup(name)  # fails early on an idea that changes more than the config, trainer or model
     if len(candidates) < 2 or args.inner_folds < 2:
         parser.error("nested selection needs at least two candidates and two inner folds")
 
@@ -105,7 +105,7 @@ def main():
     subjects = np.asarray(data.subjects)
     labels = data.labels.numpy()
     folds = protocol_folds(data.subjects, args.protocol)
-    held_out = sorted(folds, key=lambda fold: -np.isin(subjects, folds[fold]).sum())  # largest folds first
+    held_out = largest_first(folds, subjects)
     tasks = [(f, c, inner) for f in held_out for c in candidates for inner in [None, *range(args.inner_folds)]]
     context = multiprocessing.get_context("fork")
     with context.Pool(args.processes, initializer=init_worker,

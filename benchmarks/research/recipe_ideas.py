@@ -636,6 +636,12 @@ def run_fold(fold):
     return fold, test, scores
 
 
+def largest_first(folds: dict, subjects) -> list:
+    """The names of `folds` (`protocol_folds`), the fold holding the most samples first, so that the longest
+    trainings of a sweep do not start last."""
+    return sorted(folds, key=lambda fold: -np.isin(np.asarray(subjects), folds[fold]).sum())
+
+
 def sweep(data, flow_zero, change, seed, processes, protocol="loso"):
     """One sweep of an idea over `protocol`'s folds: `(scores (members, 2, N, num_labels), seconds)`."""
     started = time.perf_counter()
@@ -645,8 +651,7 @@ def sweep(data, flow_zero, change, seed, processes, protocol="loso"):
         encoder_state = simclr_pretrain(idea_setup(change)[0], data.flow, flow_zero,
                                         change["simclr_epochs"], seed)
     folds = protocol_folds(data.subjects, protocol)
-    keys = list(data.subjects)
-    order = sorted(folds, key=lambda fold: -sum(map(keys.count, folds[fold])))  # largest folds first
+    order = largest_first(folds, data.subjects)
     context = multiprocessing.get_context("fork")
     worker_args = (data, flow_zero, change, encoder_state, seed, folds)
     with context.Pool(min(processes, len(order)), initializer=init_worker, initargs=worker_args) as pool:
