@@ -25,10 +25,9 @@ from collections import Counter
 
 import numpy as np
 import torch
-from sklearn.model_selection import GroupKFold
 
-from benchmarks.research.recipe_ideas import (IDEAS, MODEL_CHANGES, idea_setup, largest_first, load_data,
-                                              model_factory_of, pool_scores, uf1_uar)
+from benchmarks.research.recipe_ideas import (IDEAS, MODEL_CHANGES, idea_setup, inner_splits, largest_first,
+                                              load_data, model_factory_of, pool_scores, uf1_uar)
 from hf_mmmer.data import held_out_split
 from hf_mmmer.data.loso import protocol_folds
 from hf_mmmer.training.evaluation import predict_probabilities
@@ -46,12 +45,6 @@ def candidate_setup(name: str, epochs=None):
         raise ValueError(f"candidate {name!r} changes more than the config, the trainer's arguments or the model")
     config, recipe = idea_setup(change, epochs)
     return config, recipe, model_factory_of(change)
-
-
-def inner_splits(subjects: np.ndarray, train: np.ndarray, inner_folds: int):
-    """`[(inner_train, inner_validation)]` sample indices: grouped folds over the training subjects."""
-    folds = GroupKFold(n_splits=inner_folds).split(train, groups=subjects[train])
-    return [(train[fit], train[held]) for fit, held in folds]
 
 
 def init_worker(data, flow_zero, candidates, seed, inner_folds, epochs, folds):

@@ -546,25 +546,29 @@ def distillation_targets(data, train) -> torch.Tensor:
     return labels_mixed_with(data, train, teacher, WORKER["change"]["distil_linear"])
 
 
+def inner_splits(subjects: np.ndarray, train: np.ndarray, inner_folds: int):
+    """`[(inner_train, inner_validation)]` sample indices: grouped folds over the training subjects."""
+    folds = GroupKFold(n_splits=inner_folds).split(train, groups=subjects[train])
+    return [(train[fit], train[held]) for fit, held in folds]
+
+
 def out_of_fold_probabilities(data, train, fold, with_cnn=False) -> np.ndarray:
     """`(len(train), num_labels)`: each training sample's class probabilities from models that never saw its
     subject, the recipe's model trained on the other folds of an `INNER_FOLDS`-fold subject-grouped CV over
-    `train`; with `with_cnn` averaged with the STSTNet-style CNN's (benchmarks/ststnet.py, 200 epochs) trained
-    on the same inner folds."""
-    probabilities = np.zeros((len(train), len(data.label_names)))
-    for i, (inner_train, inner_test) in enumerate(
-            GroupKFold(INNER_FOLDS).split(train, groups=np.asarray(data.subjects)[train])):
+    `train` (`inner_splits`); with `with_cnn` averaged with the STSTNet-style CNN's (benchmarks/ststnet.py,
+    200 epochs) trained on the same inner folds."""
+    probabilities = np.zeros((len(data), len(data.label_names)))
+    for i, (fit, held) in enumerate(inner_splits(np.asarray(data.subjects), train, INNER_FOLDS)):
         seed = fold_seed(WORKER["seed"], f"{fold}/inner{i}")
-        model, _ = train_fold_model(WORKER["config"], data, train[inner_train], WORKER["recipe"], seed,
-                                    WORKER["flow_zero"], model_factory=WORKER["model_factory"],
-                                    augment=WORKER["augment"])
-        probabilities[inner_test] = predict_probabilities(model, data, train[inner_test])
+        model, _ = train_fold_model(WORKER["config"], data, fit, WORKER["recipe"], seed, WORKER["flow_zero"],
+                                    model_factory=WORKER["model_factory"], augment=WORKER["augment"])
+        probabilities[held] = predict_probabilities(model, data, held)
         if with_cnn:
-            cnn = train_ststnet(data.flow, data.labels, torch.as_tensor(train[inner_train]), seed)
+            cnn = train_ststnet(data.flow, data.labels, torch.as_tensor(fit), seed)
             with torch.no_grad():
-                cnn_probabilities = torch.softmax(cnn(data.flow[train[inner_test]]), -1).numpy()
-            probabilities[inner_test] = (probabilities[inner_test] + cnn_probabilities) / 2
-    return probabilities
+                cnn_probabilities = torch.softmax(cnn(data.flow[held]), -1).numpy()
+            probabilities[held] = (probabilities[held] + cnn_probabilities) / 2
+    return probabilities[train]
 
 
 def log_of(probabilities: np.ndarray) -> np.ndarray:
@@ -639,7 +643,8 @@ def run_fold(fold):
 def largest_first(folds: dict, subjects) -> list:
     """The names of `folds` (`protocol_folds`), the fold holding the most samples first, so that the longest
     trainings of a sweep do not start last."""
-    return sorted(folds, key=lambda fold: -np.isin(np.asarray(subjects), folds[fold]).sum())
+    subjects = np.asarray(subjects)
+    return sorted(folds, key=lambda fold: -np.isin(subjects, folds[fold]).sum())
 
 
 def sweep(data, flow_zero, change, seed, processes, protocol="loso"):
