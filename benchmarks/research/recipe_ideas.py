@@ -13,7 +13,8 @@ be a recipe-level use of those labels (benchmarks/RESULTS.md says which were).
 
 Ideas that need a model the package does not build (a convolutional stem, self-supervised weights)
 hand `train_fold_model` a `model_factory` (`region_tokens` and the pooled whole-map views add a scale over
-a view of the map, `ViewScale`; `centred_channels` adds input channels, `overlap_14` overlapping patches),
+a view of the map, `ViewScale`; `centred_channels` adds input channels, `overlap_14` overlapping patches,
+`patch_keep_*` patch dropout, `PatchDropScale`, and `mixstyle` a style mix of the patch tokens, `mix_token_styles`),
 and cutout, level jitter, smooth noise and blur hand it an `augment`; `with_cnn` trains the STSTNet-style
 reference CNN (benchmarks/ststnet.py) beside the recipe's model, `with_linear` the logistic regression
 reference (benchmarks/linear_reference.py), and `distil_linear` trains on the labels mixed with that
@@ -45,7 +46,7 @@ from hf_mmmer import MMMERConfig, MMMERForMicroExpressionClassification
 from hf_mmmer.data import held_out_split
 from hf_mmmer.data.loso import protocol_folds
 from hf_mmmer.modeling_mmmer import (MMMEREncoder, MMMERPatchEmbeddings, MMMERScaleEncoder,
-                                     cross_modal_contrastive_loss)
+                                     cross_modal_contrastive_loss, fuse_patch_importance)
 from hf_mmmer.training.arguments import ExperimentArguments
 from hf_mmmer.training.augmentation import AugmentationConfig, augment_batch, flip_horizontal
 from hf_mmmer.training.evaluation import predict_probabilities
@@ -56,7 +57,7 @@ from hf_mmmer.training.metrics import classification_scores
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
 # same_source, subject_share, cnn_member, linear_member, extra_augment, center_flow, views,
 # source_standardise, distil_linear, out_of_fold_teacher, drop_strain,
-# scale_dropout, decision_bias, distil_ensemble, teacher_cnn, centred_channels, overlap.
+# scale_dropout, decision_bias, distil_ensemble, teacher_cnn, centred_channels, overlap, patch_keep, mixstyle.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -184,6 +185,13 @@ IDEAS = {
                          "models a fold); one MMMER model is scored", {"distil_ensemble": 0.5, "teacher_cnn": True}),
     "distil_self": ("the same with the recipe's model alone as teacher (three more models a fold): what the CNN "
                     "adds to distil_two_kinds", {"distil_ensemble": 0.5}),
+    "mixstyle": ("MixStyle on the patch tokens of the 7- and 14-pixel flow scales: in half the training batches "
+                 "each sample's token mean and std (per feature) mixed with another sample's, Beta(0.1, 0.1)",
+                 {"mixstyle": 0.5}),
+    "mixstyle_1": ("mixstyle in every training batch", {"mixstyle": 1.0}),
+    "patch_keep_7_half": ("patch dropout: each training sample's 7-pixel scale encodes [CLS] and 8 of its 16 "
+                          "patches, drawn at random (all 16 in evaluation)", {"patch_keep": {7: 0.5}}),
+    "patch_keep_7_3q": ("patch dropout keeping 12 of the 16 7-pixel patches", {"patch_keep": {7: 0.75}}),
 }
 
 BIAS_STEPS = np.round(np.arange(-1.0, 1.05, 0.1), 2)
@@ -364,11 +372,13 @@ def append_centred_motion(module, args, kwargs):
 
 
 def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropout=0.0, centred_channels=False,
-                    overlap=()):
+                    overlap=(), patch_keep=None, mixstyle=0.0):
     """A `model_factory` for `train_fold_model`: the recipe's model with pretrained encoder weights, a conv
     stem before every patch projection, more scales (`views`: `add_view_scale`'s keyword arguments),
     `drop_scale_features` on every flow scale, `append_centred_motion` before it (the config must then
-    have `flow_channels=5`) and/or half-stride patches at the flow scales of `overlap` (`overlap_patches`)."""
+    have `flow_channels=5`), half-stride patches at the flow scales of `overlap` (`overlap_patches`), patch
+    dropout (`drop_patches`, `patch_keep`: `{patch_size: keep}`) and/or MixStyle on the patch tokens of every flow
+    scale of more than one patch, with probability `mixstyle` a batch (`mix_token_styles`)."""
 
     def build(config):
         model = MMMERForMicroExpressionClassification(config)
@@ -381,6 +391,12 @@ def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropo
         if scale_dropout:
             for scale in model.mmmer.encoders["flow"].scales:
                 scale.register_forward_hook(drop_scale_features(scale_dropout))
+        if mixstyle:
+            for scale in model.mmmer.encoders["flow"].scales:
+                if scale.embeddings.grid_size > 1:
+                    scale.embeddings.register_forward_hook(mix_token_styles(mixstyle))
+        for patch_size, keep in (patch_keep or {}).items():
+            drop_patches(model, patch_size, keep)
         if encoder_state is not None:
             model.mmmer.load_state_dict(encoder_state)
         if conv_stem_width:
@@ -400,7 +416,8 @@ def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropo
     return build
 
 
-MODEL_CHANGES = ("conv_stem_width", "views", "scale_dropout", "centred_channels", "overlap")
+MODEL_CHANGES = ("conv_stem_width", "views", "scale_dropout", "centred_channels", "overlap", "patch_keep",
+                 "mixstyle")
 
 
 def model_factory_of(change: dict, encoder_state=None):
@@ -459,6 +476,66 @@ def overlap_patches(model, patch_size: int):
     scale.embeddings = HalfStridePatchEmbeddings(model.config, "flow", patch_size)
     scale.embeddings.apply(model._init_weights)
     return model
+
+
+class PatchDropScale(nn.Module):
+    """A package scale encoder that, in training, encodes [CLS] and a random `keep` share of each sample's patch
+    tokens (PatchDropout, Liu et al. 2022), position embeddings added before the draw; in evaluation it is the
+    package's, on every patch. No patch can carry a class alone, and the step is cheaper: the 7-pixel scale's
+    16 patches are two thirds of the recipe's tokens. The weights are the wrapped scale's own."""
+
+    def __init__(self, scale: MMMERScaleEncoder, keep: float):
+        super().__init__()
+        if scale.fusion == "cls":
+            raise ValueError("patch dropout weights the kept patches by their fused attention; fusion 'cls' has none")
+        self.scale, self.keep = scale, keep
+        self.embeddings = scale.embeddings  # read by callers that reshape importances
+
+    @property
+    def feature_size(self):
+        return self.scale.feature_size
+
+    def forward(self, pixel_values, *args):
+        if not self.training:
+            return self.scale(pixel_values, *args)
+        tokens = self.scale.embeddings(pixel_values)
+        batch, count, width = tokens.shape
+        kept = max(1, round(self.keep * (count - 1)))
+        chosen = torch.rand(batch, count - 1).argsort(1)[:, :kept] + 1
+        tokens = torch.cat([tokens[:, :1], tokens.gather(1, chosen.unsqueeze(-1).expand(-1, -1, width))], 1)
+        encoded, _, attentions = self.scale.encoder(tokens, need_weights=True)
+        importance = fuse_patch_importance(attentions, self.scale.fusion)
+        return torch.cat([encoded[:, 0], (importance.unsqueeze(-1) * encoded[:, 1:]).sum(1)], -1), None, None, None
+
+
+def drop_patches(model, patch_size: int, keep: float):
+    """`model` with its flow scale of `patch_size` wrapped in `PatchDropScale` (same weights)."""
+    flow = model.mmmer.encoders["flow"]
+    index = flow.patch_sizes.index(patch_size)
+    flow.scales[index] = PatchDropScale(flow.scales[index], keep)
+    return model
+
+
+def mix_token_styles(probability: float, alpha: float = 0.1):
+    """A forward hook for patch embeddings: MixStyle (Zhou et al., ICLR 2021) over the patch tokens. In training,
+    with `probability` per batch, each sample's patch tokens are standardised by their own mean and std over the
+    tokens (per feature, statistics detached) and given a mix, weighted by Beta(`alpha`, `alpha`), of its own and
+    another sample's statistics; [CLS] is left as it is. A map's token statistics carry how its subject and
+    source moved, filmed and scaled the motion as much as which expression it is: the mix asks the model to
+    read the pattern under another subject's style."""
+    def hook(module, args, output):
+        if not module.training or torch.rand(()) >= probability:
+            return output
+        cls, patches = output[:, :1], output[:, 1:]
+        mean = patches.mean(1, keepdim=True).detach()
+        std = (patches.var(1, keepdim=True) + 1e-6).sqrt().detach()
+        weight = torch.distributions.Beta(alpha, alpha).sample((len(output), 1, 1))
+        other = torch.randperm(len(output))
+        mixed_mean = weight * mean + (1 - weight) * mean[other]
+        mixed_std = weight * std + (1 - weight) * std[other]
+        return torch.cat([cls, (patches - mean) / std * mixed_std + mixed_mean], 1)
+
+    return hook
 
 
 def add_view_scale(model, view="regions", replace=None, pool=1):
