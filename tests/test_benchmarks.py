@@ -173,6 +173,51 @@ def test_recipe_ideas_blur_smooth_noise_centred_channels_and_overlap(monkeypatch
     assert np.allclose(scores.sum(-1), 1, atol=1e-5)
 
 
+def test_recipe_ideas_mixstyle_and_patch_dropout(monkeypatch):
+    """The seventh attempt's ideas: MixStyle mixes only the patch tokens' statistics and only in training; patch
+    dropout encodes the kept patches in training and is the package's scale, same weights, in evaluation."""
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks.research import recipe_ideas
+    from benchmarks.research.recipe_ideas import PatchDropScale, mix_token_styles
+
+    torch.manual_seed(0)
+    hook = mix_token_styles(1.0)
+    module = torch.nn.Identity()
+    tokens = torch.randn(6, 17, 8) * torch.arange(1, 7).view(6, 1, 1) + torch.arange(6).view(6, 1, 1)
+    mixed = hook(module.train(), (), tokens)
+    assert torch.equal(mixed[:, 0], tokens[:, 0])  # [CLS] untouched
+    assert not torch.allclose(mixed[:, 1:], tokens[:, 1:])
+    means, mixed_means = tokens[:, 1:].mean(1), mixed[:, 1:].mean(1)
+    low, high = means.min(0).values - 1e-4, means.max(0).values + 1e-4
+    assert ((mixed_means >= low) & (mixed_means <= high)).all()  # a mix of the batch's statistics
+    standardised = lambda x: (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True)  # noqa: E731
+    assert torch.allclose(standardised(mixed[:, 1:]), standardised(tokens[:, 1:]), atol=1e-4)  # the pattern kept
+    same = tokens[:1].expand(6, -1, -1)
+    assert torch.allclose(hook(module, (), same), same, atol=1e-5)  # one style: nothing to mix
+    assert hook(module.eval(), (), tokens) is tokens
+    assert mix_token_styles(0.0)(module.train(), (), tokens) is tokens
+
+    config = tiny_config(modalities=["flow"], flow_patch_sizes=[7, 14, 28])
+    torch.manual_seed(1)
+    recipe = recipe_ideas.variant_factory()(config).eval()
+    torch.manual_seed(1)
+    variant = recipe_ideas.variant_factory(patch_keep={7: 0.5}, mixstyle=1.0)(config).eval()
+    scales = variant.mmmer.encoders["flow"].scales
+    assert isinstance(scales[0], PatchDropScale) and scales[0].keep == 0.5
+    assert [scale.embeddings.grid_size for scale in scales if scale.embeddings._forward_hooks] == [4, 2]
+    maps = torch.randn(3, 3, 28, 28)
+    assert torch.equal(variant(flow_values=maps).logits, recipe(flow_values=maps).logits)  # same weights, eval
+    assert variant(flow_values=maps).patch_importance["flow/p7"].shape == (3, 4, 4)
+
+    seen = []
+    scales[0].scale.encoder.register_forward_hook(lambda module, args, output: seen.append(args[0].shape))
+    variant.train()(flow_values=maps).logits.sum().backward()
+    assert seen == [(3, 1 + 8, 16)]  # [CLS] and 8 of the 16 patches
+    assert scales[0].scale.embeddings.projection.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="fusion 'cls'"):
+        recipe_ideas.variant_factory(patch_keep={7: 0.5})(tiny_config(modalities=["flow"], fusion="cls"))
+
+
 def test_recipe_ideas_vary_the_trainer_through_its_parameters(monkeypatch):
     """A model variant and cutout reach `train_fold_model` as arguments; the trainer's module is untouched."""
     monkeypatch.syspath_prepend(str(REPO))
