@@ -14,8 +14,9 @@ be a recipe-level use of those labels (benchmarks/RESULTS.md says which were).
 Ideas that need a model the package does not build (a convolutional stem, self-supervised weights)
 hand `train_fold_model` a `model_factory` (`region_tokens` and the pooled whole-map views add a scale over
 a view of the map, `ViewScale`; `centred_channels` adds input channels, `overlap_14` overlapping patches,
-`patch_keep_*` patch dropout, `PatchDropScale`, and `mixstyle` a style mix of the patch tokens, `mix_token_styles`),
-and cutout, level jitter, smooth noise and blur hand it an `augment`; `with_cnn` trains the STSTNet-style
+`patch_keep_*` patch dropout, `PatchDropScale`, `mixstyle` a style mix of the patch tokens, `mix_token_styles`,
+and `scale_heads` heads on the scales, `add_scale_heads`), and cutout, level jitter, smooth noise, blur and
+the mix within classes hand it an `augment`; `with_cnn` trains the STSTNet-style
 reference CNN (benchmarks/ststnet.py) beside the recipe's model, `with_linear` the logistic regression
 reference (benchmarks/linear_reference.py), and `distil_linear` trains on the labels mixed with that
 logistic regression's probabilities (`train_fold_model`'s `targets`).
@@ -57,7 +58,8 @@ from hf_mmmer.training.metrics import classification_scores
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
 # same_source, subject_share, cnn_member, linear_member, extra_augment, center_flow, views,
 # source_standardise, distil_linear, out_of_fold_teacher, drop_strain,
-# scale_dropout, decision_bias, distil_ensemble, teacher_cnn, centred_channels, overlap, patch_keep, mixstyle.
+# scale_dropout, decision_bias, distil_ensemble, teacher_cnn, centred_channels, overlap, patch_keep, mixstyle,
+# scale_heads, class_mix.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -192,6 +194,11 @@ IDEAS = {
     "patch_keep_7_half": ("patch dropout: each training sample's 7-pixel scale encodes [CLS] and 8 of its 16 "
                           "patches, drawn at random (all 16 in evaluation)", {"patch_keep": {7: 0.5}}),
     "patch_keep_7_3q": ("patch dropout keeping 12 of the 16 7-pixel patches", {"patch_keep": {7: 0.75}}),
+    "scale_heads": ("deep supervision: a linear head on each flow scale's feature, 0.3 x the mean of their "
+                    "cross-entropies added to the loss in training (the model's own head predicts)",
+                    {"scale_heads": 0.3}),
+    "class_mix": ("each training map, with probability 0.5, blended with a random map of its batch of the same "
+                  "class (its own weight uniform in 0.5-1), its label and subject its own", {"class_mix": True}),
 }
 
 BIAS_STEPS = np.round(np.arange(-1.0, 1.05, 0.1), 2)
@@ -347,6 +354,26 @@ def followed_by(augment, extra):
     return augmented
 
 
+def mixed_within_classes(augment, probability: float = 0.5, low: float = 0.5):
+    """`augment` followed by a mix within classes: with `probability`, a training map becomes `w x itself +
+    (1 - w) x` a random map of its batch with the same most probable class, `w` uniform in [`low`, 1], its
+    targets (and subject) its own. A subject's way of moving is part of each of its maps; a map blended with
+    another subject's of the same class keeps the class and blurs the subject. Not mixup: the class is never
+    mixed, so the subject adversary reads the map's own subject."""
+    def augmented(flow, texture, targets, config, generator, flow_zero):
+        flow, texture, targets = augment(flow, texture, targets, config, generator, flow_zero)
+        classes, partner = targets.argmax(-1), torch.arange(len(flow))
+        for label in classes.unique():
+            members = (classes == label).nonzero().flatten()
+            partner[members] = members[torch.randperm(len(members), generator=generator)]
+        weight = low + (1 - low) * torch.rand(len(flow), generator=generator)
+        weight = torch.where(torch.rand(len(flow), generator=generator) < probability, weight, 1.0)
+        weight = weight.view(-1, 1, 1, 1)
+        return weight * flow + (1 - weight) * flow[partner], texture, targets
+
+    return augmented
+
+
 def drop_scale_features(probability: float):
     """A forward hook for a scale encoder: in training, each sample's feature of that scale is zeroed with
     `probability` (and the kept ones scaled by `1 / (1 - probability)`), so no scale can carry a class alone."""
@@ -371,14 +398,46 @@ def append_centred_motion(module, args, kwargs):
     return (with_centred(args[0]), *args[1:]), kwargs
 
 
+def add_scale_heads(model, weight: float):
+    """`model` with deep supervision of its flow scales: a linear head per scale reads that scale's feature, and
+    in training `weight` x the mean of their (class-weighted) cross-entropies joins the loss. Only the model's
+    own head predicts. Each scale must then carry the class on its own, as the whole-map token's gain says
+    the 7- and 14-pixel scales do not."""
+    flow = model.mmmer.encoders["flow"]
+    model.scale_heads = nn.ModuleList(nn.Linear(scale.feature_size, model.config.num_labels) for scale in flow.scales)
+    model.scale_heads.apply(model._init_weights)
+    features = []
+
+    def keep(module, args, output):
+        if module.training:
+            features.append(output[0])
+
+    def add_loss(module, args, kwargs, output):
+        captured = list(features)
+        features.clear()
+        if not module.training or kwargs.get("labels") is None:
+            return output
+        labels = kwargs["labels"]
+        losses = [F.cross_entropy(head(feature), labels, weight=module.class_weights)
+                  for head, feature in zip(module.scale_heads, captured)]
+        output.loss = output.loss + weight * torch.stack(losses).mean()
+        return output
+
+    for scale in flow.scales:
+        scale.register_forward_hook(keep)
+    model.register_forward_hook(add_loss, with_kwargs=True)
+    return model
+
+
 def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropout=0.0, centred_channels=False,
-                    overlap=(), patch_keep=None, mixstyle=0.0):
+                    overlap=(), patch_keep=None, mixstyle=0.0, scale_heads=0.0):
     """A `model_factory` for `train_fold_model`: the recipe's model with pretrained encoder weights, a conv
     stem before every patch projection, more scales (`views`: `add_view_scale`'s keyword arguments),
     `drop_scale_features` on every flow scale, `append_centred_motion` before it (the config must then
     have `flow_channels=5`), half-stride patches at the flow scales of `overlap` (`overlap_patches`), patch
     dropout (`drop_patches`, `patch_keep`: `{patch_size: keep}`) and/or MixStyle on the patch tokens of every flow
-    scale of more than one patch, with probability `mixstyle` a batch (`mix_token_styles`)."""
+    scale of more than one patch, with probability `mixstyle` a batch (`mix_token_styles`), and/or deep
+    supervision of the flow scales at a loss weight of `scale_heads` (`add_scale_heads`)."""
 
     def build(config):
         model = MMMERForMicroExpressionClassification(config)
@@ -397,6 +456,8 @@ def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropo
                     scale.embeddings.register_forward_hook(mix_token_styles(mixstyle))
         for patch_size, keep in (patch_keep or {}).items():
             drop_patches(model, patch_size, keep)
+        if scale_heads:
+            add_scale_heads(model, scale_heads)
         if encoder_state is not None:
             model.mmmer.load_state_dict(encoder_state)
         if conv_stem_width:
@@ -417,7 +478,7 @@ def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropo
 
 
 MODEL_CHANGES = ("conv_stem_width", "views", "scale_dropout", "centred_channels", "overlap", "patch_keep",
-                 "mixstyle")
+                 "mixstyle", "scale_heads")
 
 
 def model_factory_of(change: dict, encoder_state=None):
@@ -566,6 +627,15 @@ def idea_setup(change: dict, epochs=None):
     return MMMERConfig(**change.get("config", {})), FoldRecipe.from_arguments(arguments)
 
 
+def augment_of(change: dict):
+    """The `augment` of an idea: the recipe's `augment_batch`, followed by its `extra_augment` and/or its mix
+    within classes (`class_mix`)."""
+    augment = augment_batch
+    if change.get("extra_augment"):
+        augment = followed_by(augment, EXTRA_AUGMENTATIONS[change["extra_augment"]])
+    return mixed_within_classes(augment) if change.get("class_mix") else augment
+
+
 def init_worker(data, flow_zero, change, encoder_state, seed, folds=None):
     torch.set_num_threads(1)
     threadpool_limits(1)  # scikit-learn's BLAS too: two workers share two cores
@@ -582,8 +652,7 @@ def init_worker(data, flow_zero, change, encoder_state, seed, folds=None):
     config, recipe = idea_setup(change)
     WORKER.update(data=data, change=change, seed=seed, recipe=recipe, config=config, flow_zero=flow_zero,
                   folds=folds, model_factory=model_factory_of(change, encoder_state),
-                  augment=(followed_by(augment_batch, EXTRA_AUGMENTATIONS[change["extra_augment"]])
-                           if change.get("extra_augment") else augment_batch))
+                  augment=augment_of(change))
 
 
 def plain_and_mirrored_scores(predict, flow, texture, flow_zero) -> list:
