@@ -218,6 +218,50 @@ def test_recipe_ideas_mixstyle_and_patch_dropout(monkeypatch):
         recipe_ideas.variant_factory(patch_keep={7: 0.5})(tiny_config(modalities=["flow"], fusion="cls"))
 
 
+def test_recipe_ideas_scale_heads_and_mix_within_classes(monkeypatch):
+    """Deep supervision adds the scales' weighted cross-entropies to the training loss and leaves predictions
+    to the model's own head; the mix within classes blends only maps of one class and keeps the targets."""
+    monkeypatch.syspath_prepend(str(REPO))
+    import torch.nn.functional as F
+
+    from benchmarks.research import recipe_ideas
+
+    config = tiny_config(modalities=["flow"], flow_patch_sizes=[7, 14, 28], hidden_dropout_prob=0.0,
+                         drop_path_rate=0.0, classifier_dropout=0.0)
+    torch.manual_seed(1)
+    plain = recipe_ideas.variant_factory()(config).eval()
+    torch.manual_seed(1)
+    model = recipe_ideas.variant_factory(scale_heads=0.3)(config)
+    model.set_class_weights([1.0, 2.0, 0.5])
+    maps, labels = torch.randn(4, 3, 28, 28), F.one_hot(torch.tensor([0, 1, 2, 1]), 3).float()
+    evaluated = model.eval()(flow_values=maps, labels=labels)
+    assert torch.equal(evaluated.logits, plain(flow_values=maps).logits)  # the same weights; the heads only add
+    assert torch.allclose(evaluated.loss, F.cross_entropy(evaluated.logits, labels, weight=model.class_weights))
+    output = model.train()(flow_values=maps, labels=labels)
+    scales = model.mmmer.encoders["flow"].scales
+    expected = sum(F.cross_entropy(head(scale(maps)[0]), labels, weight=model.class_weights)
+                   for head, scale in zip(model.scale_heads, scales)) / 3
+    main = F.cross_entropy(output.logits, labels, weight=model.class_weights)
+    assert torch.allclose(output.loss, main + 0.3 * expected, atol=1e-5)
+    model(flow_values=maps, labels=labels).loss.backward()  # the scales' direct calls above left no features
+    assert all(head.weight.grad.abs().sum() > 0 for head in model.scale_heads)
+
+    identity = lambda flow, texture, targets, config, generator, flow_zero: (flow, texture, targets)  # noqa: E731
+    classes = torch.tensor([0, 1, 2, 0, 1, 2, 0, 0])
+    flow = torch.randn(8, 3, 28, 28) * 0.01 + classes.view(-1, 1, 1, 1) * 10.0
+    targets = F.one_hot(classes, 3).float()
+    generator = torch.Generator().manual_seed(0)
+    mixed, _, mixed_targets = recipe_ideas.mixed_within_classes(identity, probability=1.0)(
+        flow, None, targets, None, generator, None)
+    assert torch.equal(mixed_targets, targets)
+    assert ((mixed - classes.view(-1, 1, 1, 1) * 10.0).abs() < 0.05).all()  # never across classes
+    assert not torch.allclose(mixed[classes == 0], flow[classes == 0])  # but within them
+    kept, _, _ = recipe_ideas.mixed_within_classes(identity, probability=0.0)(flow, None, targets, None, generator, None)
+    assert torch.equal(kept, flow)
+    assert recipe_ideas.augment_of({"class_mix": True}) is not recipe_ideas.augment_batch
+    assert recipe_ideas.augment_of({}) is recipe_ideas.augment_batch
+
+
 def test_recipe_ideas_vary_the_trainer_through_its_parameters(monkeypatch):
     """A model variant and cutout reach `train_fold_model` as arguments; the trainer's module is untouched."""
     monkeypatch.syspath_prepend(str(REPO))

@@ -413,18 +413,17 @@ def add_scale_heads(model, weight: float):
             features.append(output[0])
 
     def add_loss(module, args, kwargs, output):
-        captured = list(features)
-        features.clear()
         if not module.training or kwargs.get("labels") is None:
             return output
         labels = kwargs["labels"]
         losses = [F.cross_entropy(head(feature), labels, weight=module.class_weights)
-                  for head, feature in zip(module.scale_heads, captured)]
+                  for head, feature in zip(module.scale_heads, features, strict=True)]
         output.loss = output.loss + weight * torch.stack(losses).mean()
         return output
 
     for scale in flow.scales:
         scale.register_forward_hook(keep)
+    model.register_forward_pre_hook(lambda module, args: features.clear())  # this forward's features only
     model.register_forward_hook(add_loss, with_kwargs=True)
     return model
 
