@@ -27,6 +27,7 @@ models did not see. An idea is a change from the defaults of its commit: when an
 """
 
 import argparse
+import dataclasses
 import math
 import multiprocessing
 import time
@@ -55,6 +56,7 @@ from hf_mmmer.training.fold_training import FoldRecipe, fold_seed, train_fold_mo
 from hf_mmmer.training.metrics import classification_scores
 
 # name -> (what it changes, keyword changes). Keys: config (MMMERConfig), recipe (ExperimentArguments),
+# fold_recipe (FoldRecipe),
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
 # same_source, subject_share, cnn_member, linear_member, extra_augment, center_flow, views,
 # source_standardise, distil_linear, out_of_fold_teacher, drop_strain,
@@ -197,6 +199,8 @@ IDEAS = {
     "scale_heads": ("deep supervision: a linear head on each flow scale's feature, 0.3 x the mean of their "
                     "cross-entropies added to the loss in training (the model's own head predicts)",
                     {"scale_heads": 0.3}),
+    "subject_given_class": ("the subject adversary's head also reads each training sample's class targets (a "
+                            "conditional adversary)", {"fold_recipe": {"subject_adversary_given_class": True}}),
     "class_mix": ("each training map, with probability 0.5, blended with a random map of its batch of the same "
                   "class (its own weight uniform in 0.5-1), its label and subject its own", {"class_mix": True}),
 }
@@ -620,10 +624,12 @@ def add_view_scale(model, view="regions", replace=None, pool=1):
 
 
 def idea_setup(change: dict, epochs=None):
-    """`(MMMERConfig, FoldRecipe)` of an idea's `config` and `recipe` changes; `epochs` overrides the
-    recipe's (smoke tests)."""
+    """`(MMMERConfig, FoldRecipe)` of an idea's `config` and `recipe` changes (`recipe`: `ExperimentArguments`,
+    `fold_recipe`: `FoldRecipe` fields the command line does not set); `epochs` overrides the recipe's (smoke
+    tests)."""
     arguments = ExperimentArguments(**{**change.get("recipe", {}), **({} if epochs is None else {"epochs": epochs})})
-    return MMMERConfig(**change.get("config", {})), FoldRecipe.from_arguments(arguments)
+    recipe = dataclasses.replace(FoldRecipe.from_arguments(arguments), **change.get("fold_recipe", {}))
+    return MMMERConfig(**change.get("config", {})), recipe
 
 
 def augment_of(change: dict):
