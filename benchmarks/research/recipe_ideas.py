@@ -201,6 +201,12 @@ IDEAS = {
                     {"scale_heads": 0.3}),
     "subject_given_class": ("the subject adversary's head also reads each training sample's class targets (a "
                             "conditional adversary)", {"fold_recipe": {"subject_adversary_given_class": True}}),
+    "subject_given_class_0.2": ("subject_given_class with a reversal of strength 0.2 instead of 0.1",
+                                {"recipe": {"subject_adversary": 0.2},
+                                 "fold_recipe": {"subject_adversary_given_class": True}}),
+    "subject_given_class_0.3": ("subject_given_class with a reversal of strength 0.3 instead of 0.1",
+                                {"recipe": {"subject_adversary": 0.3},
+                                 "fold_recipe": {"subject_adversary_given_class": True}}),
     "class_mix": ("each training map, with probability 0.5, blended with a random map of its batch of the same "
                   "class (its own weight uniform in 0.5-1), its label and subject its own", {"class_mix": True}),
 }
