@@ -218,9 +218,9 @@ def test_recipe_ideas_mixstyle_and_patch_dropout(monkeypatch):
         recipe_ideas.variant_factory(patch_keep={7: 0.5})(tiny_config(modalities=["flow"], fusion="cls"))
 
 
-def test_recipe_ideas_scale_heads_and_mix_within_classes(monkeypatch):
-    """Deep supervision adds the scales' weighted cross-entropies to the training loss and leaves predictions
-    to the model's own head; the mix within classes blends only maps of one class and keeps the targets."""
+def test_recipe_ideas_scale_heads_supcon_and_mix_within_classes(monkeypatch):
+    """Deep supervision and the supervised contrastive term add to the training loss and leave predictions to
+    the model's own head; the mix within classes blends only maps of one class and keeps the targets."""
     monkeypatch.syspath_prepend(str(REPO))
     import torch.nn.functional as F
 
@@ -245,6 +245,28 @@ def test_recipe_ideas_scale_heads_and_mix_within_classes(monkeypatch):
     assert torch.allclose(output.loss, main + 0.3 * expected, atol=1e-5)
     model(flow_values=maps, labels=labels).loss.backward()  # the scales' direct calls above left no features
     assert all(head.weight.grad.abs().sum() > 0 for head in model.scale_heads)
+
+    # SupCon against its definition, written out sample by sample.
+    embeds = F.normalize(torch.randn(6, 4), dim=-1)
+    classes = torch.tensor([0, 1, 0, 2, 1, 0])
+    terms = []
+    for i in range(6):
+        others = [a for a in range(6) if a != i]
+        positives = [p for p in others if classes[p] == classes[i]]
+        if positives:
+            denominator = torch.logsumexp(torch.stack([embeds[i] @ embeds[a] / 0.1 for a in others]), 0)
+            terms.append(-sum(embeds[i] @ embeds[p] / 0.1 - denominator for p in positives) / len(positives))
+    contrast = recipe_ideas.supervised_contrastive_loss(embeds, classes, 0.1)
+    assert torch.allclose(contrast, torch.stack(terms).mean(), atol=1e-5)
+    assert recipe_ideas.supervised_contrastive_loss(embeds[:3], torch.arange(3), 0.1) == 0  # no class twice
+    torch.manual_seed(1)
+    contrasted = recipe_ideas.variant_factory(supcon=0.1)(config).train()
+    output = contrasted(flow_values=maps, labels=labels)
+    projected = F.normalize(contrasted.projections["flow"](output.flow_embeds), dim=-1)
+    expected = F.cross_entropy(output.logits, labels) + 0.1 * recipe_ideas.supervised_contrastive_loss(
+        projected, labels.argmax(-1), 0.1)
+    assert torch.allclose(output.loss, expected, atol=1e-5)
+    assert torch.equal(contrasted.eval()(flow_values=maps).logits, plain(flow_values=maps).logits)
 
     identity = lambda flow, texture, targets, config, generator, flow_zero: (flow, texture, targets)  # noqa: E731
     classes = torch.tensor([0, 1, 2, 0, 1, 2, 0, 0])

@@ -15,7 +15,7 @@ Ideas that need a model the package does not build (a convolutional stem, self-s
 hand `train_fold_model` a `model_factory` (`region_tokens` and the pooled whole-map views add a scale over
 a view of the map, `ViewScale`; `centred_channels` adds input channels, `overlap_14` overlapping patches,
 `patch_keep_*` patch dropout, `PatchDropScale`, `mixstyle` a style mix of the patch tokens, `mix_token_styles`,
-and `scale_heads` heads on the scales, `add_scale_heads`), and cutout, level jitter, smooth noise, blur and
+`scale_heads` heads on the scales, `add_scale_heads`, and `supcon` a contrastive term), and cutout, level jitter, smooth noise, blur and
 the mix within classes hand it an `augment`; `with_cnn` trains the STSTNet-style
 reference CNN (benchmarks/ststnet.py) beside the recipe's model, `with_linear` the logistic regression
 reference (benchmarks/linear_reference.py), and `distil_linear` trains on the labels mixed with that
@@ -61,7 +61,7 @@ from hf_mmmer.training.metrics import classification_scores
 # same_source, subject_share, cnn_member, linear_member, extra_augment, center_flow, views,
 # source_standardise, distil_linear, out_of_fold_teacher, drop_strain,
 # scale_dropout, decision_bias, distil_ensemble, teacher_cnn, centred_channels, overlap, patch_keep, mixstyle,
-# scale_heads, class_mix.
+# scale_heads, class_mix, supcon.
 IDEAS = {
     "recipe": ("the package defaults", {}),
     "no_flip": ("no horizontal flip in training", {"recipe": {"flip_prob": 0.0}}),
@@ -207,6 +207,8 @@ IDEAS = {
     "subject_given_class_0.3": ("subject_given_class with a reversal of strength 0.3 instead of 0.1",
                                 {"recipe": {"subject_adversary": 0.3},
                                  "fold_recipe": {"subject_adversary_given_class": True}}),
+    "supcon": ("a supervised contrastive term (SupCon, temperature 0.1) on the flow embedding through the model's "
+               "own flow projection head, 0.1 x it added to the training loss", {"supcon": 0.1}),
     "class_mix": ("each training map, with probability 0.5, blended with a random map of its batch of the same "
                   "class (its own weight uniform in 0.5-1), its label and subject its own", {"class_mix": True}),
 }
@@ -438,15 +440,48 @@ def add_scale_heads(model, weight: float):
     return model
 
 
+def supervised_contrastive_loss(embeds: torch.Tensor, classes: torch.Tensor, temperature: float) -> torch.Tensor:
+    """SupCon (Khosla et al., 2020) over one view: for each sample with another of its class in the batch, the
+    mean over those of `-log softmax` of its similarity to them among its similarities to every other sample;
+    `embeds` `(B, D)` unit vectors. 0 (in the graph) when no class occurs twice."""
+    similarity = embeds @ embeds.T / temperature
+    itself = torch.eye(len(embeds), dtype=torch.bool, device=embeds.device)
+    log_probability = similarity.masked_fill(itself, -math.inf).log_softmax(-1).masked_fill(itself, 0.0)
+    positives = (classes[:, None] == classes[None, :]) & ~itself
+    anchors = positives.any(-1)
+    if not anchors.any():
+        return similarity.sum() * 0.0
+    per_anchor = -(log_probability * positives).sum(-1)[anchors] / positives.sum(-1)[anchors]
+    return per_anchor.mean()
+
+
+def add_supervised_contrast(model, weight: float, temperature: float = 0.1):
+    """`model` whose training loss gains `weight` x `supervised_contrastive_loss` of its flow embeddings through
+    its own (otherwise unused, with flow alone) flow projection head: maps of one class, from whichever
+    subjects, are pulled together and the rest pushed apart; the counterpart of the subject adversary, which
+    only pushes the subject out."""
+    def add_loss(module, args, kwargs, output):
+        if not module.training or kwargs.get("labels") is None:
+            return output
+        embeds = F.normalize(module.projections["flow"](output.flow_embeds), dim=-1)
+        contrast = supervised_contrastive_loss(embeds, kwargs["labels"].argmax(-1), temperature)
+        output.loss = output.loss + weight * contrast
+        return output
+
+    model.register_forward_hook(add_loss, with_kwargs=True)
+    return model
+
+
 def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropout=0.0, centred_channels=False,
-                    overlap=(), patch_keep=None, mixstyle=0.0, scale_heads=0.0):
+                    overlap=(), patch_keep=None, mixstyle=0.0, scale_heads=0.0, supcon=0.0):
     """A `model_factory` for `train_fold_model`: the recipe's model with pretrained encoder weights, a conv
     stem before every patch projection, more scales (`views`: `add_view_scale`'s keyword arguments),
     `drop_scale_features` on every flow scale, `append_centred_motion` before it (the config must then
     have `flow_channels=5`), half-stride patches at the flow scales of `overlap` (`overlap_patches`), patch
     dropout (`drop_patches`, `patch_keep`: `{patch_size: keep}`) and/or MixStyle on the patch tokens of every flow
-    scale of more than one patch, with probability `mixstyle` a batch (`mix_token_styles`), and/or deep
-    supervision of the flow scales at a loss weight of `scale_heads` (`add_scale_heads`)."""
+    scale of more than one patch, with probability `mixstyle` a batch (`mix_token_styles`), deep supervision
+    of the flow scales at a loss weight of `scale_heads` (`add_scale_heads`) and/or a supervised contrastive
+    term at a weight of `supcon` (`add_supervised_contrast`)."""
 
     def build(config):
         model = MMMERForMicroExpressionClassification(config)
@@ -467,6 +502,8 @@ def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropo
             drop_patches(model, patch_size, keep)
         if scale_heads:
             add_scale_heads(model, scale_heads)
+        if supcon:
+            add_supervised_contrast(model, supcon)
         if encoder_state is not None:
             model.mmmer.load_state_dict(encoder_state)
         if conv_stem_width:
@@ -487,7 +524,7 @@ def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropo
 
 
 MODEL_CHANGES = ("conv_stem_width", "views", "scale_dropout", "centred_channels", "overlap", "patch_keep",
-                 "mixstyle", "scale_heads")
+                 "mixstyle", "scale_heads", "supcon")
 
 
 def model_factory_of(change: dict, encoder_state=None):
