@@ -278,7 +278,8 @@ def test_recipe_ideas_scale_heads_supcon_and_mix_within_classes(monkeypatch):
     assert torch.equal(mixed_targets, targets)
     assert ((mixed - classes.view(-1, 1, 1, 1) * 10.0).abs() < 0.05).all()  # never across classes
     assert not torch.allclose(mixed[classes == 0], flow[classes == 0])  # but within them
-    kept, _, _ = recipe_ideas.mixed_within_classes(identity, probability=0.0)(flow, None, targets, None, generator, None)
+    unmixed = recipe_ideas.mixed_within_classes(identity, probability=0.0)
+    kept, _, _ = unmixed(flow, None, targets, None, generator, None)
     assert torch.equal(kept, flow)
     assert recipe_ideas.augment_of({"class_mix": True}) is not recipe_ideas.augment_batch
     assert recipe_ideas.augment_of({}) is recipe_ideas.augment_batch

@@ -1,6 +1,5 @@
 """Fold-level training pieces: class weights, seeds, EMA, fold planning and override parsing."""
 
-import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -120,34 +119,6 @@ def test_subject_adversary_head_learns_as_is_and_the_encoder_gets_the_gradient_r
     torch.testing.assert_close(head_grad, plain_head_grad)
     torch.testing.assert_close(pooled_grad, -0.5 * plain_pooled_grad)
     assert pooled_grad.abs().sum() > 0
-
-
-def test_a_conditional_subject_adversary_reads_the_class_targets_and_reverses_only_the_feature_gradient():
-    torch.manual_seed(0)
-    adversary = SubjectAdversary(width=8, num_subjects=4, strength=0.5, num_labels=3)
-    pooled, subjects = torch.randn(6, 8, requires_grad=True), torch.arange(6) % 4
-    targets = torch.nn.functional.one_hot(torch.arange(6) % 3, 3).float()
-    assert adversary.head[0].in_features == 8 + 3
-    head_grad, pooled_grad = torch.autograd.grad(adversary(pooled, subjects, targets),
-                                                 [adversary.head[0].weight, pooled])
-    plain = torch.nn.functional.cross_entropy(adversary.head(torch.cat([pooled, targets], -1)), subjects)
-    plain_head_grad, plain_pooled_grad = torch.autograd.grad(plain, [adversary.head[0].weight, pooled])
-    torch.testing.assert_close(head_grad, plain_head_grad)
-    torch.testing.assert_close(pooled_grad, -0.5 * plain_pooled_grad)
-    assert head_grad[:, 8:].abs().sum() > 0  # the class columns learn
-    other = torch.roll(targets, 1, 0)
-    assert not torch.equal(adversary(pooled, subjects, targets), adversary(pooled, subjects, other))
-
-    data = encoded()
-    arguments = ExperimentArguments(epochs=1, batch_size=4, subject_adversary=0.5)
-    plain_model, _ = train_fold_model(tiny_config(), data, np.arange(8), FoldRecipe.from_arguments(arguments), 0,
-                                      torch.zeros(3))
-    recipe = dataclasses.replace(FoldRecipe.from_arguments(arguments), subject_adversary_given_class=True)
-    conditional, history = train_fold_model(tiny_config(), data, np.arange(8), recipe, 0, torch.zeros(3))
-    assert "train_subject_loss" in history[0]
-    assert conditional.state_dict().keys() == plain_model.state_dict().keys()
-    assert any(not torch.equal(a, b) for a, b in zip(conditional.state_dict().values(),
-                                                      plain_model.state_dict().values()))
 
 
 def test_subject_ids_travel_with_their_samples_and_the_adversary_changes_training_not_the_saved_model():

@@ -15,8 +15,8 @@ Ideas that need a model the package does not build (a convolutional stem, self-s
 hand `train_fold_model` a `model_factory` (`region_tokens` and the pooled whole-map views add a scale over
 a view of the map, `ViewScale`; `centred_channels` adds input channels, `overlap_14` overlapping patches,
 `patch_keep_*` patch dropout, `PatchDropScale`, `mixstyle` a style mix of the patch tokens, `mix_token_styles`,
-`scale_heads` heads on the scales, `add_scale_heads`, and `supcon` a contrastive term), and cutout, level jitter, smooth noise, blur and
-the mix within classes hand it an `augment`; `with_cnn` trains the STSTNet-style
+`scale_heads` heads on the scales, `add_scale_heads`, and `supcon` a contrastive term), and cutout, level
+jitter, smooth noise, blur and the mix within classes hand it an `augment`; `with_cnn` trains the STSTNet-style
 reference CNN (benchmarks/ststnet.py) beside the recipe's model, `with_linear` the logistic regression
 reference (benchmarks/linear_reference.py), and `distil_linear` trains on the labels mixed with that
 logistic regression's probabilities (`train_fold_model`'s `targets`).
@@ -27,7 +27,6 @@ models did not see. An idea is a change from the defaults of its commit: when an
 """
 
 import argparse
-import dataclasses
 import math
 import multiprocessing
 import time
@@ -56,7 +55,6 @@ from hf_mmmer.training.fold_training import FoldRecipe, fold_seed, train_fold_mo
 from hf_mmmer.training.metrics import classification_scores
 
 # name -> (what it changes, keyword changes). Keys: config (MMMERConfig), recipe (ExperimentArguments),
-# fold_recipe (FoldRecipe),
 # and the script's own: subject_norm, texture_difference, simclr_epochs, conv_stem_width, ensemble,
 # same_source, subject_share, cnn_member, linear_member, extra_augment, center_flow, views,
 # source_standardise, distil_linear, out_of_fold_teacher, drop_strain,
@@ -199,14 +197,6 @@ IDEAS = {
     "scale_heads": ("deep supervision: a linear head on each flow scale's feature, 0.3 x the mean of their "
                     "cross-entropies added to the loss in training (the model's own head predicts)",
                     {"scale_heads": 0.3}),
-    "subject_given_class": ("the subject adversary's head also reads each training sample's class targets (a "
-                            "conditional adversary)", {"fold_recipe": {"subject_adversary_given_class": True}}),
-    "subject_given_class_0.2": ("subject_given_class with a reversal of strength 0.2 instead of 0.1",
-                                {"recipe": {"subject_adversary": 0.2},
-                                 "fold_recipe": {"subject_adversary_given_class": True}}),
-    "subject_given_class_0.3": ("subject_given_class with a reversal of strength 0.3 instead of 0.1",
-                                {"recipe": {"subject_adversary": 0.3},
-                                 "fold_recipe": {"subject_adversary_given_class": True}}),
     "supcon": ("a supervised contrastive term (SupCon, temperature 0.1) on the flow embedding through the model's "
                "own flow projection head, 0.1 x it added to the training loss", {"supcon": 0.1}),
     "class_mix": ("each training map, with probability 0.5, blended with a random map of its batch of the same "
@@ -667,12 +657,10 @@ def add_view_scale(model, view="regions", replace=None, pool=1):
 
 
 def idea_setup(change: dict, epochs=None):
-    """`(MMMERConfig, FoldRecipe)` of an idea's `config` and `recipe` changes (`recipe`: `ExperimentArguments`,
-    `fold_recipe`: `FoldRecipe` fields the command line does not set); `epochs` overrides the recipe's (smoke
-    tests)."""
+    """`(MMMERConfig, FoldRecipe)` of an idea's `config` and `recipe` changes; `epochs` overrides the
+    recipe's (smoke tests)."""
     arguments = ExperimentArguments(**{**change.get("recipe", {}), **({} if epochs is None else {"epochs": epochs})})
-    recipe = dataclasses.replace(FoldRecipe.from_arguments(arguments), **change.get("fold_recipe", {}))
-    return MMMERConfig(**change.get("config", {})), recipe
+    return MMMERConfig(**change.get("config", {})), FoldRecipe.from_arguments(arguments)
 
 
 def augment_of(change: dict):

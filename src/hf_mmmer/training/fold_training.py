@@ -73,7 +73,6 @@ class FoldRecipe:
     class_weighting: str
     ema_decay: float = 0.0
     subject_adversary: float = 0.0
-    subject_adversary_given_class: bool = False
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
     @classmethod
@@ -137,8 +136,7 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     the model learns (soft targets, e.g. a teacher's probabilities mixed with the labels); the labels still
     decide the class weights and the sampling.
     With `recipe.subject_adversary > 0` a subject head trains beside the model through a gradient reversal
-    of that strength (`subject_adversary.py`), told each sample's class targets with
-    `recipe.subject_adversary_given_class`; only the model is returned.
+    of that strength (`subject_adversary.py`); only the model is returned.
     """
     if recipe.class_weighting not in CLASS_WEIGHTINGS:
         raise ValueError(
@@ -161,8 +159,7 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     if recipe.subject_adversary > 0:
         # It reads the class head's input, the output's modality embeddings concatenated (`pooled_output`).
         width = config.hidden_size * len(config.modalities)
-        adversary = SubjectAdversary(width, num_subjects, recipe.subject_adversary,
-                                     config.num_labels if recipe.subject_adversary_given_class else 0)
+        adversary = SubjectAdversary(width, num_subjects, recipe.subject_adversary)
         adversary.apply(model._init_weights)
     if recipe.class_weighting in CLASS_WEIGHT_POWERS:
         model.set_class_weights(balanced_class_weights(labels, config.num_labels,
@@ -197,7 +194,7 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
             loss = output.loss
             if adversary is not None:
                 pooled = torch.cat([getattr(output, f"{m}_embeds") for m in config.modalities], dim=-1)
-                naming = adversary(pooled, batch_subjects, batch_targets)
+                naming = adversary(pooled, batch_subjects)
                 loss = loss + naming
                 subject_loss += naming.item() * len(batch_targets)
             optimizer.zero_grad(set_to_none=True)

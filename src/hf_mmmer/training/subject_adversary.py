@@ -28,27 +28,17 @@ class ReversedGradient(torch.autograd.Function):
 
 
 class SubjectAdversary(nn.Module):
-    """A subject classifier on pooled features `(B, width)`, reached through a gradient reversal.
+    """A subject classifier on pooled features `(B, width)`, reached through a gradient reversal."""
 
-    With `num_labels` the head also reads each sample's class targets (a conditional adversary, as in
-    conditional domain-adversarial networks): subjects differ in which classes they show, so a head that
-    does not know the class can name a subject partly from it, and its reversed gradient then pushes the
-    encoder away from the class too; knowing the class, the head can only use what the class does not say.
-    """
-
-    def __init__(self, width: int, num_subjects: int, strength: float, num_labels: int = 0):
+    def __init__(self, width: int, num_subjects: int, strength: float):
         super().__init__()
-        self.strength, self.num_labels = strength, num_labels
-        self.head = nn.Sequential(nn.Linear(width + num_labels, width), nn.GELU(), nn.Linear(width, num_subjects))
+        self.strength = strength
+        self.head = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, num_subjects))
 
-    def forward(self, pooled: torch.Tensor, subjects: torch.Tensor, targets: torch.Tensor = None) -> torch.Tensor:
-        """The cross-entropy of naming `subjects` (integer ids) from `pooled` (and, for a conditional head, the
-        class `targets` `(B, num_labels)`), to add to the training loss (a forward, so that data-parallel
-        training averages the head's gradients as it does the model's)."""
-        features = ReversedGradient.apply(pooled, self.strength)
-        if self.num_labels:
-            features = torch.cat([features, targets.to(features.dtype)], dim=-1)
-        return F.cross_entropy(self.head(features), subjects)
+    def forward(self, pooled: torch.Tensor, subjects: torch.Tensor) -> torch.Tensor:
+        """The cross-entropy of naming `subjects` (integer ids) from `pooled`, to add to the training loss (a
+        forward, so that data-parallel training averages the head's gradients as it does the model's)."""
+        return F.cross_entropy(self.head(ReversedGradient.apply(pooled, self.strength)), subjects)
 
 
 def check_compatible(mixup_alpha: float, subject_adversary: float):
