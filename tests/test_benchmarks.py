@@ -195,6 +195,12 @@ def test_recipe_ideas_mixstyle_and_patch_dropout(monkeypatch):
     same = tokens[:1].expand(6, -1, -1)
     assert torch.allclose(hook(module, (), same), same, atol=1e-5)  # one style: nothing to mix
     assert hook(module.eval(), (), tokens) is tokens
+    leaf, probe = tokens.clone().requires_grad_(), torch.randn(6, 16, 8)
+    (hook(module.train(), (), leaf)[:, 1:] * probe).sum().backward()
+    # The statistics are constants (detached): each token's gradient is the probe times its sample's scale
+    # factor, one per sample and feature; through the statistics every token would feel all the others.
+    factor = leaf.grad[:, 1:] / probe
+    assert torch.allclose(factor, factor[:, :1].expand_as(factor), rtol=1e-4) and (factor > 0).all()
     assert mix_token_styles(0.0)(module.train(), (), tokens) is tokens
 
     config = tiny_config(modalities=["flow"], flow_patch_sizes=[7, 14, 28])
@@ -243,8 +249,19 @@ def test_recipe_ideas_scale_heads_supcon_and_mix_within_classes(monkeypatch):
                    for head, scale in zip(model.scale_heads, scales)) / 3
     main = F.cross_entropy(output.logits, labels, weight=model.class_weights)
     assert torch.allclose(output.loss, main + 0.3 * expected, atol=1e-5)
-    model(flow_values=maps, labels=labels).loss.backward()  # the scales' direct calls above left no features
+    model(flow_values=maps, labels=labels).loss.backward()  # each forward reads its own scales' features
     assert all(head.weight.grad.abs().sum() > 0 for head in model.scale_heads)
+    assert all(scale.last_feature is None for scale in scales)  # no graph kept past the step
+    # The EMA copy (a deep copy, hooks included) keeps its own features and heads.
+    from torch.optim.swa_utils import AveragedModel
+
+    average = AveragedModel(model).module.train()
+    with torch.no_grad():
+        average.scale_heads[0].weight.add_(torch.randn_like(average.scale_heads[0].weight))
+    copied_output = average(flow_values=maps, labels=labels)
+    assert not torch.allclose(copied_output.loss, model(flow_values=maps, labels=labels).loss)
+    average(flow_values=maps)  # a forward without labels leaves the copy's features, never the model's
+    assert all(scale.last_feature is None for scale in scales)
 
     # SupCon against its definition, written out sample by sample.
     embeds = F.normalize(torch.randn(6, 4), dim=-1)
@@ -266,6 +283,12 @@ def test_recipe_ideas_scale_heads_supcon_and_mix_within_classes(monkeypatch):
     expected = F.cross_entropy(output.logits, labels) + 0.1 * recipe_ideas.supervised_contrastive_loss(
         projected, labels.argmax(-1), 0.1)
     assert torch.allclose(output.loss, expected, atol=1e-5)
+    indices = torch.tensor([0, 1, 2, -100])  # class indices as the model takes them; -100 leaves a sample out
+    hard = contrasted(flow_values=maps, labels=indices)
+    projected = F.normalize(contrasted.projections["flow"](hard.flow_embeds[:3]), dim=-1)
+    expected = F.cross_entropy(hard.logits, indices) + 0.1 * recipe_ideas.supervised_contrastive_loss(
+        projected, indices[:3], 0.1)
+    assert torch.allclose(hard.loss, expected, atol=1e-5)
     assert torch.equal(contrasted.eval()(flow_values=maps).logits, plain(flow_values=maps).logits)
 
     identity = lambda flow, texture, targets, config, generator, flow_zero: (flow, texture, targets)  # noqa: E731

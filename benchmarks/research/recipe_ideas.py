@@ -187,8 +187,9 @@ IDEAS = {
                          "models a fold); one MMMER model is scored", {"distil_ensemble": 0.5, "teacher_cnn": True}),
     "distil_self": ("the same with the recipe's model alone as teacher (three more models a fold): what the CNN "
                     "adds to distil_two_kinds", {"distil_ensemble": 0.5}),
-    "mixstyle": ("MixStyle on the patch tokens of the 7- and 14-pixel flow scales: in half the training batches "
-                 "each sample's token mean and std (per feature) mixed with another sample's, Beta(0.1, 0.1)",
+    "mixstyle": ("MixStyle on the patch tokens of the 7- and 14-pixel flow scales: at each scale, in half the "
+                 "training batches (its own draw), each sample's token mean and std (per feature) mixed with "
+                 "another sample's, Beta(0.1, 0.1)",
                  {"mixstyle": 0.5}),
     "mixstyle_1": ("mixstyle in every training batch", {"mixstyle": 1.0}),
     "patch_keep_7_half": ("patch dropout: each training sample's 7-pixel scale encodes [CLS] and 8 of its 16 "
@@ -357,11 +358,13 @@ def followed_by(augment, extra):
 
 
 def mixed_within_classes(augment, probability: float = 0.5, low: float = 0.5):
-    """`augment` followed by a mix within classes: with `probability`, a training map becomes `w x itself +
-    (1 - w) x` a random map of its batch with the same most probable class, `w` uniform in [`low`, 1], its
-    targets (and subject) its own. A subject's way of moving is part of each of its maps; a map blended with
-    another subject's of the same class keeps the class and blurs the subject. Not mixup: the class is never
-    mixed, so the subject adversary reads the map's own subject."""
+    """`augment` followed by a mix within classes: with `probability`, a training flow map becomes `w x itself
+    + (1 - w) x` a random map of its batch with the same most probable class (a random pairing within each
+    class, so the partner can be the map itself, always for a class seen once in the batch), `w` uniform in
+    [`low`, 1]; its targets, subject and texture stay its own. A subject's way of moving is part of each of
+    its maps; a map blended with another subject's of the same class keeps the class and blurs the subject.
+    Not mixup: the class is never mixed, so the subject adversary reads the map's own subject. Not a
+    `followed_by` extra, since it needs the targets."""
     def augmented(flow, texture, targets, config, generator, flow_zero):
         flow, texture, targets = augment(flow, texture, targets, config, generator, flow_zero)
         classes, partner = targets.argmax(-1), torch.arange(len(flow))
@@ -400,40 +403,55 @@ def append_centred_motion(module, args, kwargs):
     return (with_centred(args[0]), *args[1:]), kwargs
 
 
+def add_training_term(model, term):
+    """`model` whose training loss gains `term(model, output, labels)`, a forward hook that reads the call's
+    `labels`: a research loss term without a model subclass. Evaluation, and calls without labels, are
+    untouched. The hook gets the module it runs on, so the EMA copy (a deep copy, hooks included) uses its own
+    weights and state."""
+    def hook(module, args, kwargs, output):
+        if module.training and kwargs.get("labels") is not None:
+            output.loss = output.loss + term(module, output, kwargs["labels"])
+        return output
+
+    model.register_forward_hook(hook, with_kwargs=True)
+    return model
+
+
+def keep_feature(module, args, output):
+    """A forward hook for a scale encoder: in training, its feature kept on the scale itself (`last_feature`)
+    for a loss term to read, so that each copy of a model keeps its own."""
+    module.last_feature = output[0] if module.training else None
+
+
 def add_scale_heads(model, weight: float):
     """`model` with deep supervision of its flow scales: a linear head per scale reads that scale's feature, and
-    in training `weight` x the mean of their (class-weighted) cross-entropies joins the loss. Only the model's
-    own head predicts. Each scale must then carry the class on its own, as the whole-map token's gain says
-    the 7- and 14-pixel scales do not."""
+    in training `weight` x the mean of their cross-entropies (class weights and label smoothing as the model's
+    own) joins the loss. Only the model's own head predicts. Each scale must then carry the class itself, where
+    the recipe's loss only asks it of the scales together."""
     flow = model.mmmer.encoders["flow"]
     model.scale_heads = nn.ModuleList(nn.Linear(scale.feature_size, model.config.num_labels) for scale in flow.scales)
     model.scale_heads.apply(model._init_weights)
-    features = []
-
-    def keep(module, args, output):
-        if module.training:
-            features.append(output[0])
-
-    def add_loss(module, args, kwargs, output):
-        if not module.training or kwargs.get("labels") is None:
-            return output
-        labels = kwargs["labels"]
-        losses = [F.cross_entropy(head(feature), labels, weight=module.class_weights)
-                  for head, feature in zip(module.scale_heads, features, strict=True)]
-        output.loss = output.loss + weight * torch.stack(losses).mean()
-        return output
-
     for scale in flow.scales:
-        scale.register_forward_hook(keep)
-    model.register_forward_pre_hook(lambda module, args: features.clear())  # this forward's features only
-    model.register_forward_hook(add_loss, with_kwargs=True)
-    return model
+        scale.register_forward_hook(keep_feature)
+
+    def scale_loss(module, output, labels):
+        scales = module.mmmer.encoders["flow"].scales
+        losses = [F.cross_entropy(head(scale.last_feature), labels, weight=module.class_weights,
+                                  label_smoothing=module.config.label_smoothing)
+                  for head, scale in zip(module.scale_heads, scales, strict=True)]
+        for scale in scales:
+            scale.last_feature = None  # the features' graph is not kept past the step
+        return weight * torch.stack(losses).mean()
+
+    return add_training_term(model, scale_loss)
 
 
 def supervised_contrastive_loss(embeds: torch.Tensor, classes: torch.Tensor, temperature: float) -> torch.Tensor:
     """SupCon (Khosla et al., 2020) over one view: for each sample with another of its class in the batch, the
     mean over those of `-log softmax` of its similarity to them among its similarities to every other sample;
-    `embeds` `(B, D)` unit vectors. 0 (in the graph) when no class occurs twice."""
+    `embeds` `(B, D)` unit vectors. 0 (in the graph) when no class occurs twice. The package's
+    `cross_modal_contrastive_loss` with labels contrasts two views (flow and texture); given one view twice it
+    would count each sample as its own positive."""
     similarity = embeds @ embeds.T / temperature
     itself = torch.eye(len(embeds), dtype=torch.bool, device=embeds.device)
     log_probability = similarity.masked_fill(itself, -math.inf).log_softmax(-1).masked_fill(itself, 0.0)
@@ -449,17 +467,15 @@ def add_supervised_contrast(model, weight: float, temperature: float = 0.1):
     """`model` whose training loss gains `weight` x `supervised_contrastive_loss` of its flow embeddings through
     its own (otherwise unused, with flow alone) flow projection head: maps of one class, from whichever
     subjects, are pulled together and the rest pushed apart; the counterpart of the subject adversary, which
-    only pushes the subject out."""
-    def add_loss(module, args, kwargs, output):
-        if not module.training or kwargs.get("labels") is None:
-            return output
-        embeds = F.normalize(module.projections["flow"](output.flow_embeds), dim=-1)
-        contrast = supervised_contrastive_loss(embeds, kwargs["labels"].argmax(-1), temperature)
-        output.loss = output.loss + weight * contrast
-        return output
+    only pushes the subject out. Labels are class probabilities (their most probable class counts) or class
+    indices (`-100` leaves a sample out, as in the model's own loss)."""
+    def contrast(module, output, labels):
+        classes = labels.argmax(-1) if labels.is_floating_point() else labels
+        kept = classes != -100
+        embeds = F.normalize(module.projections["flow"](output.flow_embeds[kept]), dim=-1)
+        return weight * supervised_contrastive_loss(embeds, classes[kept], temperature)
 
-    model.register_forward_hook(add_loss, with_kwargs=True)
-    return model
+    return add_training_term(model, contrast)
 
 
 def variant_factory(encoder_state=None, conv_stem_width=0, views=(), scale_dropout=0.0, centred_channels=False,
@@ -586,7 +602,11 @@ class PatchDropScale(nn.Module):
         if scale.fusion == "cls":
             raise ValueError("patch dropout weights the kept patches by their fused attention; fusion 'cls' has none")
         self.scale, self.keep = scale, keep
-        self.embeddings = scale.embeddings  # read by callers that reshape importances
+
+    @property
+    def embeddings(self):
+        """The wrapped scale's (callers reshape importances by its grid); a property, not a second registration."""
+        return self.scale.embeddings
 
     @property
     def feature_size(self):
@@ -598,8 +618,9 @@ class PatchDropScale(nn.Module):
         tokens = self.scale.embeddings(pixel_values)
         batch, count, width = tokens.shape
         kept = max(1, round(self.keep * (count - 1)))
-        chosen = torch.rand(batch, count - 1).argsort(1)[:, :kept] + 1
+        chosen = torch.rand(batch, count - 1, device=tokens.device).argsort(1)[:, :kept] + 1
         tokens = torch.cat([tokens[:, :1], tokens.gather(1, chosen.unsqueeze(-1).expand(-1, -1, width))], 1)
+        # The package scale's pooling, repeated: its forward reshapes the importances onto the full grid.
         encoded, _, attentions = self.scale.encoder(tokens, need_weights=True)
         importance = fuse_patch_importance(attentions, self.scale.fusion)
         return torch.cat([encoded[:, 0], (importance.unsqueeze(-1) * encoded[:, 1:]).sum(1)], -1), None, None, None
@@ -615,19 +636,20 @@ def drop_patches(model, patch_size: int, keep: float):
 
 def mix_token_styles(probability: float, alpha: float = 0.1):
     """A forward hook for patch embeddings: MixStyle (Zhou et al., ICLR 2021) over the patch tokens. In training,
-    with `probability` per batch, each sample's patch tokens are standardised by their own mean and std over the
-    tokens (per feature, statistics detached) and given a mix, weighted by Beta(`alpha`, `alpha`), of its own and
-    another sample's statistics; [CLS] is left as it is. A map's token statistics carry how its subject and
-    source moved, filmed and scaled the motion as much as which expression it is: the mix asks the model to
-    read the pattern under another subject's style."""
+    with `probability` per batch, each sample's patch tokens (the embeddings' output: projected patches plus
+    position embeddings) are standardised by their own mean and std over the tokens (per feature, statistics
+    detached) and given a mix, weighted by Beta(`alpha`, `alpha`), of its own and another sample's statistics;
+    [CLS] is left as it is. Each hooked scale draws its own coin, weights and partners. A map's token
+    statistics carry how its subject and source moved, filmed and scaled the motion as much as which
+    expression it is: the mix asks the model to read the pattern under another subject's style."""
     def hook(module, args, output):
         if not module.training or torch.rand(()) >= probability:
             return output
         cls, patches = output[:, :1], output[:, 1:]
         mean = patches.mean(1, keepdim=True).detach()
         std = (patches.var(1, keepdim=True) + 1e-6).sqrt().detach()
-        weight = torch.distributions.Beta(alpha, alpha).sample((len(output), 1, 1))
-        other = torch.randperm(len(output))
+        weight = torch.distributions.Beta(alpha, alpha).sample((len(output), 1, 1)).to(output.device)
+        other = torch.randperm(len(output), device=output.device)
         mixed_mean = weight * mean + (1 - weight) * mean[other]
         mixed_std = weight * std + (1 - weight) * std[other]
         return torch.cat([cls, (patches - mean) / std * mixed_std + mixed_mean], 1)
