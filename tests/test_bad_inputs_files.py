@@ -18,11 +18,12 @@ from datasets.exceptions import DatasetGenerationError
 from conftest import TINY_OVERRIDES
 from test_data_fixtures import precomputed_tree, write_image
 
+from hf_mmmer import atomic_files
+from hf_mmmer.atomic_files import write_atomically
 from hf_mmmer.cli import main as command
-from hf_mmmer.training import experiment, reporting, run_folder
+from hf_mmmer.training import experiment, run_folder
 from hf_mmmer.training.cli import train_from_argv
 from hf_mmmer.training.export import STAGING_MARKER
-from hf_mmmer.training.reporting import write_atomically
 
 
 
@@ -267,7 +268,7 @@ def test_a_file_that_appears_in_the_staging_folder_after_the_checks_is_kept(tmp_
 
 
 def test_an_atomic_write_never_touches_a_file_that_has_its_temporary_name(tmp_path, monkeypatch):
-    monkeypatch.setattr(reporting.secrets, "token_hex", lambda size: "abcd1234")
+    monkeypatch.setattr(atomic_files.secrets, "token_hex", lambda size: "abcd1234")
     taken = tmp_path / ".metrics.json.abcd1234.tmp"
     taken.write_text("mine")
     with pytest.raises(FileExistsError):
@@ -352,6 +353,31 @@ def test_heatmap_never_overwrites_an_input(capsys, model_dir, frames, target, me
     assert folder_state(frames) == before
 
 
+def test_heatmap_never_writes_through_a_link_to_an_input_or_a_user_file(capsys, model_dir, frames, tmp_path):
+    """A hard link to an input is the input: refused. With --overwrite, a link to any other file is replaced
+    by the heatmap, and the file it pointed to is untouched."""
+    hard = tmp_path / "hard.png"
+    os.link(frames / "apex.png", hard)
+    before = folder_state(frames)
+    code, _, err = predict(capsys, model_dir, frames / "onset.png", frames / "apex.png", "--heatmap", hard,
+                           "--overwrite")
+    assert code == 1 and "would write over or into the input" in err and str(hard) in err
+    assert folder_state(frames) == before
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    hard_precious, soft_precious = tmp_path / "hard_precious.png", tmp_path / "soft_precious.png"
+    os.link(precious, hard_precious)
+    soft_precious.symlink_to(precious)
+    for link in (hard_precious, soft_precious):
+        code, _, err = predict(capsys, model_dir, frames / "onset.png", frames / "apex.png", "--heatmap", link,
+                               "--overwrite")
+        assert code == 0, err
+        assert precious.read_text() == "mine"
+        assert not link.is_symlink() and link.read_bytes().startswith(b"\x89PNG")
+    assert folder_state(frames) == before
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
 def test_heatmap_never_writes_into_an_input_folder(capsys, model_dir, frames):
     before = folder_state(frames)
     code = command(["predict", "--model", str(model_dir), str(frames), "--heatmap", str(frames / "heat.png")])
@@ -406,6 +432,13 @@ def test_counts_of_zero_or_less_are_usage_errors(capsys, argv, option):
         command(argv)
     assert exit_info.value.code == 2
     assert f"argument {option}: must be a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_a_port_outside_1_to_65535_is_a_usage_error(capsys, port):
+    with pytest.raises(SystemExit) as exit_info:
+        command(["demo", "--model", "m", "--port", port])
+    assert exit_info.value.code == 2 and "argument --port: must be" in capsys.readouterr().err
 
 
 def test_a_model_folder_without_weights_is_one_line(capsys, tmp_path, model_dir):

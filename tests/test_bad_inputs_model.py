@@ -213,6 +213,13 @@ def test_an_edited_architecture_field_is_refused(saved, tmp_path):
         load_pipeline(directory)
 
 
+def test_a_class_count_edited_in_config_json_is_named_not_a_size_mismatch_traceback(saved, tmp_path):
+    two_classes = {"id2label": {"0": "a", "1": "b"}, "label2id": {"a": 0, "b": 1}}
+    directory = damaged_copy(saved, tmp_path, edit_config=lambda c: {**c, **two_classes})
+    with pytest.raises(ValueError, match=r"does not describe its weights \(num_labels: 3 when saved, 2 now\)"):
+        load_pipeline(directory)
+
+
 def test_a_processor_that_does_not_fit_the_model_names_preprocessor_config(saved, tmp_path):
     directory = damaged_copy(saved, tmp_path, edit_config=lambda c: {**c, "texture_size": 56},
                              file="preprocessor_config.json")

@@ -54,6 +54,15 @@ def test_ststnet_folders_give_a_flow_only_dataset_of_the_test_splits(tmp_path):
     assert ds[0]["flow"].size == (28, 28)
 
 
+def test_hidden_files_beside_the_maps_are_not_samples(tmp_path):
+    """An archive made on macOS puts a `._name.png` (a resource fork, not an image) beside every map."""
+    root = ststnet_tree(tmp_path / "maps", samples=STSTNET_SAMPLES[:2])
+    for path in list(root.rglob("*.png")):
+        path.with_name("._" + path.name).write_bytes(b"\x00\x05\x16\x07 resource fork")
+    ds = load_maps(tmp_path, root)
+    assert sorted(ds["sample_id"]) == sorted(sample_id for _, sample_id, _ in STSTNET_SAMPLES[:2])
+
+
 def test_a_name_without_the_space_is_read_too(tmp_path):
     root = ststnet_tree(tmp_path / "maps", samples=STSTNET_SAMPLES[:2])
     for path in root.rglob("* .png"):

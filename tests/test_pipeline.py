@@ -3,6 +3,7 @@ and loading a saved directory (written by `save_model_directory` and by the trai
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -206,6 +207,19 @@ def test_folder_without_images(classify, tmp_path):
     (tmp_path / "empty" / "notes.txt").write_text("no frames here")
     with pytest.raises(ValueError, match="holds no images"):
         classify(str(tmp_path / "empty"))
+
+
+def test_hidden_files_in_a_frame_folder_are_not_frames(tmp_path, clip):
+    """macOS copies leave `._name.png` beside each frame; sorted first, it would become the onset."""
+    from hf_mmmer.image_processing_mmmer import frame_files
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, frame in enumerate(clip[:3]):
+        cv2.imwrite(str(folder / f"f{index}.png"), frame)
+    cv2.imwrite(str(folder / "._f0.png"), clip[3])  # readable, so only its name can keep it out
+    (folder / ".f1.png").write_bytes(b"not an image")
+    assert [Path(path).name for path in frame_files(folder)] == ["f0.png", "f1.png", "f2.png"]
 
 
 def test_mixed_frame_sizes_in_one_clip(classify, clip):

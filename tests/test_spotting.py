@@ -154,15 +154,18 @@ def video_file(tmp_path_factory, video_25):
 
 
 def test_spot_command_prints_labelled_intervals_as_json_and_plots(capsys, model_dir, video_file, tmp_path):
-    plot = tmp_path / "timeline.png"
-    code = main(["spot", str(video_file), "--model", str(model_dir), "--no_face_crop", "--json", "--plot", str(plot)])
+    plot, precious = tmp_path / "timeline.png", tmp_path / "precious.txt"
+    precious.write_text("mine")
+    plot.symlink_to(precious)  # with --overwrite the link is replaced by the plot; the file it names is kept
+    code = main(["spot", str(video_file), "--model", str(model_dir), "--no_face_crop", "--json", "--plot", str(plot),
+                 "--overwrite"])
     entries = json.loads(capsys.readouterr().out)
     assert code == 0 and len(entries) >= 1
     for entry in entries:
         assert {"onset", "apex", "offset", "onset_time", "offset_time", "label", "score"} <= set(entry)
         assert entry["label"] in ("negative", "positive", "surprise") and 0 < entry["score"] <= 1
         assert entry["onset"] < entry["apex"] < entry["offset"]
-    assert cv2.imread(str(plot)) is not None
+    assert cv2.imread(str(plot)) is not None and not plot.is_symlink() and precious.read_text() == "mine"
 
 
 def test_spot_command_keeps_existing_files_and_says_why_it_cannot_run(capsys, model_dir, video_file, tmp_path):

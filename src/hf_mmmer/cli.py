@@ -19,6 +19,7 @@ line on stderr and exit status 1 (`hf_mmmer.errors`); every output is checked be
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -65,8 +66,9 @@ def _sample(args, parser) -> tuple[object, str]:
 
 
 def check_image_output(option: str, path, inputs, overwrite: bool):
-    """Refuse an image output (`--heatmap`, `--plot`) that is an input, lies inside an input folder (it would
-    become a frame of that clip), exists without consent, or is not a PNG in an existing folder."""
+    """Refuse an image output (`--heatmap`, `--plot`) that is an input (by name, symbolic link or hard link),
+    lies inside an input folder (it would become a frame of that clip), exists without consent, or is not a
+    PNG in an existing folder. The writers replace the name atomically, so a link is never written through."""
     target = Path(path)
     if target.suffix.lower() != ".png":
         raise ValueError(f"{option} {path} must name a .png file")
@@ -74,7 +76,8 @@ def check_image_output(option: str, path, inputs, overwrite: bool):
         raise IsADirectoryError(f"{option} {path} is a folder; name a .png file")
     for given in filter(None, inputs):
         source = Path(given).resolve()
-        if target.resolve() == source or source in target.resolve().parents:
+        same_file = target.exists() and Path(given).exists() and os.path.samefile(target, given)
+        if same_file or target.resolve() == source or source in target.resolve().parents:
             raise FileExistsError(f"{option} {path} would write over or into the input {given}; name another file")
     if target.exists() and not overwrite:
         raise FileExistsError(f"{option} {path} exists; pass --overwrite to replace it")
@@ -215,6 +218,14 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def port_number(text: str) -> int:
+    """argparse type of a TCP port: 1 to 65535 (the server's own bind() error would be a traceback)."""
+    port = positive_int(text)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text!r}")
+    return port
+
+
 def add_threads_argument(parser: argparse.ArgumentParser):
     parser.add_argument("--num_threads", type=positive_int,
                         help="torch threads (default: one per core); 1 is much faster on "
@@ -327,7 +338,7 @@ def build_command_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo_parser.add_argument("--model", required=True, help="saved model directory")
-    demo_parser.add_argument("--port", type=positive_int, help="port to serve on (default: Gradio's, 7860, or the next free)")
+    demo_parser.add_argument("--port", type=port_number, help="port to serve on (default: Gradio's, 7860, or the next free)")
     demo_parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1, this "
                              "machine only; 0.0.0.0 for every network interface)")
     demo_parser.add_argument("--export_space", metavar="OUT", help="write a Hugging Face Space folder (app.py, "

@@ -197,11 +197,13 @@ def load_flow_image(item: Any, name: str = "flow") -> np.ndarray:
 
 
 def frame_files(folder: str | os.PathLike, name: str = "frames") -> list[str]:
-    """The image files of a folder of frames, in frame order (sorted by the number in their names)."""
+    """The image files of a folder of frames, in frame order (sorted by the number in their names). Hidden
+    names (a leading dot: macOS's `._frame.png` resource forks, editors' backups) are not frames."""
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{name}: no such folder {folder!r}.")
-    files = sorted((f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)), key=_natural_key)
+    files = sorted((f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")),
+                   key=_natural_key)
     if not files:
         raise ValueError(f"{name}: folder {folder!r} holds no images (looked for {', '.join(IMAGE_EXTENSIONS)}).")
     return [os.path.join(folder, f) for f in files]

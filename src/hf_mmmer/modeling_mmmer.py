@@ -438,24 +438,36 @@ class MMMERPreTrainedModel(PreTrainedModel):
         weights or whose weights file cannot be read, and keeping the loading report for
         [`~MMMERPreTrainedModel.check_ready_for_inference`]."""
         wants_info = kwargs.pop("output_loading_info", False)
-        try:
-            model, info = super().from_pretrained(
-                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
-            )
-        except SafetensorError as error:
-            raise ValueError(
-                f"{os.fspath(pretrained_model_name_or_path)}: {SAFE_WEIGHTS_NAME} cannot be read ({error}); the file "
-                "is damaged or not a safetensors file."
-            ) from error
-        model.loading_info = info
-        if pretrained_model_name_or_path is not None:
+        source = pretrained_model_name_or_path
+        weights = None
+        if source is not None:
             weights = cached_file(
-                pretrained_model_name_or_path, SAFE_WEIGHTS_NAME, cache_dir=kwargs.get("cache_dir"),
-                revision=kwargs.get("revision"), subfolder=kwargs.get("subfolder") or "", local_files_only=True,
+                source, SAFE_WEIGHTS_NAME, cache_dir=kwargs.get("cache_dir"), revision=kwargs.get("revision"),
+                subfolder=kwargs.get("subfolder") or "", local_files_only=True,
                 _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False,
             )
+        try:
+            model, info = super().from_pretrained(source, *args, output_loading_info=True, **kwargs)
+        except SafetensorError as error:
+            raise ValueError(
+                f"{os.fspath(source)}: {SAFE_WEIGHTS_NAME} cannot be read ({error}); the file is damaged or not a "
+                "safetensors file."
+            ) from error
+        except RuntimeError as error:
+            if "ignore_mismatched_sizes" not in str(error):
+                raise
+            # Tensor shapes differ from the config's: name the edited fields when the save recorded them.
             if weights is not None:
-                _check_architecture(weights, model.config)
+                _check_architecture(weights, kwargs.get("config") or cls.config_class.from_pretrained(
+                    source, subfolder=kwargs.get("subfolder") or "", local_files_only=True))
+            raise ValueError(
+                f"{os.fspath(source)}: the config does not describe the tensors in {SAFE_WEIGHTS_NAME} (their shapes "
+                "differ); restore the saved config.json, or pass ignore_mismatched_sizes=True to start the "
+                "mismatched layers afresh."
+            ) from error
+        model.loading_info = info
+        if weights is not None:
+            _check_architecture(weights, model.config)
         return (model, info) if wants_info else model
 
     def check_ready_for_inference(self):

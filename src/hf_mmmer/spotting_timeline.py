@@ -13,6 +13,8 @@ import numpy as np
 matplotlib.use("Agg")  # files only: no display on servers, and no GUI backend picked up from the environment
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .atomic_files import atomic_path  # noqa: E402
+
 
 def timeline_figure(result, entries: list[dict]):
     """The figure of `result` (`video_spotting.SpottingResult`) with the labelled `entries` (`recognise`);
@@ -37,8 +39,12 @@ def timeline_figure(result, entries: list[dict]):
 
 
 def save_timeline(result, entries: list[dict], path) -> Path:
-    """[`timeline_figure`] written to `path` (`hf-mmmer spot --plot`)."""
+    """[`timeline_figure`] written to `path` as a PNG (`hf-mmmer spot --plot`; atomically: a link at `path` is
+    replaced, never written through)."""
     figure = timeline_figure(result, entries)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    try:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, format="png", dpi=100)
+    finally:
+        plt.close(figure)
     return Path(path)

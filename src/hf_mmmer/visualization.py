@@ -8,10 +8,11 @@ a region that drove the decision (a brow, a lip corner) is found by comparing th
 """
 
 import os
-from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .atomic_files import atomic_path
 
 PANEL_SIZE = 256
 """Default side of each square panel in pixels; small faces (the model's texture input) are enlarged to it."""
@@ -119,12 +120,12 @@ def heatmap_image(prediction: dict, view: str = "motion", panel_size: int = PANE
 
 def save_heatmap(prediction: dict, path: str | os.PathLike, panel_size: int = PANEL_SIZE,
                  view: str = "motion") -> np.ndarray:
-    """Write [`heatmap_image`] of one pipeline output as a PNG at `path` and return the image."""
+    """Write [`heatmap_image`] of one pipeline output as a PNG at `path` and return the image (atomically: a
+    link at `path` is replaced, never written through)."""
     image = heatmap_image(prediction, view, panel_size)
     ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RuntimeError(f"OpenCV could not encode the heatmap for {os.fspath(path)!r}.")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(png.tobytes())
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(png.tobytes())
     return image

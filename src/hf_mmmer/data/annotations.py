@@ -24,8 +24,9 @@ FRAME_COLUMNS = (ONSET_FRAME, APEX_FRAME, OFFSET_FRAME)
 
 
 def find_file(directory: Path, pattern: str, what: str) -> Path:
-    """The last (newest-dated, for date-stamped names) file matching glob `pattern` in `directory`."""
-    matches = sorted(path for path in directory.glob(pattern) if path.is_file())
+    """The last (newest-dated, for date-stamped names) file matching glob `pattern` in `directory`; hidden files
+    (macOS's `._name.xlsx`) do not count."""
+    matches = sorted(path for path in directory.glob(pattern) if path.is_file() and not path.name.startswith("."))
     if not matches:
         raise FileNotFoundError(f"{what}: expected a file matching {pattern!r} in {directory}; found none")
     return matches[-1]

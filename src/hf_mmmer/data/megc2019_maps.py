@@ -76,7 +76,8 @@ def read_htnet(root: Path) -> pd.DataFrame:
 
 
 def split_maps(split_dir: Path):
-    """`(label folder, path)` of every map under `split_dir/<label>/`; another folder there is an error."""
+    """`(label folder, path)` of every map under `split_dir/<label>/`; another folder there is an error. Hidden
+    files (macOS's `._name.png` beside each map of an archive made there) are not maps."""
     if not split_dir.is_dir():
         return
     for label_dir in sorted(path for path in split_dir.iterdir() if path.is_dir()):
@@ -84,7 +85,8 @@ def split_maps(split_dir: Path):
             raise ValueError(f"{label_dir}: not a label folder; expected {list(LABEL_FOLDERS)} "
                              f"({', '.join(THREE_CLASSES)})")
         for path in sorted(label_dir.glob("*.png")):
-            yield label_dir.name, path
+            if not path.name.startswith("."):
+                yield label_dir.name, path
 
 
 def map_sample_id(path: Path) -> str:

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic_files import write_atomically
 from .encoding import EncodedDataset, encode_dataset
 from .metrics import summarize_predictions
-from .reporting import prediction_rows, predictions_table, write_atomically, write_json
+from .reporting import prediction_rows, predictions_table, write_json
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, gather_object
 from tqdm.auto import tqdm
 
+from ..atomic_files import write_atomically
 from ..configuration_mmmer import MMMERConfig
 from ..data import held_out_split, select_subjects, subject_keys
 from ..data.loso import protocol_folds, select_sources
@@ -36,7 +37,6 @@ from .reporting import (
     prediction_rows,
     predictions_table,
     results_markdown,
-    write_atomically,
     write_json,
 )
 from .run_folder import RUN_ARGS_FILE, finish_run, place_run, read_manifest, record_owned, start_run

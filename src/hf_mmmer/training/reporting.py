@@ -7,8 +7,6 @@ on that for the per-fold results.
 
 import json
 import os
-import secrets
-from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -17,28 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..atomic_files import atomic_path, write_atomically  # noqa: E402
 from .metrics import pooled_confusion_matrix  # noqa: E402
-
-
-@contextmanager
-def atomic_path(path):
-    """Yield a temporary sibling of `path` to write; on success rename it onto `path` (atomically).
-
-    The temporary name is `.NAME.<random>.tmp`, which `run_folder` recognises as the run's own
-    leftover. It is created here, exclusively (`open(..., "x")`), before anything is written to it: a file
-    that happens to have that name is never written over or, on failure, deleted, and the final file gets
-    the user's umask like any other file they create (`tempfile.mkstemp` would make it `-rw-------`).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    temporary.open("x").close()  # from here on the file is ours to replace or delete
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def give_default_permissions(folder):
@@ -51,12 +29,6 @@ def give_default_permissions(folder):
     for path in Path(folder).rglob("*"):
         if path.is_file() and not path.is_symlink():
             path.chmod(0o666 & ~umask)
-
-
-def write_atomically(path, text: str):
-    """Write `text` to `path` through a temporary file in the same folder and an atomic rename."""
-    with atomic_path(path) as temporary, open(temporary, "w") as file:
-        file.write(text)
 
 
 def write_json(path, payload):

@@ -33,7 +33,7 @@ FINAL_MODEL_STAGING = save_staging_folder(Path("final_model")).name
 run's own when it is an interrupted save (`export.is_interrupted_save`). `final_model/`'s own files are listed
 in the manifest once saved (`record_owned`), so a file a user put beside them is kept."""
 TEMPORARY_FILE = re.compile(r"\.(.+)\.[0-9a-f]{8}\.tmp")
-"""A leftover of `reporting.atomic_path` writing the file named by the group."""
+"""A leftover of `atomic_files.atomic_path` writing the file named by the group."""
 
 
 @dataclass(frozen=True)
