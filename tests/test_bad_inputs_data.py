@@ -121,8 +121,9 @@ def test_precomputed_csv_problems_are_named(tmp_path):
     unknown = precomputed_tree(tmp_path / "unknown", rows=PRECOMPUTED_ROWS[:1] + [("smic", "s01", "x", 3, "fear")])
     with pytest.raises(ValueError, match=r"unknown label names \['fear'\]"):
         load_me_dataset("precomputed", data_dir=unknown, cache_dir=tmp_path)
-    disagree = precomputed_tree(tmp_path / "disagree", rows=[("smic", "s01", "x", 2, "negative")])
-    with pytest.raises(ValueError, match="label and label_name disagree.*x: 2 vs negative"):
+    disagree = precomputed_tree(tmp_path / "disagree",
+                                rows=PRECOMPUTED_ROWS[:1] + [("smic", "s01", "x", 2, "negative")])
+    with pytest.raises(ValueError, match=r"label and label_name disagree.*: s01_x \(line 3\): 2 vs negative$"):
         load_me_dataset("precomputed", data_dir=disagree, cache_dir=tmp_path)
     duplicated = precomputed_tree(tmp_path / "dup", rows=PRECOMPUTED_ROWS[:2] + PRECOMPUTED_ROWS[:1])
     with pytest.raises(ValueError, match="duplicate sample ids sub01_EP02_01f"):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .annotations import read_csv_table, require_columns, require_filled
+from .annotations import csv_line, read_csv_table, require_columns, require_filled
 from .builder import MEBuilder, MEConfig
 from .checks import ensure_known, ensure_unique, listing, report_missing
 from .features import APEX, FLOW, FLOW_FEATURES, LABEL, SAMPLE_ID, SOURCE_DATASET, SUBJECT, sample_features
@@ -85,8 +85,8 @@ class Precomputed(MEBuilder):
         if CSV_LABEL in table.columns:
             disagree = table[table[CSV_LABEL] != table[CSV_LABEL_NAME].map(lambda name: str(label_names.index(name)))]
             if len(disagree):
-                pairs = [f"{row[CSV_SAMPLE]}: {row[CSV_LABEL]} vs {row[CSV_LABEL_NAME]}"
-                         for _, row in disagree.iterrows()]
+                pairs = [f"{row[CSV_SUBJECT]}_{row[CSV_SAMPLE]} ({csv_line(index)}): {row[CSV_LABEL]} vs "
+                         f"{row[CSV_LABEL_NAME]}" for index, row in disagree.iterrows()]
                 raise ValueError(f"{csv}: label and label_name disagree (labels are {label_names}): {listing(pairs)}")
         table = pd.DataFrame({
             SAMPLE_ID: table[CSV_SUBJECT] + "_" + table[CSV_SAMPLE],
