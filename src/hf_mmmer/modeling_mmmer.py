@@ -439,13 +439,8 @@ class MMMERPreTrainedModel(PreTrainedModel):
         [`~MMMERPreTrainedModel.check_ready_for_inference`]."""
         wants_info = kwargs.pop("output_loading_info", False)
         source = pretrained_model_name_or_path
-        weights = None
-        if source is not None:
-            weights = cached_file(
-                source, SAFE_WEIGHTS_NAME, cache_dir=kwargs.get("cache_dir"), revision=kwargs.get("revision"),
-                subfolder=kwargs.get("subfolder") or "", local_files_only=True,
-                _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False,
-            )
+        location = {key: kwargs.get(key) for key in ("cache_dir", "revision")}
+        location["subfolder"] = kwargs.get("subfolder") or ""
         try:
             model, info = super().from_pretrained(source, *args, output_loading_info=True, **kwargs)
         except SafetensorError as error:
@@ -457,15 +452,17 @@ class MMMERPreTrainedModel(PreTrainedModel):
             if "ignore_mismatched_sizes" not in str(error):
                 raise
             # Tensor shapes differ from the config's: name the edited fields when the save recorded them.
+            weights = _saved_weights_file(source, location)
             if weights is not None:
                 _check_architecture(weights, kwargs.get("config") or cls.config_class.from_pretrained(
-                    source, subfolder=kwargs.get("subfolder") or "", local_files_only=True))
+                    source, local_files_only=True, **location))
             raise ValueError(
                 f"{os.fspath(source)}: the config does not describe the tensors in {SAFE_WEIGHTS_NAME} (their shapes "
                 "differ); restore the saved config.json, or pass ignore_mismatched_sizes=True to start the "
                 "mismatched layers afresh."
             ) from error
         model.loading_info = info
+        weights = _saved_weights_file(source, location)
         if weights is not None:
             _check_architecture(weights, model.config)
         return (model, info) if wants_info else model
@@ -543,6 +540,14 @@ def _add_metadata(path: Path, extra: dict) -> None:
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
+
+
+def _saved_weights_file(source, location: dict):
+    """The local (or already downloaded) safetensors file of `source`, or None (no source, not a single file)."""
+    if source is None:
+        return None
+    return cached_file(source, SAFE_WEIGHTS_NAME, local_files_only=True, _raise_exceptions_for_missing_entries=False,
+                       _raise_exceptions_for_connection_errors=False, **location)
 
 
 def _check_architecture(weights_file: str, config) -> None:
