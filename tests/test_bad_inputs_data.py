@@ -317,3 +317,20 @@ def test_misspelt_builder_argument_is_named_with_the_ones_it_takes(tmp_path):
 def test_synthetic_sizes_that_make_no_dataset_are_named(tmp_path, field, value, message):
     with pytest.raises(ValueError, match=f"synthetic: {message}"):
         load_me_dataset("synthetic", cache_dir=tmp_path, **{"num_subjects": 2, "samples_per_subject": 3, field: value})
+
+
+def test_the_annotation_sheet_of_several_is_the_newest_release_said_or_an_error(tmp_path):
+    """Two releases: the newer is read, and a warning says so. A backup or a copy beside the sheet: which one
+    holds the labels is not guessed."""
+    from hf_mmmer.data.annotations import find_file
+
+    for name in ("SAMM_Micro_FACS_Codes_v2.xlsx", "SAMM_Micro_FACS_Codes_v10.xlsx", "._SAMM_Micro_FACS_Codes_v99.xlsx"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.warns(AnnotationWarning, match="2 releases in .*; reading the newest, SAMM_Micro_FACS_Codes_v10.xlsx"):
+        assert find_file(tmp_path, "SAMM_Micro_FACS_Codes_v*.xlsx", "sheet").name == "SAMM_Micro_FACS_Codes_v10.xlsx"
+
+    root = casme2_tree(tmp_path / "casme")
+    shutil.copy(root / CASME2_SHEET, root / CASME2_SHEET.replace(".xlsx", "_old.xlsx"))
+    with pytest.raises(ValueError, match=r"annotation sheet: 2 files match 'CASME2-coding-\*.xlsx' .*"
+                                         r"\(CASME2-coding-20190701.xlsx, CASME2-coding-20190701_old.xlsx\); keep"):
+        load_me_dataset("casme2", data_dir=root, cache_dir=tmp_path / "cache")

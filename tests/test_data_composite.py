@@ -5,6 +5,7 @@ The expected numbers are counted from the public composite label table: per-emot
 """
 
 import collections
+import shutil
 
 import pytest
 from test_data_fixtures import megc2019_tree
@@ -109,3 +110,29 @@ def test_builder_takes_the_sample_list_as_data(tmp_path):
     ds = load_me_dataset("megc2019", data_dir=megc2019_tree(tmp_path / "megc"), cache_dir=tmp_path,
                          sample_list=str(sample_list))
     assert sorted(ds["sample_id"]) == ["s03_s03_sur_01", "sub01_EP02_01f"]
+
+
+def test_the_cache_follows_linked_and_absolute_source_folders(tmp_path):
+    """An edited sheet in a source folder reached through a symbolic link, or named by an absolute
+    `source_dirs` path, rebuilds the dataset instead of serving the old labels."""
+    from openpyxl import load_workbook
+    from test_data_fixtures import CASME2_SHEET, casme2_tree
+
+    elsewhere = casme2_tree(tmp_path / "elsewhere" / "casme")
+    root = megc2019_tree(tmp_path / "megc")
+    shutil.rmtree(root / "CASME2")
+    (root / "CASME2").symlink_to(elsewhere, target_is_directory=True)
+    sample_list = tmp_path / "mine.txt"
+    sample_list.write_text("sub01_EP02_01f\ns03_s03_sur_01\n")
+
+    def label_of_the_casme_sample(**options):
+        ds = load_me_dataset("megc2019", data_dir=root, cache_dir=tmp_path / "cache", sample_list=str(sample_list),
+                             **options)
+        return ds.features["label"].names[ds["label"][ds["sample_id"].index("sub01_EP02_01f")]]
+
+    absolute = {"casme2": str(elsewhere), "smic": "SMIC", "samm": "SAMM"}
+    assert label_of_the_casme_sample() == label_of_the_casme_sample(source_dirs=absolute) == "positive"
+    workbook = load_workbook(elsewhere / CASME2_SHEET)
+    workbook.active["I2"] = "disgust"  # the first row's emotion: happiness before
+    workbook.save(elsewhere / CASME2_SHEET)
+    assert label_of_the_casme_sample() == label_of_the_casme_sample(source_dirs=absolute) == "negative"

@@ -7,13 +7,14 @@ becomes "not annotated" for the caller to handle explicitly.
 """
 
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from .checks import listing
+from .checks import AnnotationWarning, listing
 from .features import ACTION_UNITS, APEX_FRAME, EMOTION, OFFSET_FRAME, ONSET_FRAME, SUBJECT
 
 CLIP = "clip"
@@ -23,13 +24,34 @@ CLIP_DIR = "clip_dir"
 FRAME_COLUMNS = (ONSET_FRAME, APEX_FRAME, OFFSET_FRAME)
 
 
+def release_stamp(name: str, pattern: str):
+    """The numbers of the date or version that `pattern`'s one `*` stands for in `name` (`20190701`, `2.1`), or
+    None when that part is anything else (a backup's `20190701_old`, a copy's `20190701 (1)`)."""
+    prefix, suffix = pattern.split("*")
+    stamp = name[len(prefix):len(name) - len(suffix)]
+    return tuple(int(part) for part in stamp.split(".")) if re.fullmatch(r"\d+(\.\d+)*", stamp) else None
+
+
 def find_file(directory: Path, pattern: str, what: str) -> Path:
-    """The last (newest-dated, for date-stamped names) file matching glob `pattern` in `directory`; hidden files
-    (macOS's `._name.xlsx`) do not count."""
+    """The file matching glob `pattern` (one `*`, a release's date or version) in `directory`; of several, the
+    newest release, said in an `AnnotationWarning`. Hidden files (macOS's `._name.xlsx`) do not count. A match
+    that is not a release's name (a backup, a copy), or two of one release, is an error: which sheet holds
+    the labels is never guessed."""
     matches = sorted(path for path in directory.glob(pattern) if path.is_file() and not path.name.startswith("."))
     if not matches:
         raise FileNotFoundError(f"{what}: expected a file matching {pattern!r} in {directory}; found none")
-    return matches[-1]
+    if len(matches) == 1:
+        return matches[0]
+    stamps = {path: release_stamp(path.name, pattern) for path in matches}
+    newest = max((stamp for stamp in stamps.values() if stamp is not None), default=None)
+    if None in stamps.values() or list(stamps.values()).count(newest) > 1:
+        raise ValueError(f"{what}: {len(matches)} files match {pattern!r} in {directory} "
+                         f"({', '.join(path.name for path in matches)}); keep the one to read there and move the "
+                         "others out")
+    chosen = next(path for path, stamp in stamps.items() if stamp == newest)
+    warnings.warn(f"{what}: {len(matches)} releases in {directory}; reading the newest, {chosen.name}",
+                  AnnotationWarning)
+    return chosen
 
 
 def require_columns(table: pd.DataFrame, columns, where) -> None:

@@ -41,7 +41,8 @@ BUILDERS = {
 CACHE_ENV = "HF_MMMER_DATASETS_CACHE"
 """Environment variable that moves the default cache (default: `~/.cache/hf_mmmer/datasets`)."""
 PATH_ARGUMENTS = ("sample_list", "annotation_file")
-"""Builder arguments that name files whose content, like data_dir's, is part of the cache key."""
+"""Builder arguments that name files whose content, like data_dir's, is part of the cache key (as are the
+absolute folders of megc2019's `source_dirs`)."""
 CODE_FILES = sorted(Path(__file__).parent.glob("*.py")) + [
     Path(__file__).parent / "megc2019_samples.txt",
     Path(__file__).parents[1] / "optical_flow.py",  # apex spotting results depend on these two
@@ -77,15 +78,30 @@ def check_arguments(builder: type, builder_kwargs: dict):
         raise ValueError(f"{builder.__name__}: unknown arguments {unknown}; it takes {known}")
 
 
+def files_under(root: Path) -> list[Path]:
+    """Every file under `root` (or `root` itself), through symbolic links to folders, as the builders read them;
+    each real folder once, so a link loop ends."""
+    if root.is_file():
+        return [root]
+    seen, files = set(), []
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        identity = (os.stat(folder).st_dev, os.stat(folder).st_ino)
+        if identity in seen:
+            subfolders.clear()
+            continue
+        seen.add(identity)
+        subfolders.sort()
+        files.extend(path for path in (Path(folder) / name for name in sorted(names)) if path.is_file())
+    return files
+
+
 def fingerprint(builder: type, paths) -> str:
-    """A hash of the builder's code and of every file (path, size, mtime) under `paths`."""
+    """A hash of the builder's code and of every file (path, size, mtime; a linked file's own) under `paths`."""
     digest = hashlib.sha256()
     for code in [*CODE_FILES, Path(inspect.getfile(builder))]:
         digest.update(code.read_bytes() if code.is_file() else b"-")
     for root in paths:
-        root = Path(root)
-        files = [root] if root.is_file() else sorted(path for path in root.rglob("*") if path.is_file())
-        for path in files:
+        for path in files_under(Path(root)):
             stat = path.stat()
             digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
@@ -115,7 +131,9 @@ def load_me_dataset(
     """
     builder_type = builder_class(str(name))
     check_arguments(builder_type, builder_kwargs)
-    paths = [data_dir, *(builder_kwargs.get(name) for name in PATH_ARGUMENTS)]
+    source_dirs = (builder_kwargs.get("source_dirs") or {}).values()  # megc2019's; relative ones lie in data_dir
+    paths = [data_dir, *(builder_kwargs.get(name) for name in PATH_ARGUMENTS),
+             *(path for path in source_dirs if isinstance(path, (str, os.PathLike)) and os.path.isabs(path))]
     data_paths = [path for path in paths if path is not None and os.path.exists(path)]
     builder = builder_type(
         config_name=config,
