@@ -334,3 +334,17 @@ def test_the_annotation_sheet_of_several_is_the_newest_release_said_or_an_error(
     with pytest.raises(ValueError, match=r"annotation sheet: 2 files match 'CASME2-coding-\*.xlsx' .*"
                                          r"\(CASME2-coding-20190701.xlsx, CASME2-coding-20190701_old.xlsx\); keep"):
         load_me_dataset("casme2", data_dir=root, cache_dir=tmp_path / "cache")
+
+
+def test_rows_of_blank_cells_are_dropped_in_sheets_and_csv_tables(tmp_path):
+    """Spreadsheet exports end in rows of spaces (.xlsx) or of commas (.csv): not samples, and not errors."""
+    data_dir = casme2_tree(tmp_path / "casme2", rows=GOOD_ROWS)
+    rows = [(s, f, None, on, apex, off, None, au, emo) for s, f, on, apex, off, au, emo, _ in GOOD_ROWS]
+    write_sheet(data_dir / CASME2_SHEET, CASME2_HEADER, rows + [(" ",) * 9, ("  ", None, "", None, None, None,
+                                                                          None, " ", None)])
+    assert len(load_casme2(tmp_path, data_dir)) == len(GOOD_ROWS)
+
+    root = precomputed_tree(tmp_path / "pre")
+    with open(root / "samples.csv", "a") as table:
+        table.write(",,,,,,\n , , ,,,,\n")
+    assert len(load_me_dataset("precomputed", data_dir=root, cache_dir=tmp_path / "cache2")) == len(PRECOMPUTED_ROWS)

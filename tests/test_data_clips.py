@@ -78,3 +78,29 @@ def test_smic_flow_spotting_option(tmp_path):
     assert set(ds["apex_source"]) == {"spotted"}
     for row in rows_by_id(ds).values():
         assert row["onset_frame"] < row["apex_frame"] <= row["offset_frame"]
+
+
+def test_smic_folders_as_archives_and_copies_leave_them(tmp_path):
+    """macOS and notebook debris is not a clip; frames spelled .BMP are frames; a clip filed under another
+    subject or class than its name says is reported; a damaged frame is named when the apex is spotted."""
+    root = smic_tree(tmp_path / "smic")
+    hs = root / "SMIC_all_cropped" / "HS"
+    (hs / "__MACOSX" / "micro" / "negative" / "._s1_ne_01").mkdir(parents=True)
+    (hs / "s1" / "micro" / "negative" / ".ipynb_checkpoints").mkdir()
+    for frame in (hs / "s20" / "micro" / "negative" / "s20_ne_02").iterdir():
+        frame.rename(frame.with_suffix(".BMP"))
+    misfiled = hs / "s3" / "micro" / "surprise" / "s1_ne_07"
+    misfiled.mkdir()
+    for frame in (hs / "s1" / "micro" / "negative" / "s1_ne_01").iterdir():
+        (misfiled / frame.name).write_bytes(frame.read_bytes())
+    misfiled_warning = r"1 clip name\(s\) name another subject or class .*: s3/micro/surprise/s1_ne_07"
+    with pytest.warns(AnnotationWarning, match=misfiled_warning):
+        ds = load_me_dataset("smic", data_dir=root, cache_dir=tmp_path / "cache")
+    rows = rows_by_id(ds)
+    assert set(rows) == {"s01_s01_ne_01", "s01_s01_po_01", "s03_s03_sur_01", "s20_s20_ne_02", "s03_s03_ne_07"}
+    assert (rows["s20_s20_ne_02"]["onset_frame"], rows["s20_s20_ne_02"]["offset_frame"]) == (3, 9)
+    damaged = hs / "s1" / "micro" / "positive" / "s1_po_01" / "reg_image000012.bmp"
+    damaged.write_bytes(b"")
+    with pytest.warns(AnnotationWarning, match=misfiled_warning), pytest.raises(
+            ValueError, match=r"reg_image000012.bmp: not a readable image .*1 of 6 unreadable"):
+        load_me_dataset("smic", data_dir=root, cache_dir=tmp_path / "cache", apex_spotting="flow_magnitude")

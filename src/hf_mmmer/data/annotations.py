@@ -79,7 +79,8 @@ def require_filled(table: pd.DataFrame, columns, where, place=csv_line) -> None:
 
 
 def read_csv_table(path: Path) -> pd.DataFrame:
-    """A CSV table with every cell as text, surrounding spaces stripped (spreadsheet exports add them).
+    """A CSV table with every cell as text, surrounding spaces stripped (spreadsheet exports add them), and rows
+    of empty cells dropped (an export's trailing `,,,,`); the index stays the row's (`csv_line`).
 
     An empty file, a header without rows or a file the CSV parser rejects is an error naming the file,
     never an empty dataset or a parser traceback.
@@ -91,17 +92,19 @@ def read_csv_table(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         reason = str(error).strip().splitlines()[-1]
         raise ValueError(f"{path} is not a readable CSV table ({reason})") from None
+    table = table.set_axis([str(name).strip() for name in table.columns], axis=1).map(str.strip)
+    table = table[(table != "").any(axis=1)]
     if table.empty:
         raise ValueError(f"{path} has a header line but no samples")
-    return table.set_axis([str(name).strip() for name in table.columns], axis=1).map(str.strip)
+    return table
 
 
 def read_sheet(path: Path, columns: dict[str, str], header_first_cell: str, required=()) -> pd.DataFrame:
     """The table of the first sheet of `path` whose header row starts with `header_first_cell`.
 
     `columns` maps our column names to the sheet's; the result has ours, in that order. Rows that are
-    entirely empty are dropped (spreadsheets often end in a few); an empty cell of a `required` column
-    (ours) in any other row is an error naming the cell.
+    entirely empty (or spaces) are dropped (spreadsheets often end in a few); an empty cell of a `required`
+    column (ours) in any other row is an error naming the cell.
     """
     try:
         raw = pd.read_excel(path, header=None, dtype=object)
@@ -117,7 +120,8 @@ def read_sheet(path: Path, columns: dict[str, str], header_first_cell: str, requ
     header = header_rows[0]
     table = raw.loc[header + 1 :].set_axis([str(name).strip() for name in raw.loc[header]], axis=1)
     require_columns(table, columns.values(), path)
-    table = table[list(columns.values())].dropna(how="all")
+    table = table[list(columns.values())]
+    table = table.mask(table.map(lambda cell: isinstance(cell, str) and not cell.strip())).dropna(how="all")
     if table.empty:
         raise ValueError(f"{path}: no rows under the header row ({sheet_row(header)})")
     require_filled(table, [columns[name] for name in required], path, place=sheet_row)

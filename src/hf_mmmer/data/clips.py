@@ -130,11 +130,18 @@ def frame_layout(source: ClipSource, data_dir: Path, frames: str) -> FrameLayout
 
 
 def list_frames(clip_dir: Path, pattern: str) -> dict[int, str]:
-    """Frame number -> path of the frames in `clip_dir`, in frame order (empty if there is no folder)."""
+    """Frame number -> path of the frames in `clip_dir`, in frame order (empty if there is no folder); the
+    extension's case does not matter, and two files of one frame number are an error."""
     if not clip_dir.is_dir():
         return {}
-    regex = re.compile(pattern)
-    found = {int(match.group(1)): str(path) for path in clip_dir.iterdir() if (match := regex.fullmatch(path.name))}
+    regex = re.compile(pattern, re.IGNORECASE)  # copies made on some systems spell the extension .JPG or .BMP
+    found = {}
+    for path in sorted(clip_dir.iterdir()):
+        if match := regex.fullmatch(path.name):
+            number = int(match.group(1))
+            if number in found:
+                raise ValueError(f"{clip_dir}: frame {number} twice ({Path(found[number]).name}, {path.name})")
+            found[number] = str(path)
     return dict(sorted(found.items()))
 
 
@@ -142,7 +149,13 @@ def find_apex(paths: list[str], spotting: str) -> int:
     """Index into `paths` (onset first) of the apex, by `spotting` (see `APEX_SOURCES`)."""
     if spotting == "middle":
         return middle_frame(len(paths))  # without reading the frames
-    return spot_apex([cv2.imread(path, cv2.IMREAD_GRAYSCALE) for path in paths], strategy=spotting)
+    frames = [cv2.imread(path, cv2.IMREAD_GRAYSCALE) for path in paths]
+    unreadable = [path for path, frame in zip(paths, frames) if frame is None]
+    if unreadable:
+        raise ValueError(f"{unreadable[0]}: not a readable image (empty, damaged or not readable by this user); "
+                         f"spotting the apex of its clip reads every frame ({len(unreadable)} of {len(paths)} "
+                         "unreadable)")
+    return spot_apex(frames, strategy=spotting)
 
 
 def read_source(source: ClipSource, data_dir: Path, frames: str, annotation_file, emotion_map: dict):

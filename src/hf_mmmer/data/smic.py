@@ -18,11 +18,13 @@ Subject ids are zero-padded to `s01` and sample ids follow the MEGC2019 list (`s
 `non_micro` folders are not read.
 """
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
 from .annotations import CLIP, CLIP_DIR, normalize_id
+from .checks import AnnotationWarning, listing
 from .clips import ClipBuilder, ClipSource, FrameLayout, SourceConfig
 from .features import ACTION_UNITS, APEX_FRAME, EMOTION, OFFSET_FRAME, ONSET_FRAME, SUBJECT
 from .labels import COMPOSITE_MAPPING, THREE_CLASSES
@@ -32,14 +34,37 @@ MICRO_DIR = "micro"
 SUBJECT_PREFIX = "s"
 
 
+def is_archive_debris(clip_dir: Path) -> bool:
+    """A hidden folder on the way to `clip_dir` (`.ipynb_checkpoints`) or macOS's `__MACOSX` copy of the tree."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in clip_dir.parts[-4:])
+
+
+def misfiled(clip_dir: Path, subject: str) -> bool:
+    """Whether the clip's name (`s3_sur_01`) names another subject or class than its folders do."""
+    name_subject, _, rest = clip_dir.name.partition("_")
+    code = rest.split("_")[0]
+    class_code = {"negative": "ne", "positive": "po", "surprise": "sur"}.get(clip_dir.parent.name.strip().lower())
+    same_subject = name_subject.lower().startswith(SUBJECT_PREFIX) and name_subject[1:].isdigit() and (
+        int(name_subject[1:]) == int(subject[len(SUBJECT_PREFIX):]))
+    return not same_subject or (class_code is not None and code.lower() != class_code)
+
+
 def read_clip_folders(data_dir: Path, frames_root: Path, annotation_file: Path | None = None) -> pd.DataFrame:
-    """One row per clip folder `frames_root/<subject>/micro/<class>/<clip>`; the class is the emotion."""
-    clip_dirs = sorted(path for path in frames_root.glob(f"*/{MICRO_DIR}/*/*") if path.is_dir())
+    """One row per clip folder `frames_root/<subject>/micro/<class>/<clip>`; the class is the emotion. Hidden
+    folders and `__MACOSX` are not clips; a clip whose name says another subject or class than its folders is
+    reported (the folders decide)."""
+    clip_dirs = sorted(path for path in frames_root.glob(f"*/{MICRO_DIR}/*/*")
+                       if path.is_dir() and not is_archive_debris(path))
     if not clip_dirs:
         raise FileNotFoundError(f"{NAME}: no clip folders matching {frames_root}/*/{MICRO_DIR}/*/*")
-    rows = []
+    rows, contradicted = [], []
     for clip_dir in clip_dirs:
-        subject = normalize_id(clip_dir.parents[2].name, SUBJECT_PREFIX, 2)
+        try:
+            subject = normalize_id(clip_dir.parents[2].name, SUBJECT_PREFIX, 2)
+        except ValueError as error:
+            raise ValueError(f"{NAME}: {clip_dir.parents[2]}: {error}") from None
+        if misfiled(clip_dir, subject):
+            contradicted.append(str(clip_dir.relative_to(frames_root)))
         rows.append(
             {
                 SUBJECT: subject,
@@ -52,6 +77,9 @@ def read_clip_folders(data_dir: Path, frames_root: Path, annotation_file: Path |
                 CLIP_DIR: str(clip_dir),
             }
         )
+    if contradicted:
+        warnings.warn(f"{NAME}: {len(contradicted)} clip name(s) name another subject or class than their folders, "
+                      f"which decide: {listing(contradicted)}", AnnotationWarning)
     return pd.DataFrame(rows)
 
 
