@@ -348,3 +348,12 @@ def test_rows_of_blank_cells_are_dropped_in_sheets_and_csv_tables(tmp_path):
     with open(root / "samples.csv", "a") as table:
         table.write(",,,,,,\n , , ,,,,\n")
     assert len(load_me_dataset("precomputed", data_dir=root, cache_dir=tmp_path / "cache2")) == len(PRECOMPUTED_ROWS)
+
+
+def test_a_frame_cell_must_be_a_whole_number():
+    import pandas as pd
+
+    from hf_mmmer.data.annotations import frame_numbers
+
+    cells = pd.Series(["49.6", 49.0, "/", -1, " 12 ", 7.5, None, "50"], dtype=object)
+    assert frame_numbers(cells).tolist() == [pd.NA, 49, pd.NA, pd.NA, 12, pd.NA, pd.NA, 50]

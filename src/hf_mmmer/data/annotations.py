@@ -138,9 +138,10 @@ def normalize_id(value, prefix: str, width: int) -> str:
 
 
 def frame_numbers(cells: pd.Series) -> pd.Series:
-    """Frame numbers as nullable integers; a cell that is not a non-negative number is missing (`<NA>`)."""
+    """Frame numbers as nullable integers; a cell that is not a non-negative whole number is missing (`<NA>`):
+    a frame `49.6` is a typo or a time, not frame 50, so the caller handles it as not annotated."""
     numbers = pd.to_numeric(cells, errors="coerce")
-    return numbers.where(numbers >= 0).round().astype("Int64")
+    return numbers.where((numbers >= 0) & (numbers == numbers.round())).round().astype("Int64")
 
 
 def normalize_cells(table: pd.DataFrame) -> pd.DataFrame:
