@@ -148,6 +148,13 @@ def test_exported_space_runs_as_its_own_app(capsys, model_dir, frames, tmp_path,
             api_name="/classify_pair")
         assert scores["label"] in {"negative", "positive", "surprise"} and info.startswith(f"**{scores['label']}**")
         assert cv2.imread(heatmap).shape == (256, 512, 3)
+        not_an_image = tmp_path / "notes.png"
+        not_an_image.write_text("a text file with an image's name")
+        with pytest.raises(Exception, match="cannot identify image file .*notes.png"):
+            client.predict(handle_file(str(not_an_image)), handle_file(str(frames["apex"])), False, "motion",
+                           api_name="/classify_pair")
+        assert client.predict(handle_file(str(frames["onset"])), handle_file(str(frames["apex"])), False, "motion",
+                              api_name="/classify_pair")[0]["label"] == scores["label"]  # still serving
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)

@@ -29,8 +29,10 @@ from ..video_spotting import recognise, spot_video  # noqa: E402
 from ..visualization import HEATMAP_VIEWS, PANEL_SIZE, flow_to_color, heatmap_image  # noqa: E402
 
 TITLE = "hf-mmmer: micro-expression recognition"
-LAUNCH_OPTIONS = {"ssr_mode": False}
-"""Server-side rendering needs Node.js, which neither this package nor a Space needs for this page."""
+LAUNCH_OPTIONS = {"ssr_mode": False, "show_error": True}
+"""Server-side rendering needs Node.js, which neither this package nor a Space needs for this page. Errors
+are shown on the page: Gradio decodes an upload (a text file named .png) before the page's own checks run,
+and without `show_error` the visitor would see only that something failed."""
 
 
 
