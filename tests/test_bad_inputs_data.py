@@ -348,6 +348,12 @@ def test_rows_of_blank_cells_are_dropped_in_sheets_and_csv_tables(tmp_path):
     with open(root / "samples.csv", "a") as table:
         table.write(",,,,,,\n , , ,,,,\n")
     assert len(load_me_dataset("precomputed", data_dir=root, cache_dir=tmp_path / "cache2")) == len(PRECOMPUTED_ROWS)
+    lines = (root / "samples.csv").read_text().splitlines()
+    wrong = lines[2].split(",")
+    wrong[3] = str((int(wrong[3]) + 1) % 3)  # label disagrees with label_name on the second sample
+    (root / "samples.csv").write_text("\n".join([lines[0], lines[1], "", ",".join(wrong), *lines[3:]]) + "\n")
+    with pytest.raises(ValueError, match=rf"{wrong[1]}_{wrong[2]} \(line 4\)"):  # the empty line 3 counts
+        load_me_dataset("precomputed", data_dir=root, cache_dir=tmp_path / "cache3")
 
 
 def test_a_frame_cell_must_be_a_whole_number():
@@ -355,5 +361,5 @@ def test_a_frame_cell_must_be_a_whole_number():
 
     from hf_mmmer.data.annotations import frame_numbers
 
-    cells = pd.Series(["49.6", 49.0, "/", -1, " 12 ", 7.5, None, "50"], dtype=object)
-    assert frame_numbers(cells).tolist() == [pd.NA, 49, pd.NA, pd.NA, 12, pd.NA, pd.NA, 50]
+    cells = pd.Series(["49.6", 49.0, "/", -1, " 12 ", 7.5, None, "50", "inf", 1e30], dtype=object)
+    assert frame_numbers(cells).tolist() == [pd.NA, 49, pd.NA, pd.NA, 12, pd.NA, pd.NA, 50, pd.NA, pd.NA]

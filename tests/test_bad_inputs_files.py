@@ -376,6 +376,12 @@ def test_heatmap_never_writes_through_a_link_to_an_input_or_a_user_file(capsys, 
         assert not link.is_symlink() and link.read_bytes().startswith(b"\x89PNG")
     assert folder_state(frames) == before
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+    dangling, loop = tmp_path / "dangling.png", tmp_path / "loop.png"
+    dangling.symlink_to(tmp_path / "nowhere.png")
+    loop.symlink_to(loop)
+    for link in (dangling, loop):  # a link is the user's file, even one that leads nowhere
+        code, _, err = predict(capsys, model_dir, frames / "onset.png", frames / "apex.png", "--heatmap", link)
+        assert code == 1 and err.endswith("exists; pass --overwrite to replace it\n") and link.is_symlink()
 
 
 def test_heatmap_never_writes_into_an_input_folder(capsys, model_dir, frames):

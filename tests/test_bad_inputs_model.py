@@ -213,11 +213,24 @@ def test_an_edited_architecture_field_is_refused(saved, tmp_path):
         load_pipeline(directory)
 
 
-def test_a_class_count_edited_in_config_json_is_named_not_a_size_mismatch_traceback(saved, tmp_path):
+def test_a_class_count_edited_in_config_json_is_named_not_a_size_mismatch_traceback(saved, tmp_path, capsys):
     two_classes = {"id2label": {"0": "a", "1": "b"}, "label2id": {"a": 0, "b": 1}}
     directory = damaged_copy(saved, tmp_path, edit_config=lambda c: {**c, **two_classes})
     with pytest.raises(ValueError, match=r"does not describe its weights \(num_labels: 3 when saved, 2 now\)"):
         load_pipeline(directory)
+    from hf_mmmer.cli import main
+
+    capsys.readouterr()
+    assert main(["predict", "--model", str(directory), "--flow", str(tmp_path / "map.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "num_labels: 3 when saved, 2 now" in err  # no load report before it
+    # The same change passed to from_pretrained, as keyword arguments or as a config, is named alike.
+    two = {"id2label": {0: "a", 1: "b"}, "label2id": {"a": 0, "b": 1}}
+    with pytest.raises(ValueError, match=r"keyword arguments given\) does not describe its weights \(num_labels: 3"):
+        MMMERForMicroExpressionClassification.from_pretrained(saved, **two)
+    for config in (directory, MMMERConfig.from_pretrained(directory)):
+        with pytest.raises(ValueError, match=r"does not describe its weights \(num_labels: 3 when saved, 2 now\)"):
+            MMMERForMicroExpressionClassification.from_pretrained(saved, config=config)
 
 
 def test_a_processor_that_does_not_fit_the_model_names_preprocessor_config(saved, tmp_path):

@@ -104,3 +104,26 @@ def test_smic_folders_as_archives_and_copies_leave_them(tmp_path):
     with pytest.warns(AnnotationWarning, match=misfiled_warning), pytest.raises(
             ValueError, match=r"reg_image000012.bmp: not a readable image .*1 of 6 unreadable"):
         load_me_dataset("smic", data_dir=root, cache_dir=tmp_path / "cache", apex_spotting="flow_magnitude")
+
+
+def test_two_files_of_one_frame_number_are_an_error_and_case_does_not_matter(tmp_path):
+    from hf_mmmer.data.clips import list_frames
+
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for name in ("reg_img1.jpg", "reg_img2.JPG", "._reg_img3.jpg"):
+        (clip / name).write_bytes(b"")
+    assert list(list_frames(clip, r"reg_img(\d+)\.jpg")) == [1, 2]
+    (clip / "reg_img2.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"frame 2 twice \(reg_img2.JPG, reg_img2.jpg\)"):
+        list_frames(clip, r"reg_img(\d+)\.jpg")
+
+
+def test_the_cache_key_walks_linked_folders_once_and_ends_at_a_loop(tmp_path):
+    from hf_mmmer.data.loading import files_under
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.txt").write_text("x")
+    (tmp_path / "a" / "up").symlink_to(tmp_path / "a", target_is_directory=True)
+    (tmp_path / "b").symlink_to(tmp_path / "a", target_is_directory=True)
+    assert files_under(tmp_path) == [tmp_path / "a" / "x.txt"]

@@ -112,27 +112,37 @@ def test_builder_takes_the_sample_list_as_data(tmp_path):
     assert sorted(ds["sample_id"]) == ["s03_s03_sur_01", "sub01_EP02_01f"]
 
 
-def test_the_cache_follows_linked_and_absolute_source_folders(tmp_path):
-    """An edited sheet in a source folder reached through a symbolic link, or named by an absolute
-    `source_dirs` path, rebuilds the dataset instead of serving the old labels."""
+def test_the_cache_follows_linked_and_outside_source_folders(tmp_path):
+    """An edited sheet in a source folder reached through a symbolic link, or named by a `source_dirs` path
+    outside data_dir (absolute or `../`), rebuilds the dataset instead of serving the old labels."""
     from openpyxl import load_workbook
     from test_data_fixtures import CASME2_SHEET, casme2_tree
 
-    elsewhere = casme2_tree(tmp_path / "elsewhere" / "casme")
-    root = megc2019_tree(tmp_path / "megc")
-    shutil.rmtree(root / "CASME2")
-    (root / "CASME2").symlink_to(elsewhere, target_is_directory=True)
     sample_list = tmp_path / "mine.txt"
     sample_list.write_text("sub01_EP02_01f\ns03_s03_sur_01\n")
 
-    def label_of_the_casme_sample(**options):
-        ds = load_me_dataset("megc2019", data_dir=root, cache_dir=tmp_path / "cache", sample_list=str(sample_list),
+    def label_of_the_casme_sample(root, cache, **options):
+        ds = load_me_dataset("megc2019", data_dir=root, cache_dir=tmp_path / cache, sample_list=str(sample_list),
                              **options)
         return ds.features["label"].names[ds["label"][ds["sample_id"].index("sub01_EP02_01f")]]
 
-    absolute = {"casme2": str(elsewhere), "smic": "SMIC", "samm": "SAMM"}
-    assert label_of_the_casme_sample() == label_of_the_casme_sample(source_dirs=absolute) == "positive"
-    workbook = load_workbook(elsewhere / CASME2_SHEET)
-    workbook.active["I2"] = "disgust"  # the first row's emotion: happiness before
-    workbook.save(elsewhere / CASME2_SHEET)
-    assert label_of_the_casme_sample() == label_of_the_casme_sample(source_dirs=absolute) == "negative"
+    def relabel(casme):
+        workbook = load_workbook(casme / CASME2_SHEET)
+        workbook.active["I2"] = "disgust" if workbook.active["I2"].value == "happiness" else "happiness"
+        workbook.save(casme / CASME2_SHEET)
+
+    linked, elsewhere = casme2_tree(tmp_path / "linked" / "casme"), casme2_tree(tmp_path / "elsewhere" / "casme")
+    root = megc2019_tree(tmp_path / "megc")
+    shutil.rmtree(root / "CASME2")
+    (root / "CASME2").symlink_to(linked, target_is_directory=True)
+    outside = [{"casme2": str(elsewhere), "smic": "SMIC", "samm": "SAMM"},
+               {"casme2": "../elsewhere/casme", "smic": "SMIC", "samm": "SAMM"}]
+    assert label_of_the_casme_sample(root, "a") == "positive"
+    assert [label_of_the_casme_sample(root, f"b{i}", source_dirs=dirs) for i, dirs in enumerate(outside)] == [
+        "positive", "positive"]
+    relabel(elsewhere)  # nothing under data_dir changes: only the outside folders tell
+    assert [label_of_the_casme_sample(root, f"b{i}", source_dirs=dirs) for i, dirs in enumerate(outside)] == [
+        "negative", "negative"]
+    assert label_of_the_casme_sample(root, "a") == "positive"
+    relabel(linked)
+    assert label_of_the_casme_sample(root, "a") == "negative"  # the first row's emotion: happiness before

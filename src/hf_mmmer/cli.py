@@ -74,12 +74,13 @@ def check_image_output(option: str, path, inputs, overwrite: bool):
         raise ValueError(f"{option} {path} must name a .png file")
     if target.is_dir():
         raise IsADirectoryError(f"{option} {path} is a folder; name a .png file")
+    resolved = Path(os.path.realpath(target))  # a link loop resolves as far as it goes, with no error
     for given in filter(None, inputs):
-        source = Path(given).resolve()
+        source = Path(os.path.realpath(given))
         same_file = target.exists() and Path(given).exists() and os.path.samefile(target, given)
-        if same_file or target.resolve() == source or source in target.resolve().parents:
+        if same_file or resolved == source or source in resolved.parents:
             raise FileExistsError(f"{option} {path} would write over or into the input {given}; name another file")
-    if target.exists() and not overwrite:
+    if os.path.lexists(target) and not overwrite:  # a link, even a dangling one, is the user's
         raise FileExistsError(f"{option} {path} exists; pass --overwrite to replace it")
     if not target.parent.is_dir():
         raise FileNotFoundError(f"{option} {path}: no such folder {target.parent}")
@@ -359,6 +360,8 @@ def main(argv=None) -> int:
     parser = build_command_parser()
     args = parser.parse_args(argv)
     transformers_logging.disable_progress_bar()  # a weight-loading bar on every call is noise in a command's output
+    # transformers' load report (a table of mismatched tensors) would precede the command's own one-line error.
+    transformers_logging.set_verbosity_error()
     if args.num_threads is not None:
         torch.set_num_threads(args.num_threads)
     return exit_status(f"{PROG} {args.command}", args.run, args, parser)

@@ -451,21 +451,32 @@ class MMMERPreTrainedModel(PreTrainedModel):
         except RuntimeError as error:
             if "ignore_mismatched_sizes" not in str(error):
                 raise
-            # Tensor shapes differ from the config's: name the edited fields when the save recorded them.
+            # Tensor shapes differ from the config's: name the changed fields when the save recorded them.
             weights = _saved_weights_file(source, location)
             if weights is not None:
-                _check_architecture(weights, kwargs.get("config") or cls.config_class.from_pretrained(
-                    source, local_files_only=True, **location))
+                _check_architecture(weights, cls._config_in_use(source, location, kwargs))
             raise ValueError(
-                f"{os.fspath(source)}: the config does not describe the tensors in {SAFE_WEIGHTS_NAME} (their shapes "
-                "differ); restore the saved config.json, or pass ignore_mismatched_sizes=True to start the "
-                "mismatched layers afresh."
+                f"{os.fspath(source)}: the config (config.json, or the config or keyword arguments given) does not "
+                f"describe the tensors in {SAFE_WEIGHTS_NAME} (their shapes differ); restore the saved values, or "
+                "pass ignore_mismatched_sizes=True to start the mismatched layers afresh."
             ) from error
         model.loading_info = info
         weights = _saved_weights_file(source, location)
         if weights is not None:
             _check_architecture(weights, model.config)
         return (model, info) if wants_info else model
+
+    @classmethod
+    def _config_in_use(cls, source, location: dict, kwargs: dict):
+        """The config a `from_pretrained(source, **kwargs)` call builds: the `config` given, or the one read from
+        `config` (a path) or `source`, with the keyword arguments that are config fields applied."""
+        config = kwargs.get("config")
+        if isinstance(config, cls.config_class):
+            return config
+        overrides = {key: value for key, value in kwargs.items() if key not in ("config", *location)}
+        config, _ = cls.config_class.from_pretrained(config or source, return_unused_kwargs=True, local_files_only=True,
+                                                     **location, **overrides)
+        return config
 
     def check_ready_for_inference(self):
         """Raise `ValueError` naming the checkpoint when a loaded model lacks tensors (they would be random) or
@@ -564,8 +575,8 @@ def _check_architecture(weights_file: str, config) -> None:
     if changed:
         details = ", ".join(f"{key}: {old!r} when saved, {new!r} now" for key, (old, new) in changed.items())
         raise ValueError(
-            f"config.json next to {weights_file} does not describe its weights ({details}); the weights would compute "
-            "something else. Restore the saved values."
+            f"the config (config.json next to {weights_file}, or the config or keyword arguments given) does not "
+            f"describe its weights ({details}); the weights would compute something else. Restore the saved values."
         )
 
 

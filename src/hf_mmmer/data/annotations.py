@@ -86,7 +86,7 @@ def read_csv_table(path: Path) -> pd.DataFrame:
     never an empty dataset or a parser traceback.
     """
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, skip_blank_lines=False)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path} is empty; expected a header line and one line per sample") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -141,7 +141,8 @@ def frame_numbers(cells: pd.Series) -> pd.Series:
     """Frame numbers as nullable integers; a cell that is not a non-negative whole number is missing (`<NA>`):
     a frame `49.6` is a typo or a time, not frame 50, so the caller handles it as not annotated."""
     numbers = pd.to_numeric(cells, errors="coerce")
-    return numbers.where((numbers >= 0) & (numbers == numbers.round())).round().astype("Int64")
+    frames = (numbers >= 0) & (numbers < 2**31) & (numbers == numbers.round())  # inf and 1e30 are not frames
+    return numbers.where(frames).round().astype("Int64")
 
 
 def normalize_cells(table: pd.DataFrame) -> pd.DataFrame:

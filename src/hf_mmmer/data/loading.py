@@ -95,6 +95,17 @@ def files_under(root: Path) -> list[Path]:
     return files
 
 
+def folders_outside(data_dir, builder_kwargs: dict) -> list[str]:
+    """megc2019's `source_dirs` (relative to `data_dir`, or absolute) that do not lie under `data_dir` by their
+    names, which the cache key must cover too (those under it are walked with it)."""
+    if data_dir is None:
+        return []
+    root = os.path.abspath(data_dir)
+    folders = [os.path.normpath(os.path.join(root, os.fspath(path)))
+               for path in (builder_kwargs.get("source_dirs") or {}).values() if isinstance(path, (str, os.PathLike))]
+    return [folder for folder in folders if os.path.commonpath([root, folder]) != root]
+
+
 def fingerprint(builder: type, paths) -> str:
     """A hash of the builder's code and of every file (path, size, mtime; a linked file's own) under `paths`."""
     digest = hashlib.sha256()
@@ -131,9 +142,8 @@ def load_me_dataset(
     """
     builder_type = builder_class(str(name))
     check_arguments(builder_type, builder_kwargs)
-    source_dirs = (builder_kwargs.get("source_dirs") or {}).values()  # megc2019's; relative ones lie in data_dir
     paths = [data_dir, *(builder_kwargs.get(name) for name in PATH_ARGUMENTS),
-             *(path for path in source_dirs if isinstance(path, (str, os.PathLike)) and os.path.isabs(path))]
+             *folders_outside(data_dir, builder_kwargs)]
     data_paths = [path for path in paths if path is not None and os.path.exists(path)]
     builder = builder_type(
         config_name=config,
