@@ -384,6 +384,14 @@ def test_heatmap_never_writes_through_a_link_to_an_input_or_a_user_file(capsys, 
         assert code == 1 and err.endswith("exists; pass --overwrite to replace it\n") and link.is_symlink()
 
 
+def test_heatmap_in_a_folder_it_cannot_write_is_refused_before_the_model_runs(capsys, monkeypatch, frames, tmp_path):
+    monkeypatch.setattr("hf_mmmer.cli.os.access", lambda path, mode: False)  # as a non-root user in a read-only folder
+    monkeypatch.setattr("hf_mmmer.cli.load_pipeline", lambda model: pytest.fail("the model was loaded"))
+    code, _, err = predict(capsys, "model", frames / "onset.png", frames / "apex.png", "--heatmap", tmp_path / "h.png")
+    heatmap = tmp_path / "h.png"
+    assert code == 1 and err == f"hf-mmmer predict: error: --heatmap {heatmap}: the folder {tmp_path} is not writable\n"
+
+
 def test_heatmap_never_writes_into_an_input_folder(capsys, model_dir, frames):
     before = folder_state(frames)
     code = command(["predict", "--model", str(model_dir), str(frames), "--heatmap", str(frames / "heat.png")])

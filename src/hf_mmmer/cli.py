@@ -84,6 +84,8 @@ def check_image_output(option: str, path, inputs, overwrite: bool):
         raise FileExistsError(f"{option} {path} exists; pass --overwrite to replace it")
     if not target.parent.is_dir():
         raise FileNotFoundError(f"{option} {path}: no such folder {target.parent}")
+    if not os.access(target.parent, os.W_OK | os.X_OK):  # said now, not after the model has run
+        raise PermissionError(f"{option} {path}: the folder {target.parent} is not writable")
 
 
 def non_finite_fields(value, path: str = "") -> list:

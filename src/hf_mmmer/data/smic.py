@@ -44,7 +44,7 @@ def misfiled(clip_dir: Path, subject: str) -> bool:
     name_subject, _, rest = clip_dir.name.partition("_")
     code = rest.split("_")[0]
     class_code = {"negative": "ne", "positive": "po", "surprise": "sur"}.get(clip_dir.parent.name.strip().lower())
-    same_subject = name_subject.lower().startswith(SUBJECT_PREFIX) and name_subject[1:].isdigit() and (
+    same_subject = name_subject.lower().startswith(SUBJECT_PREFIX) and name_subject[1:].isdecimal() and (
         int(name_subject[1:]) == int(subject[len(SUBJECT_PREFIX):]))
     return not same_subject or (class_code is not None and code.lower() != class_code)
 

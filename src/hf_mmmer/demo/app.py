@@ -32,7 +32,8 @@ TITLE = "hf-mmmer: micro-expression recognition"
 LAUNCH_OPTIONS = {"ssr_mode": False, "show_error": True}
 """Server-side rendering needs Node.js, which neither this package nor a Space needs for this page. Errors
 are shown on the page: Gradio decodes an upload (a text file named .png) before the page's own checks run,
-and without `show_error` the visitor would see only that something failed."""
+and without `show_error` the visitor would see only that something failed. The price: an unexpected error's
+text (a server path, say) reaches the visitor too, on a public Space or with `--host 0.0.0.0` as well."""
 
 
 
