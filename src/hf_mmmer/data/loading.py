@@ -42,7 +42,7 @@ CACHE_ENV = "HF_MMMER_DATASETS_CACHE"
 """Environment variable that moves the default cache (default: `~/.cache/hf_mmmer/datasets`)."""
 PATH_ARGUMENTS = ("sample_list", "annotation_file")
 """Builder arguments that name files whose content, like data_dir's, is part of the cache key (as are the
-absolute folders of megc2019's `source_dirs`)."""
+folders of megc2019's `source_dirs` that lie outside data_dir, `folders_outside`)."""
 CODE_FILES = sorted(Path(__file__).parent.glob("*.py")) + [
     Path(__file__).parent / "megc2019_samples.txt",
     Path(__file__).parents[1] / "optical_flow.py",  # apex spotting results depend on these two
