@@ -16,7 +16,8 @@ def rows_by_id(dataset):
 @pytest.mark.parametrize("config", ["3class", "5class"])
 def test_casme2_counts_features_and_quirks(tmp_path, config):
     with pytest.warns(AnnotationWarning) as caught:
-        ds = load_me_dataset("casme2", data_dir=casme2_tree(tmp_path / "casme2"), config=config, cache_dir=tmp_path)
+        ds = load_me_dataset("casme2", data_dir=casme2_tree(tmp_path / "casme2"), config=config,
+                             cache_dir=tmp_path / "cache")
     assert len(ds) == CASME2_COUNTS[config]
     assert CLIP_COLUMNS <= set(ds.column_names)
     if config == "3class":
@@ -37,6 +38,11 @@ def test_casme2_counts_features_and_quirks(tmp_path, config):
     messages = " | ".join(str(w.message) for w in caught)
     for kind in ("apex not annotated", "apex equals onset", "offset past the frames on disk"):
         assert f"1 sample fixed ({kind})" in messages
+    with pytest.warns(AnnotationWarning) as again:  # from the cache: the same notes, said again
+        load_me_dataset("casme2", data_dir=tmp_path / "casme2", config=config, cache_dir=tmp_path / "cache")
+    annotation_notes = lambda warned: sorted(  # noqa: E731
+        str(w.message) for w in warned if issubclass(w.category, AnnotationWarning))
+    assert annotation_notes(again) == annotation_notes(caught)
 
 
 def test_casme2_raw_frames_and_frame_choice(tmp_path):

@@ -16,12 +16,15 @@ import dataclasses
 import hashlib
 import importlib.util
 import inspect
+import json
 import os
+import warnings
 from pathlib import Path
 
 import datasets
 
 from .casme2 import Casme2
+from .checks import AnnotationWarning
 from .megc2019 import Megc2019
 from .megc2019_maps import Megc2019Maps
 from .precomputed import Precomputed
@@ -38,6 +41,8 @@ BUILDERS = {
     "precomputed": Precomputed,
     "synthetic": Synthetic,
 }
+NOTES_FILE = "annotation_warnings.json"
+"""Beside a cached dataset: the `AnnotationWarning`s its build gave (`prepare_with_notes`)."""
 CACHE_ENV = "HF_MMMER_DATASETS_CACHE"
 """Environment variable that moves the default cache (default: `~/.cache/hf_mmmer/datasets`)."""
 PATH_ARGUMENTS = ("sample_list", "annotation_file")
@@ -118,6 +123,28 @@ def fingerprint(builder: type, paths) -> str:
     return digest.hexdigest()[:16]
 
 
+def prepare_with_notes(builder: datasets.DatasetBuilder):
+    """`builder.download_and_prepare()`, its `AnnotationWarning`s (the data's quirks and what was done about
+    them) kept beside the cached dataset and given again when the cache is reused, so a second run of a
+    script says what the first said. Other warnings pass through as they came."""
+    cached = os.path.isdir(builder.cache_dir)
+    caught = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AnnotationWarning)
+            builder.download_and_prepare()
+    finally:  # a build that stops still says what it found first
+        for warned in caught:
+            warnings.warn_explicit(warned.message, warned.category, warned.filename, warned.lineno)
+    notes = Path(builder.cache_dir) / NOTES_FILE
+    if not cached:
+        notes.write_text(json.dumps([str(warned.message) for warned in caught
+                                     if issubclass(warned.category, AnnotationWarning)], indent=1))
+    elif notes.is_file():
+        for message in json.loads(notes.read_text()):
+            warnings.warn(message, AnnotationWarning, stacklevel=3)
+
+
 def load_me_dataset(
     name: str,
     data_dir: str | os.PathLike | None = None,
@@ -152,7 +179,7 @@ def load_me_dataset(
         hash=fingerprint(builder_type, data_paths),
         **builder_kwargs,
     )
-    builder.download_and_prepare()
+    prepare_with_notes(builder)
     dataset = builder.as_dataset(split=split)
     if split is None and list(dataset) == [datasets.Split.TRAIN]:
         return dataset[datasets.Split.TRAIN]
