@@ -114,7 +114,7 @@ def test_samples_csv_paths_that_do_not_exist(tmp_path):
 
 def test_precomputed_csv_problems_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="expected samples.csv in"):
-        load_me_dataset("precomputed", data_dir=tmp_path, cache_dir=tmp_path)
+        load_me_dataset("precomputed", data_dir=tmp_path, cache_dir=tmp_path.parent / f"{tmp_path.name}-cache")
     renamed = precomputed_tree(tmp_path / "renamed", header=PRECOMPUTED_HEADER.replace("label_name", "class"))
     with pytest.raises(ValueError, match=r"missing columns \['label_name'\]"):
         load_me_dataset("precomputed", data_dir=renamed, cache_dir=tmp_path)
@@ -204,8 +204,10 @@ def test_sheet_without_rows_or_with_empty_key_cells_is_named(tmp_path, rows, mes
 
 def test_empty_sample_list_and_all_samples_skipped_are_named(tmp_path):
     (tmp_path / "list.txt").write_text("\n")
+    (tmp_path / "megc").mkdir()
     with pytest.raises(ValueError, match=r"list\.txt: no sample ids"):
-        load_me_dataset("megc2019", data_dir=tmp_path, cache_dir=tmp_path / "cache", sample_list=tmp_path / "list.txt")
+        load_me_dataset("megc2019", data_dir=tmp_path / "megc", cache_dir=tmp_path / "cache",
+                        sample_list=tmp_path / "list.txt")
     data_dir = precomputed_tree(tmp_path / "pre", rows=PRECOMPUTED_ROWS[:2], write_images=False)
     with pytest.warns(AnnotationWarning, match="skipped 2 samples"), \
             pytest.raises(ValueError, match="precomputed: no samples in"):
@@ -363,3 +365,13 @@ def test_a_frame_cell_must_be_a_whole_number():
 
     cells = pd.Series(["49.6", 49.0, "/", -1, " 12 ", 7.5, None, "50", "inf", 1e30], dtype=object)
     assert frame_numbers(cells).tolist() == [pd.NA, 49, pd.NA, pd.NA, 12, pd.NA, pd.NA, 50, pd.NA, pd.NA]
+
+
+def test_a_cache_inside_the_data_folder_is_refused_before_anything_is_written(tmp_path):
+    """datasets writes its cache to cache_dir/<dataset name>/: with the data in cache_dir/casme2, inside it."""
+    root = casme2_tree(tmp_path / "casme2", rows=GOOD_ROWS)
+    before = sorted(path.relative_to(root) for path in root.rglob("*"))
+    for cache in (tmp_path, root):
+        with pytest.raises(ValueError, match=rf"cache_dir {cache} would put the dataset cache .* inside data_dir"):
+            load_me_dataset("casme2", data_dir=root, cache_dir=cache)
+    assert sorted(path.relative_to(root) for path in root.rglob("*")) == before

@@ -48,17 +48,17 @@ def test_casme2_counts_features_and_quirks(tmp_path, config):
 def test_casme2_raw_frames_and_frame_choice(tmp_path):
     data_dir = casme2_tree(tmp_path / "casme2", frames_root="CASME2_RAW_selected")
     with pytest.warns(AnnotationWarning):
-        ds = load_me_dataset("casme2", data_dir=data_dir, cache_dir=tmp_path, apex_spotting="middle")
+        ds = load_me_dataset("casme2", data_dir=data_dir, cache_dir=tmp_path / "cache", apex_spotting="middle")
     assert ds[0]["frames"][0].endswith("CASME2_RAW_selected/sub01/EP02_01f/img46.jpg")
     assert set(ds["apex_source"]) == {"annotated", "middle"}
     with pytest.raises(FileNotFoundError, match="Cropped/"):
-        load_me_dataset("casme2", data_dir=data_dir, cache_dir=tmp_path, frames="cropped")
+        load_me_dataset("casme2", data_dir=data_dir, cache_dir=tmp_path / "cache", frames="cropped")
 
 
 @pytest.mark.parametrize("config", ["3class", "5class"])
 def test_samm_counts_preamble_and_apex(tmp_path, config):
     with pytest.warns(AnnotationWarning, match=r"samm: 1 sample fixed \(apex not annotated\): 011_011_2_1"):
-        ds = load_me_dataset("samm", data_dir=samm_tree(tmp_path / "samm"), config=config, cache_dir=tmp_path)
+        ds = load_me_dataset("samm", data_dir=samm_tree(tmp_path / "samm"), config=config, cache_dir=tmp_path / "cache")
     assert len(ds) == SAMM_COUNTS[config]
     rows = rows_by_id(ds)
     assert rows["006_006_1_2"]["subject"] == "006"
@@ -68,7 +68,7 @@ def test_samm_counts_preamble_and_apex(tmp_path, config):
 
 
 def test_smic_folders_middle_apex_and_ids(tmp_path):
-    ds = load_me_dataset("smic", data_dir=smic_tree(tmp_path / "smic"), cache_dir=tmp_path)
+    ds = load_me_dataset("smic", data_dir=smic_tree(tmp_path / "smic"), cache_dir=tmp_path / "cache")
     assert len(ds) == len(SMIC_CLIPS)  # non_micro is not read
     rows = rows_by_id(ds)
     assert set(rows) == {"s01_s01_ne_01", "s01_s01_po_01", "s03_s03_sur_01", "s20_s20_ne_02"}
@@ -79,7 +79,7 @@ def test_smic_folders_middle_apex_and_ids(tmp_path):
 
 
 def test_smic_flow_spotting_option(tmp_path):
-    ds = load_me_dataset("smic", data_dir=smic_tree(tmp_path / "smic"), cache_dir=tmp_path,
+    ds = load_me_dataset("smic", data_dir=smic_tree(tmp_path / "smic"), cache_dir=tmp_path / "cache",
                          apex_spotting="flow_magnitude")
     assert set(ds["apex_source"]) == {"spotted"}
     for row in rows_by_id(ds).values():

@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import datasets
+from datasets.naming import camelcase_to_snakecase
 
 from .casme2 import Casme2
 from .checks import AnnotationWarning
@@ -100,6 +101,12 @@ def files_under(root: Path) -> list[Path]:
     return files
 
 
+def is_within(path, folder) -> bool:
+    """Whether `path` is `folder` or lies under it (by real paths)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
 def folders_outside(data_dir, builder_kwargs: dict) -> list[str]:
     """megc2019's `source_dirs` (relative to `data_dir`, or absolute) that do not lie under `data_dir` by their
     names, which the cache key must cover too (those under it are walked with it)."""
@@ -172,10 +179,16 @@ def load_me_dataset(
     paths = [data_dir, *(builder_kwargs.get(name) for name in PATH_ARGUMENTS),
              *folders_outside(data_dir, builder_kwargs)]
     data_paths = [path for path in paths if path is not None and os.path.exists(path)]
+    cache_dir = str(cache_dir or default_cache_dir())
+    # datasets writes lock files to cache_dir and the dataset to cache_dir/<name>/, named as it names builders.
+    dataset_cache = os.path.join(cache_dir, camelcase_to_snakecase(builder_type.__name__))
+    if data_dir is not None and any(is_within(path, data_dir) for path in (cache_dir, dataset_cache)):
+        raise ValueError(f"cache_dir {cache_dir} would put the dataset cache ({dataset_cache}) inside data_dir "
+                         f"{data_dir}: the data folder is never written into; choose a cache_dir outside it")
     builder = builder_type(
         config_name=config,
         data_dir=None if data_dir is None else str(data_dir),
-        cache_dir=str(cache_dir or default_cache_dir()),
+        cache_dir=cache_dir,
         hash=fingerprint(builder_type, data_paths),
         **builder_kwargs,
     )
