@@ -108,14 +108,13 @@ def is_within(path, folder) -> bool:
 
 
 def folders_outside(data_dir, builder_kwargs: dict) -> list[str]:
-    """megc2019's `source_dirs` (relative to `data_dir`, or absolute) that do not lie under `data_dir` by their
-    names, which the cache key must cover too (those under it are walked with it)."""
+    """megc2019's `source_dirs` (relative to `data_dir`, or absolute) that do not lie under `data_dir`, which the
+    cache key must cover too (those under it are walked with it; one linked from it is walked twice, harmlessly)."""
     if data_dir is None:
         return []
-    root = os.path.abspath(data_dir)
-    folders = [os.path.normpath(os.path.join(root, os.fspath(path)))
+    folders = [os.path.join(data_dir, os.fspath(path))
                for path in (builder_kwargs.get("source_dirs") or {}).values() if isinstance(path, (str, os.PathLike))]
-    return [folder for folder in folders if os.path.commonpath([root, folder]) != root]
+    return [folder for folder in folders if not is_within(folder, data_dir)]
 
 
 def fingerprint(builder: type, paths) -> str:
