@@ -133,3 +133,18 @@ def test_the_cache_key_walks_linked_folders_once_and_ends_at_a_loop(tmp_path):
     (tmp_path / "a" / "up").symlink_to(tmp_path / "a", target_is_directory=True)
     (tmp_path / "b").symlink_to(tmp_path / "a", target_is_directory=True)
     assert files_under(tmp_path) == [tmp_path / "a" / "x.txt"]
+
+
+def test_source_folders_outside_data_dir_are_named_for_the_cache_key(tmp_path):
+    """`source_dirs` under data_dir are walked with it; one outside it (absolute, `../`, or linked from inside
+    to elsewhere, by its real path) is added to what the cache key covers."""
+    from hf_mmmer.data.loading import folders_outside
+
+    root, elsewhere = tmp_path / "megc", tmp_path / "elsewhere"
+    (root / "SMIC").mkdir(parents=True)
+    elsewhere.mkdir()
+    (root / "CASME2").symlink_to(elsewhere, target_is_directory=True)
+    dirs = {"casme2": "CASME2", "smic": "SMIC", "samm": str(elsewhere), "other": "../elsewhere"}
+    assert folders_outside(root, {"source_dirs": dirs}) == [
+        str(root / "CASME2"), str(elsewhere), str(root / "../elsewhere")]
+    assert folders_outside(None, {"source_dirs": dirs}) == [] and folders_outside(root, {}) == []
