@@ -29,6 +29,7 @@ from transformers.utils import logging as transformers_logging
 from .errors import exit_status
 from .image_processing_mmmer import MMMERImageProcessor
 from .modeling_mmmer import MMMERForMicroExpressionClassification
+from .paths import is_within
 from .pipeline_mmmer import PROCESSOR_FILE, MicroExpressionClassificationPipeline
 from .spotting import APEX_SPOTTING
 from .visualization import HEATMAP_VIEWS, save_heatmap
@@ -74,11 +75,9 @@ def check_image_output(option: str, path, inputs, overwrite: bool):
         raise ValueError(f"{option} {path} must name a .png file")
     if target.is_dir():
         raise IsADirectoryError(f"{option} {path} is a folder; name a .png file")
-    resolved = Path(os.path.realpath(target))  # a link loop resolves as far as it goes, with no error
     for given in filter(None, inputs):
-        source = Path(os.path.realpath(given))
         same_file = target.exists() and Path(given).exists() and os.path.samefile(target, given)
-        if same_file or resolved == source or source in resolved.parents:
+        if same_file or is_within(target, given):
             raise FileExistsError(f"{option} {path} would write over or into the input {given}; name another file")
     if os.path.lexists(target) and not overwrite:  # a link, even a dangling one, is the user's
         raise FileExistsError(f"{option} {path} exists; pass --overwrite to replace it")

@@ -24,6 +24,7 @@ from pathlib import Path
 import datasets
 from datasets.naming import camelcase_to_snakecase
 
+from ..paths import is_within
 from .casme2 import Casme2
 from .checks import AnnotationWarning
 from .megc2019 import Megc2019
@@ -99,12 +100,6 @@ def files_under(root: Path) -> list[Path]:
         subfolders.sort()
         files.extend(path for path in (Path(folder) / name for name in sorted(names)) if path.is_file())
     return files
-
-
-def is_within(path, folder) -> bool:
-    """Whether `path` is `folder` or lies under it (by real paths)."""
-    path, folder = os.path.realpath(path), os.path.realpath(folder)
-    return os.path.commonpath([path, folder]) == folder
 
 
 def folders_outside(data_dir, builder_kwargs: dict) -> list[str]:

@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..cli import load_pipeline
+from ..paths import is_within
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 DISTRIBUTION = "hf-mmmer"
@@ -69,7 +70,7 @@ def export_space(model_dir, output_dir) -> Path:
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
         raise ValueError(f"{output_dir} exists and is not an empty folder; the Space is written only to a new or "
                          "empty one.")
-    if model_dir.resolve() in output_dir.resolve().parents or output_dir.resolve() == model_dir.resolve():
+    if is_within(output_dir, model_dir):
         raise ValueError(f"{output_dir} lies inside the model folder {model_dir}; the Space copies that folder, so "
                          "write it elsewhere.")
     config = load_pipeline(model_dir).model.config
