@@ -92,7 +92,8 @@ def files_under(root: Path) -> list[Path]:
         return [root]
     seen, files = set(), []
     for folder, subfolders, names in os.walk(root, followlinks=True):
-        identity = (os.stat(folder).st_dev, os.stat(folder).st_ino)
+        info = os.stat(folder)
+        identity = (info.st_dev, info.st_ino)
         if identity in seen:
             subfolders.clear()
             continue

@@ -32,6 +32,8 @@ from .labels import COMPOSITE_MAPPING, THREE_CLASSES
 NAME = "smic"
 MICRO_DIR = "micro"
 SUBJECT_PREFIX = "s"
+CLASS_CODES = {"negative": "ne", "positive": "po", "surprise": "sur"}
+"""How a clip's name spells its class folder (`s3_sur_01` lies in `surprise/`)."""
 
 
 def is_archive_debris(clip_dir: Path) -> bool:
@@ -43,7 +45,7 @@ def misfiled(clip_dir: Path, subject: str) -> bool:
     """Whether the clip's name (`s3_sur_01`) names another subject or class than its folders do."""
     name_subject, _, rest = clip_dir.name.partition("_")
     code = rest.split("_")[0]
-    class_code = {"negative": "ne", "positive": "po", "surprise": "sur"}.get(clip_dir.parent.name.strip().lower())
+    class_code = CLASS_CODES.get(clip_dir.parent.name.strip().lower())
     same_subject = name_subject.lower().startswith(SUBJECT_PREFIX) and name_subject[1:].isdecimal() and (
         int(name_subject[1:]) == int(subject[len(SUBJECT_PREFIX):]))
     return not same_subject or (class_code is not None and code.lower() != class_code)
