@@ -112,6 +112,27 @@ def test_samples_csv_paths_that_do_not_exist(tmp_path):
     assert len(ds) == 2
 
 
+def test_images_that_do_not_decode_are_named_before_the_build(tmp_path):
+    """`datasets` decodes an image column only when a sample is read; a damaged file must not wait until then."""
+    data_dir = precomputed_tree(tmp_path / "pre", rows=PRECOMPUTED_ROWS[:3])
+    flow = data_dir / "flow" / "casme2_sub01_EP02_01f.png"
+    flow.write_bytes(flow.read_bytes()[:60])  # a download cut short
+    (data_dir / "apex" / "casme2_sub01_EP19_05f.jpg").write_text("not a picture")
+    with pytest.raises(FileNotFoundError, match=r"2 samples with images that do not decode: sub01_EP02_01f \(flow "
+                                                r".*casme2_sub01_EP02_01f.png: .*\), sub01_EP19_05f \(apex .*jpg: "
+                                                r"cannot identify image file.*skip_missing=True"):
+        load_me_dataset("precomputed", data_dir=data_dir, cache_dir=tmp_path / "cache")
+    with pytest.warns(AnnotationWarning, match="skipped 2 samples with images that do not decode"):
+        ds = load_me_dataset("precomputed", data_dir=data_dir, cache_dir=tmp_path / "cache", skip_missing=True)
+    assert ds["sample_id"] == [f"{subject}_{sample}" for _, subject, sample, *_ in PRECOMPUTED_ROWS[2:3]]
+    assert ds[0]["flow"].size == (28, 28)
+
+    clips = casme2_tree(tmp_path / "casme2", rows=GOOD_ROWS)
+    (clips / "Cropped" / "sub02" / "EP01_11f" / "reg_img20.jpg").write_bytes(b"")  # its onset frame
+    with pytest.raises(FileNotFoundError, match=r"1 sample with images that do not decode: sub02_EP01_11f \(onset "):
+        load_casme2(tmp_path, clips)
+
+
 def test_precomputed_csv_problems_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="expected samples.csv in"):
         load_me_dataset("precomputed", data_dir=tmp_path, cache_dir=tmp_path.parent / f"{tmp_path.name}-cache")

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
+from PIL import Image
 
+from .checks import report_missing
 from .features import SAMPLE_ID, SOURCE_DATASET, SUBJECT
 from .loso import fold_key, held_out_split, select_subjects
 
@@ -19,8 +21,8 @@ class MEConfig(datasets.BuilderConfig):
     """Fields every micro-expression builder takes.
 
     Args:
-        skip_missing: skip (with a warning and a count) samples whose files are not on disk, instead of
-            stopping with a list of them.
+        skip_missing: skip (with a warning and a count) samples whose files are not on disk or whose images
+            cannot be decoded, instead of stopping with a list of them.
         test_subjects: fold keys (`"casme2/sub01"`) or unambiguous subject ids; when given, the builder
             has a `test` split with these subjects and a `train` split with all others.
     """
@@ -63,8 +65,33 @@ class MEBuilder(datasets.GeneratorBasedBuilder):
             raise FileNotFoundError(f"{self.name}: {found}. {self.manual_download_instructions or ''}".strip())
         return Path(data_dir)
 
+    def decodable(self, rows: list[dict]) -> list[dict]:
+        """`rows` without those whose image files do not decode, reported as `report_missing` does.
+
+        `datasets` keeps an image column as the file's path and decodes it only when a sample is read, so
+        a damaged file would pass the build and fail in the user's loop with a PIL error naming no sample.
+        Decoding each image once here costs a few milliseconds a file, and only when the cache is built.
+        """
+        columns = [name for name, feature in self.info.features.items() if isinstance(feature, datasets.Image)]
+        kept, damaged = [], []
+        for row in rows:
+            problems = []
+            for column in columns:
+                if isinstance(path := row[column], str):
+                    try:
+                        with Image.open(path) as image:
+                            image.load()
+                    except Exception as error:  # PIL's plugins raise OSError, SyntaxError, ValueError, ...
+                        problems.append(f"{column} {path}: {error}")
+            if problems:
+                damaged.append(f"{row[SAMPLE_ID]} ({'; '.join(problems)})")
+            else:
+                kept.append(row)
+        report_missing(damaged, self.config.skip_missing, self.name, problem="images that do not decode")
+        return kept
+
     def _split_generators(self, dl_manager):
-        rows = self._rows()
+        rows = self.decodable(self._rows())
         if not rows:  # e.g. every sample skipped; `datasets` would say 'Instruction "train" corresponds to no data'
             where = f" in {self.config.data_dir}" if self.config.data_dir else ""
             raise ValueError(f"{self.name}: no samples{where}")

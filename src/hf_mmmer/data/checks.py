@@ -48,17 +48,18 @@ def require_int(value, name: str, minimum: int = 1, where: str | None = None):
         raise ValueError(f"{f'{where}: ' if where else ''}{name} must be {wanted}, got {value!r}")
 
 
-def report_missing(missing: list[str], skip: bool, where: str):
-    """`missing`: one "sample: reason" line per sample whose files are not on disk."""
+def report_missing(missing: list[str], skip: bool, where: str, problem: str = "missing files"):
+    """`missing`: one "sample (reason)" line per sample whose files are not on disk (or, as `problem`
+    says, are there but unusable)."""
     if not missing:
         return
     if not skip:
         raise FileNotFoundError(
-            f"{where}: {count(len(missing), 'sample')} with missing files: {listing(missing)}. "
+            f"{where}: {count(len(missing), 'sample')} with {problem}: {listing(missing)}. "
             "Pass skip_missing=True to skip them."
         )
     warnings.warn(
-        f"{where}: skipped {count(len(missing), 'sample')} with missing files: {listing(missing)}", AnnotationWarning
+        f"{where}: skipped {count(len(missing), 'sample')} with {problem}: {listing(missing)}", AnnotationWarning
     )
 
 
