@@ -14,6 +14,12 @@ the processor and of the model forward at batch 1, their sum (the latency of one
 throughput at batch `--batch_size` (processor over the whole batch, then one forward pass).
 
     HF_HUB_OFFLINE=1 python benchmarks/inference.py [--repeats 30] [--batch_size 32] [--threads 1 2]
+
+With `--frame_sides`, it times instead the processor alone, once per size, on that pair scaled up to each
+side (one thread, with and without the face crop): the flow runs at the crop's own resolution, so this is
+what a very large upload costs (the demo page's `MAX_FRAME_PIXELS`).
+
+    HF_HUB_OFFLINE=1 python benchmarks/inference.py --frame_sides 1024 2048 4096 8192
 """
 
 import argparse
@@ -76,11 +82,30 @@ def measure(processor, model, sample: dict, threads: int, repeats: int, batch_si
             "throughput": batch_size / (batch_ms / 1000)}
 
 
+def large_frame_rows(config: MMMERConfig, sides: list[int]) -> list[str]:
+    """One processor call per side and crop setting on the face pair resized to `side` x `side`."""
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    rows = []
+    for side in sides:
+        pair = {key: cv2.resize(frame, (side, side), interpolation=cv2.INTER_LINEAR) for key, frame in face_pair().items()}
+        cells = []
+        for crop in (True, False):
+            processor = MMMERImageProcessor.from_config(config, do_crop_face=crop)
+            started = time.perf_counter()
+            encoded = processor(**pair)
+            cells.append(f"{time.perf_counter() - started:.2f} s ({encoded['face_crop'][0]})")
+        rows.append(f"| {side}x{side} | {side * side / 1e6:.1f} | {' | '.join(cells)} |")
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=30, help="timed runs per batch-1 measurement (median)")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--frame_sides", type=int, nargs="+", default=[],
+                        help="time the processor on the pair scaled to these sides instead (one run each)")
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -89,6 +114,14 @@ def main():
     parameters = sum(p.numel() for p in model.parameters())
     load_before = os.getloadavg()
     started = time.perf_counter()
+    if args.frame_sides:
+        rows = large_frame_rows(config, args.frame_sides)
+        print(f"OpenCV {cv2.__version__}, one thread; load average {load_before[0]:.2f} before, "
+              f"{os.getloadavg()[0]:.2f} after ({time.perf_counter() - started:.0f} s)\n")
+        print("| frame | megapixels | processor, face crop (crop made) | processor, no face crop |")
+        print("| --- | --- | --- | --- |")
+        print("\n".join(rows))
+        return
     rows = []
     for name, (processor, sample) in cases(config).items():
         for threads in args.threads:

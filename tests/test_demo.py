@@ -69,6 +69,26 @@ def test_page_errors_are_one_line_gradio_errors(model_dir, frames, tmp_path):
         functions["classify_video"](str(broken), False, "motion")
 
 
+def test_page_refuses_frames_over_its_pixel_limit_before_any_work(model_dir, tmp_path):
+    """Flow time grows with the pixels, so a public page has a limit; each frame and video is named."""
+    app = demo_app.build_app(model_dir, max_frame_pixels=100 * 100)
+    functions = {block.api_name: block.fn for block in app.fns.values()}
+    small, large = np.full((100, 100, 3), 128, np.uint8), np.full((90, 120, 3), 128, np.uint8)
+    with pytest.raises(gr.Error, match=r"apex: 120x90 pixels is more than this page takes \(10,000 pixels, 100x100\)"):
+        functions["classify_pair"](small, large, False, "motion")
+    scores = functions["classify_pair"](small, small, False, "motion")[0]  # at the limit: classified
+    assert sum(scores.values()) == pytest.approx(1, abs=1e-5)
+    video = tmp_path / "wide clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (120, 90))
+    for _ in range(3):
+        writer.write(large)
+    writer.release()
+    for name, arguments in (("classify_video", (False, "motion")), ("spot", (False,))):
+        with pytest.raises(gr.Error, match=r"the video's frames \(wide clip.avi\): 120x90 pixels is more than"):
+            functions[name](str(video), *arguments)
+    assert demo_app.LAUNCH_OPTIONS["max_file_size"]  # uploads are capped too
+
+
 @pytest.mark.slow
 def test_spotting_tab_spots_a_long_video_and_reports_errors_in_one_line(model_dir, tmp_path):
     """The tab runs what `hf-mmmer spot` runs (spot_video, recognise) with the page's model and draws the timeline."""

@@ -13,6 +13,7 @@ build_app("runs/demo/final_model").launch(**LAUNCH_OPTIONS)   # or: hf-mmmer dem
 """
 
 import functools
+import math
 from pathlib import Path
 
 import cv2
@@ -29,12 +30,19 @@ from ..video_spotting import recognise, spot_video  # noqa: E402
 from ..visualization import HEATMAP_VIEWS, PANEL_SIZE, flow_to_color, heatmap_image  # noqa: E402
 
 TITLE = "hf-mmmer: micro-expression recognition"
-LAUNCH_OPTIONS = {"ssr_mode": False, "show_error": True}
+LAUNCH_OPTIONS = {"ssr_mode": False, "show_error": True, "max_file_size": "200mb"}
 """Server-side rendering needs Node.js, which neither this package nor a Space needs for this page. Errors
 are shown on the page: Gradio decodes an upload (a text file named .png) before the page's own checks run,
 and without `show_error` the visitor would see only that something failed. The price: an unexpected error's
-text (a server path, say) reaches the visitor too, on a public Space or with `--host 0.0.0.0` as well."""
+text (a server path, say) reaches the visitor too, on a public Space or with `--host 0.0.0.0` as well.
+Uploads are capped so that one visitor cannot fill the server's disk (a minute of 1080p video is well under
+the cap)."""
 
+MAX_FRAME_PIXELS = 4096 * 4096
+"""The largest frame, or video frame, the page takes by default. The optical flow runs on the face crop at
+the frame's own resolution (on the whole frame when no face is found), so its time grows with the pixels:
+a very large upload would hold a shared server for minutes (`benchmarks/RESULTS.md`, "Inference latency").
+The pipeline and `hf-mmmer predict` take any size; a page on a bigger machine passes its own limit."""
 
 
 def analyse(classify, sample, crop_face: bool, view: str) -> tuple:
@@ -58,6 +66,27 @@ def analyse(classify, sample, crop_face: bool, view: str) -> tuple:
     return scores, face, flow_to_color(result["flow"]), heatmap_image(result, view), "; ".join(info) + "."
 
 
+def check_frame_size(name: str, height: int, width: int, max_pixels: int):
+    """Refuse a frame larger than `max_pixels`, naming it, its size and the way round the limit."""
+    if height * width > max_pixels:
+        side = math.isqrt(max_pixels)
+        raise ValueError(f"{name}: {width}x{height} pixels is more than this page takes ({max_pixels:,} pixels, "
+                         f"{side}x{side}); scale it down, or run `hf-mmmer predict`, which takes any size.")
+
+
+def check_video_size(path: str, max_pixels: int):
+    """`check_frame_size` for a video's frames, read from its header; a file OpenCV cannot open is left to
+    the pipeline, whose error says so."""
+    capture = cv2.VideoCapture(path)
+    try:
+        if capture.isOpened():
+            height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+            check_frame_size(f"the video's frames ({Path(path).name})", height, width, max_pixels)
+    finally:
+        capture.release()
+
+
 def _shown_to_user(callback):
     """Report the user's mistakes (no face, unreadable file, missing input) in the page, as one line."""
 
@@ -71,8 +100,9 @@ def _shown_to_user(callback):
     return wrapper
 
 
-def build_app(model_dir) -> "gr.Blocks":
-    """The demo page around the saved model in `model_dir` (loaded once; a wrong folder fails here, in one line)."""
+def build_app(model_dir, max_frame_pixels: int = MAX_FRAME_PIXELS) -> "gr.Blocks":
+    """The demo page around the saved model in `model_dir` (loaded once; a wrong folder fails here, in one
+    line). Frames and video frames over `max_frame_pixels` are refused (`MAX_FRAME_PIXELS` says why)."""
     model_dir = Path(model_dir)
     classify = load_pipeline(model_dir)
 
@@ -80,18 +110,22 @@ def build_app(model_dir) -> "gr.Blocks":
     def classify_pair(onset, apex, crop_face, view):
         if onset is None or apex is None:
             raise ValueError("Give both frames: the onset (neutral face) and the apex (the expression at its peak).")
+        for name, frame in (("onset", onset), ("apex", apex)):
+            check_frame_size(name, *frame.shape[:2], max_frame_pixels)
         return analyse(classify, {"onset": onset, "apex": apex}, crop_face, view)
 
     @_shown_to_user
     def classify_video(video, crop_face, view):
         if not video:
             raise ValueError("Upload a clip or record one with the webcam first.")
+        check_video_size(video, max_frame_pixels)
         return analyse(classify, {"video": video}, crop_face, view)
 
     @_shown_to_user
     def spot(video, crop_face):
         if not video:
             raise ValueError("Upload a long video first.")
+        check_video_size(video, max_frame_pixels)
         result = spot_video(video, do_crop_face=crop_face)
         entries = recognise(classify.model, classify.image_processor, video, result)
         rows = [[entry[key] for key in ("onset", "apex", "offset", "onset_time", "offset_time", "label", "score")]
