@@ -455,6 +455,16 @@ def test_a_port_outside_1_to_65535_is_a_usage_error(capsys, port):
     assert exit_info.value.code == 2 and "argument --port: must be" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("host, reason", [("192.0.2.1", "Cannot assign requested address"),  # not this machine's
+                                          ("a" * 70, "label too long")])
+def test_a_host_this_machine_cannot_serve_on_is_a_usage_error(capsys, host, reason):
+    """Checked before the model loads: Gradio would try a hundred ports and then blame the port."""
+    with pytest.raises(SystemExit) as exit_info:
+        command(["demo", "--model", "m", "--host", host])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"argument --host: cannot serve on '{host}'" in err and reason in err
+
+
 def test_a_model_folder_without_weights_is_one_line(capsys, tmp_path, model_dir):
     empty = tmp_path / "model"
     shutil.copytree(model_dir, empty)

@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -228,6 +229,19 @@ def port_number(text: str) -> int:
     return port
 
 
+def host_address(text: str) -> str:
+    """argparse type of an address to serve on: a name or IP this machine can listen on. The server would
+    otherwise fail on every port it tries and blame the port."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(text, 0, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.bind(address)
+    except (OSError, UnicodeError) as error:  # socket.gaierror is an OSError; UnicodeError: an over-long label
+        reason = getattr(error, "strerror", None) or error
+        raise argparse.ArgumentTypeError(f"cannot serve on {text!r}: {reason}") from None
+    return text
+
+
 def add_threads_argument(parser: argparse.ArgumentParser):
     parser.add_argument("--num_threads", type=positive_int,
                         help="torch threads (default: one per core); 1 is much faster on "
@@ -341,8 +355,8 @@ def build_command_parser() -> argparse.ArgumentParser:
     )
     demo_parser.add_argument("--model", required=True, help="saved model directory")
     demo_parser.add_argument("--port", type=port_number, help="port to serve on (default: Gradio's, 7860, or the next free)")
-    demo_parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1, this "
-                             "machine only; 0.0.0.0 for every network interface)")
+    demo_parser.add_argument("--host", type=host_address, default="127.0.0.1", help="address to serve on (default "
+                             "127.0.0.1, this machine only; 0.0.0.0 for every network interface)")
     demo_parser.add_argument("--export_space", metavar="OUT", help="write a Hugging Face Space folder (app.py, "
                              "requirements.txt, the model, README.md) to OUT, a new or empty folder, and exit")
     add_threads_argument(demo_parser)
