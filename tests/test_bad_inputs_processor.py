@@ -104,7 +104,8 @@ def test_frames_of_exactly_the_minimum_size_work(processor):
 
 
 def test_a_frame_below_the_minimum_is_named(processor, tmp_path):
-    with pytest.raises(ValueError, match=r"^onset\[1\] is 11x40 \(width x height\); every image needs at least 12 x 12"):
+    with pytest.raises(ValueError, match=r"^onset\[1\] is 11x40 \(width x height\); it needs at least 12 x 12 pixels "
+                                         r"\(optical flow cannot work on less\)"):
         processor(onset=[textured(), textured()[:40, :11]], apex=[textured(), textured()[:40, :11]])
     with pytest.raises(ValueError, match=r"^frames\[2\] is 8x8 .*at least 12 x 12"):
         processor(frames=[textured(), textured(), textured(size=8)])
@@ -181,6 +182,14 @@ def test_non_square_flow_image_is_refused_naming_the_file(processor, tmp_path):
     cv2.imwrite(str(tmp_path / "flow.png"), np.zeros((28, 32, 3), np.uint8))
     with pytest.raises(ValueError, match=r"^flow \(.*flow\.png\) is 32x28 .*must be square"):
         processor(flow=str(tmp_path / "flow.png"), apex=textured())
+
+
+def test_tiny_flow_image_is_refused_for_its_own_reason(processor, tmp_path):
+    """No flow is computed from a precomputed map, so the frames' reason would mislead."""
+    cv2.imwrite(str(tmp_path / "flow.png"), np.zeros((5, 5, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"^flow \(.*flow\.png\) is 5x5 .*at least 12 x 12 pixels \(a smaller map "
+                                         r"holds too little"):
+        processor(flow=str(tmp_path / "flow.png"))
 
 
 def test_one_channel_flow_image_in_a_batch_names_its_file(processor, tmp_path):

@@ -192,7 +192,8 @@ def load_flow_image(item: Any, name: str = "flow") -> np.ndarray:
             f"{name} is {array.shape[1]}x{array.shape[0]} (width x height); a precomputed flow image must be "
             "square (resizing it to the square model input would distort the motion)."
         )
-    check_frame_size(array, name)
+    check_frame_size(array, name, why="a smaller map holds too little of the face's motion to be resized to the "
+                     "model's input; the public maps are 28 x 28")
     return np.ascontiguousarray(_to_uint8(array, name))
 
 

@@ -20,12 +20,13 @@ MIN_FRAME_SIZE = 12
 """Smallest side, in pixels, of a frame: DIS optical flow fails inside OpenCV below it."""
 
 
-def check_frame_size(frame: np.ndarray, name: str = "frame") -> None:
-    """Raise a `ValueError` naming `name` when `frame` is smaller than `MIN_FRAME_SIZE` on a side."""
+def check_frame_size(frame: np.ndarray, name: str = "frame", why: str = "optical flow cannot work on less") -> None:
+    """Raise a `ValueError` naming `name` when `frame` is smaller than `MIN_FRAME_SIZE` on a side; `why` is
+    the reason the message gives (the default is the frames'; a flow map that is already computed has its own)."""
     if min(frame.shape[:2]) < MIN_FRAME_SIZE:
         raise ValueError(
-            f"{name} is {frame.shape[1]}x{frame.shape[0]} (width x height); every image needs at least "
-            f"{MIN_FRAME_SIZE} x {MIN_FRAME_SIZE} pixels (optical flow cannot work on less)."
+            f"{name} is {frame.shape[1]}x{frame.shape[0]} (width x height); it needs at least "
+            f"{MIN_FRAME_SIZE} x {MIN_FRAME_SIZE} pixels ({why})."
         )
 
 

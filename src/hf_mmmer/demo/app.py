@@ -66,7 +66,7 @@ def analyse(classify, sample, crop_face: bool, view: str) -> tuple:
     return scores, face, flow_to_color(result["flow"]), heatmap_image(result, view), "; ".join(info) + "."
 
 
-def check_frame_size(name: str, height: int, width: int, max_pixels: int):
+def check_upload_pixels(name: str, height: int, width: int, max_pixels: int):
     """Refuse a frame larger than `max_pixels`, naming it, its size and the way round the limit."""
     if height * width > max_pixels:
         side = math.isqrt(max_pixels)
@@ -74,15 +74,15 @@ def check_frame_size(name: str, height: int, width: int, max_pixels: int):
                          f"{side}x{side}); scale it down, or run `hf-mmmer predict`, which takes any size.")
 
 
-def check_video_size(path: str, max_pixels: int):
-    """`check_frame_size` for a video's frames, read from its header; a file OpenCV cannot open is left to
+def check_video_pixels(path: str, max_pixels: int):
+    """`check_upload_pixels` for a video's frames, read from its header; a file OpenCV cannot open is left to
     the pipeline, whose error says so."""
     capture = cv2.VideoCapture(path)
     try:
         if capture.isOpened():
             height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
             width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-            check_frame_size(f"the video's frames ({Path(path).name})", height, width, max_pixels)
+            check_upload_pixels(f"the video's frames ({Path(path).name})", height, width, max_pixels)
     finally:
         capture.release()
 
@@ -111,21 +111,21 @@ def build_app(model_dir, max_frame_pixels: int = MAX_FRAME_PIXELS) -> "gr.Blocks
         if onset is None or apex is None:
             raise ValueError("Give both frames: the onset (neutral face) and the apex (the expression at its peak).")
         for name, frame in (("onset", onset), ("apex", apex)):
-            check_frame_size(name, *frame.shape[:2], max_frame_pixels)
+            check_upload_pixels(name, *frame.shape[:2], max_frame_pixels)
         return analyse(classify, {"onset": onset, "apex": apex}, crop_face, view)
 
     @_shown_to_user
     def classify_video(video, crop_face, view):
         if not video:
             raise ValueError("Upload a clip or record one with the webcam first.")
-        check_video_size(video, max_frame_pixels)
+        check_video_pixels(video, max_frame_pixels)
         return analyse(classify, {"video": video}, crop_face, view)
 
     @_shown_to_user
     def spot(video, crop_face):
         if not video:
             raise ValueError("Upload a long video first.")
-        check_video_size(video, max_frame_pixels)
+        check_video_pixels(video, max_frame_pixels)
         result = spot_video(video, do_crop_face=crop_face)
         entries = recognise(classify.model, classify.image_processor, video, result)
         rows = [[entry[key] for key in ("onset", "apex", "offset", "onset_time", "offset_time", "label", "score")]
