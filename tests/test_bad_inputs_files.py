@@ -155,6 +155,7 @@ def test_a_file_that_appears_in_the_replaced_run_is_kept_and_named(tmp_path, cap
     (["--dataset", "synthetic", "--num_subjects", "0"], "synthetic: num_subjects must be a positive integer, got 0"),
     (["--dataset", "synthetic", "--samples_per_subject", "-2"], "synthetic: samples_per_subject must be a positive "
                                                                  "integer, got -2"),
+    (["--dataset", "synthetic"], "is given, but --dataset is synthetic, which is generated and reads no folder"),
 ])
 def test_bad_arguments_are_refused_before_any_data_is_read(tmp_path, monkeypatch, bad, message):
     monkeypatch.setattr(experiment, "load_dataset_for", lambda *a: pytest.fail("data were read"))

@@ -48,6 +48,9 @@ class DataArguments:
         # The builders name a bad --dataset or --data_dir themselves, but only once the run folder is placed.
         if self.dataset == "synthetic":
             SyntheticConfig(num_subjects=self.num_subjects, samples_per_subject=self.samples_per_subject).check_sizes()
+            if self.data_dir is not None:  # else a forgotten --dataset would train on generated clips, silently
+                raise ValueError(f"--data_dir {self.data_dir} is given, but --dataset is synthetic, which is generated "
+                                 f"and reads no folder; name the data's kind: --dataset {' | '.join(DATASETS[1:])}")
 
 
 PROTOCOLS = ("loso", "lodo", "holdout")
