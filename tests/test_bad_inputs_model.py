@@ -40,6 +40,11 @@ def model():
         (dict(id2label={0: "a", 1: "b"}, class_weights=[1.0, 1.0, 1.0]),
          r"class_weights has 3 entries but id2label names 2 classes"),
         (dict(hiden_size=8), r"MMMERConfig has no field\(s\) \['hiden_size'\].*known fields: .*'hidden_size'"),
+        (dict(id2label={0: "a", 2: "b", 5: "c"}), r"id2label must map the class indices 0..2, got the keys \[0, 2, 5\]"),
+        (dict(id2label={0: 1, 1: None}), r"id2label labels must be non-empty strings, got \[1, None\]"),
+        (dict(id2label={0: "a", 1: " "}), r"id2label labels must be non-empty strings, got \[' '\]"),
+        (dict(id2label={0: "a", 1: "a"}), r"id2label names two classes alike: \['a'\]"),
+        (dict(id2label={0: "a", 1: "b"}, label2id={"a": 1, "b": 0}), r"label2id .* is not the inverse of id2label"),
     ],
 )
 def test_config_refuses_a_bad_field_by_name(fields, message):
@@ -258,3 +263,45 @@ def test_transformers_pipeline_refuses_missing_tensors_in_a_fresh_process(saved,
         """
     )
     assert "model.safetensors lacks 1 tensor(s) the model needs (classifier.2.weight)" in out
+
+
+def test_auto_class_and_pipeline_name_what_is_wrong_with_a_saved_folder(saved, tmp_path, fresh_python):
+    """Through the saved code, as users load it: an architecture field edited in config.json (the Auto class
+    and the pipeline pass a config object and loading options, which must not be taken for config fields), a
+    bad value in preprocessor_config.json (the pipeline's loader swallows it and would call the file
+    missing), and a folder whose only weights are a pickle (never unpickled unless asked)."""
+    edited = damaged_copy(saved, tmp_path / "edited", edit_config=lambda c: {**c, "num_attention_heads": 4})
+    processor = damaged_copy(saved, tmp_path / "processor", edit_config=lambda c: {**c, "flow_method": "bogus"},
+                             file="preprocessor_config.json")
+    pickled = damaged_copy(saved, tmp_path / "pickled")
+    torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()
+    out = fresh_python(
+        f"""
+        from transformers import AutoModelForImageClassification, pipeline
+        for name, load in [
+            ("auto", lambda: AutoModelForImageClassification.from_pretrained({str(edited)!r}, trust_remote_code=True)),
+            ("pipeline", lambda: pipeline("micro-expression-classification", model={str(edited)!r},
+                                          trust_remote_code=True)),
+            ("processor", lambda: pipeline("micro-expression-classification", model={str(processor)!r},
+                                           trust_remote_code=True)),
+            ("pickle", lambda: AutoModelForImageClassification.from_pretrained({str(pickled)!r},
+                                                                                trust_remote_code=True)),
+        ]:
+            try:
+                load()
+                print(name, "loaded")
+            except (ValueError, OSError) as error:
+                print(name, str(error).splitlines()[-1] if name == "pipeline" else error)
+        model = AutoModelForImageClassification.from_pretrained({str(pickled)!r}, trust_remote_code=True,
+                                                                use_safetensors=False)
+        print("consented", type(model).__name__)
+        """
+    )
+    lines = dict(line.split(" ", 1) for line in out.strip().splitlines())
+    assert "does not describe its weights (num_attention_heads: 2 when saved, 4 now)" in lines["auto"]
+    assert "num_attention_heads: 2 when saved, 4 now" in out.split("pipeline", 1)[1]  # inside transformers' wrapper
+    assert lines["processor"].endswith("preprocessor_config.json: Unknown flow_method 'bogus'; available: "
+                                       "['dis', 'farneback', 'tvl1'].")
+    assert "holds pytorch_model.bin, a pickle, and no model.safetensors" in lines["pickle"]
+    assert lines["consented"] == "MMMERForMicroExpressionClassification"

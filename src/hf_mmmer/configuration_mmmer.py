@@ -210,6 +210,7 @@ class MMMERConfig(PretrainedConfig):
                     raise ValueError(f"{name} entry {p!r} must be a positive integer dividing {modality}_image_size={size}")
         if self.num_labels < 2:
             raise ValueError(f"id2label must name at least 2 classes, got {self.id2label!r}")
+        self.validate_labels()
         if self.class_weights is not None:
             if len(self.class_weights) != self.num_labels:
                 raise ValueError(
@@ -217,6 +218,23 @@ class MMMERConfig(PretrainedConfig):
                 )
             if not all(_is_number(w) and w >= 0 for w in self.class_weights):
                 raise ValueError(f"class_weights must be finite numbers >= 0, got {self.class_weights}")
+
+    def validate_labels(self):
+        """Refuse a label map that would name predictions wrongly: indices other than 0..num_labels-1 (a
+        prediction's name would be missing), labels that are not non-empty strings or that repeat (two
+        classes reported as one), or a label2id that does not invert id2label."""
+        indices = sorted(self.id2label)
+        if indices != list(range(self.num_labels)):
+            raise ValueError(f"id2label must map the class indices 0..{self.num_labels - 1}, got the keys {indices}")
+        labels = list(self.id2label.values())
+        unnamed = [label for label in labels if not isinstance(label, str) or not label.strip()]
+        if unnamed:
+            raise ValueError(f"id2label labels must be non-empty strings, got {unnamed!r}")
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"id2label names two classes alike: {repeated}")
+        if self.label2id is not None and self.label2id != {label: index for index, label in self.id2label.items()}:
+            raise ValueError(f"label2id {self.label2id!r} is not the inverse of id2label {self.id2label!r}")
 
     def architecture(self) -> dict:
         """The fields that decide what the saved weights compute, for checking a checkpoint against its config."""

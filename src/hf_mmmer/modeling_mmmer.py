@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
-from transformers import PreTrainedModel
-from transformers.utils import SAFE_WEIGHTS_NAME, ModelOutput, cached_file
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers.utils import SAFE_WEIGHTS_NAME, WEIGHTS_NAME, ModelOutput, cached_file
 
 from .configuration_mmmer import MMMERConfig
 
@@ -436,13 +436,25 @@ class MMMERPreTrainedModel(PreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """`PreTrainedModel.from_pretrained`, refusing a checkpoint whose config.json no longer describes its
         weights or whose weights file cannot be read, and keeping the loading report for
-        [`~MMMERPreTrainedModel.check_ready_for_inference`]."""
+        [`~MMMERPreTrainedModel.check_ready_for_inference`]. Weights are read from safetensors only, unless
+        the caller passes `use_safetensors=False` for a pickled `pytorch_model.bin` it trusts."""
         wants_info = kwargs.pop("output_loading_info", False)
+        kwargs.setdefault("use_safetensors", True)  # never unpickle a pytorch_model.bin unless asked to
         source = pretrained_model_name_or_path
         location = {key: kwargs.get(key) for key in ("cache_dir", "revision")}
         location["subfolder"] = kwargs.get("subfolder") or ""
         try:
             model, info = super().from_pretrained(source, *args, output_loading_info=True, **kwargs)
+        except OSError as error:
+            pickled = cached_file(source, WEIGHTS_NAME, local_files_only=True, **location,
+                                  _raise_exceptions_for_missing_entries=False,
+                                  _raise_exceptions_for_connection_errors=False)
+            if pickled is None or _saved_weights_file(source, location) is not None:
+                raise
+            raise OSError(
+                f"{os.fspath(source)} holds {WEIGHTS_NAME}, a pickle, and no {SAFE_WEIGHTS_NAME}: loading a pickle can "
+                "run any code, so it is not loaded unless use_safetensors=False is passed for a file you trust."
+            ) from error
         except SafetensorError as error:
             raise ValueError(
                 f"{os.fspath(source)}: {SAFE_WEIGHTS_NAME} cannot be read ({error}); the file is damaged or not a "
@@ -471,11 +483,12 @@ class MMMERPreTrainedModel(PreTrainedModel):
         """The config a `from_pretrained(source, **kwargs)` call builds: the `config` given, or the one read from
         `config` (a path) or `source`, with the keyword arguments that are config fields applied."""
         config = kwargs.get("config")
-        if isinstance(config, cls.config_class):
+        if isinstance(config, PretrainedConfig):  # an Auto class's or pipeline's: its own copy of the config class
             return config
-        overrides = {key: value for key, value in kwargs.items() if key not in ("config", *location)}
-        config, _ = cls.config_class.from_pretrained(config or source, return_unused_kwargs=True, local_files_only=True,
-                                                     **location, **overrides)
+        config = cls.config_class.from_pretrained(config or source, local_files_only=True, **location)
+        for key, value in kwargs.items():  # as from_pretrained applies them; loading options are not fields
+            if key not in location and hasattr(config, key):
+                setattr(config, key, value)
         return config
 
     def check_ready_for_inference(self):

@@ -20,8 +20,9 @@ import contextlib
 import numpy as np
 import torch
 from transformers.pipelines import Pipeline
+from transformers.utils import cached_file
 
-from .image_processing_mmmer import is_frame_list, sample_inputs
+from .image_processing_mmmer import MMMERImageProcessor, is_frame_list, sample_inputs
 from .video_spotting import spot_and_classify
 
 TASK = "micro-expression-classification"
@@ -119,6 +120,17 @@ class MicroExpressionClassificationPipeline(Pipeline):
         super().__init__(*args, **kwargs)
         if self.image_processor is None:
             source = getattr(self.model, "name_or_path", "") or "the model"
+            saved = cached_file(source, PROCESSOR_FILE, local_files_only=True,
+                                _raise_exceptions_for_missing_entries=False,
+                                _raise_exceptions_for_connection_errors=False) if source != "the model" else None
+            if saved is not None:
+                # The loader found the file but swallowed why it failed (the processor is optional to it): load
+                # it here, so that a bad value in it is named instead of the file being called missing.
+                try:
+                    self.image_processor = MMMERImageProcessor.from_json_file(saved)
+                except (ValueError, TypeError) as error:  # json's decode error is a ValueError
+                    raise ValueError(f"{saved}: {error}") from error
+        if self.image_processor is None:
             raise ValueError(
                 f"{source} has no {PROCESSOR_FILE}: the {TASK} pipeline needs the image processor the model was "
                 "trained with, saved next to the weights (`processor.save_pretrained(directory)`, or "
