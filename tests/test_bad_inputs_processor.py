@@ -94,6 +94,27 @@ def test_compute_flow_takes_strided_views():
     assert flow.shape == (70, 65, 2) and np.isfinite(flow).all()
 
 
+# EXIF orientation
+
+
+@pytest.mark.parametrize("orientation, stored_as", [(3, Image.Transpose.ROTATE_180), (6, Image.Transpose.ROTATE_90),
+                                                    (8, Image.Transpose.ROTATE_270)])
+def test_frames_with_an_exif_rotation_are_read_upright(processor, tmp_path, orientation, stored_as):
+    """A phone's portrait photo is landscape pixels plus an EXIF rotation: as a file or a PIL image it must
+    give what the upright frame gives, as in every viewer (a wider than high frame, so a miss changes shapes)."""
+    onset = np.dstack([textured(seed, 64)[:, :48] for seed in range(3)])
+    apex = shifted(onset, 1.5)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    paths = {}
+    for name, frame in (("onset", onset), ("apex", apex)):
+        paths[name] = tmp_path / f"{name}.png"  # lossless, so the comparison is exact
+        Image.fromarray(frame).transpose(stored_as).save(paths[name], exif=exif)
+    upright = processor(onset=onset, apex=apex)
+    assert same_outputs(processor(onset=str(paths["onset"]), apex=str(paths["apex"])), upright)
+    assert same_outputs(processor(onset=Image.open(paths["onset"]), apex=Image.open(paths["apex"])), upright)
+
+
 # Minimum frame size
 
 

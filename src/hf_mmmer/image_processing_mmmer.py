@@ -5,6 +5,7 @@ that never imported `hf_mmmer`, so it imports only the standard library, NumPy, 
 its sibling modules (single-dot relative imports).
 """
 
+import io
 import os
 import re
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ from typing import Any, TypedDict
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.utils import TensorType
 
@@ -90,6 +91,31 @@ def _is_truncated_jpeg(content: bytes) -> bool:
     return content.startswith(b"\xff\xd8") and last_scan >= 0 and b"\xff\xd9" not in content[last_scan:]
 
 
+_EXIF_ORIENTATION = 0x0112
+# The array operation that shows a frame upright, per EXIF orientation (2 to 8; 1 is upright), as
+# `PIL.ImageOps.exif_transpose` does it: mirror, rotate 180, flip, transpose, rotate 90 clockwise, transverse,
+# rotate 90 counter-clockwise.
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: np.swapaxes(a, 0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _exif_orientation(content: bytes) -> int:
+    """The EXIF orientation of an encoded image (1, upright, when it has none or Pillow cannot parse it)."""
+    try:
+        with Image.open(io.BytesIO(content)) as image:  # reads the header only
+            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 -- a format Pillow does not know has no EXIF it could read either
+        return 1
+    return orientation if orientation in _UPRIGHT else 1
+
+
 def _read_file(path: str, name: str) -> np.ndarray:
     """The image at `path`; `name` already names the file (see `_with_path`).
 
@@ -108,7 +134,9 @@ def _read_file(path: str, name: str) -> np.ndarray:
         raise ValueError(f"{name}: cannot read it as an image (unreadable or not an image format).")
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGBA if array.shape[-1] == 4 else cv2.COLOR_BGR2RGB)
-    return array
+    # A phone stores a portrait photo as landscape pixels plus an EXIF rotation; every viewer applies it,
+    # and so does PIL's `exif_transpose`, which transformers' `load_image` and `datasets` use.
+    return _UPRIGHT.get(_exif_orientation(content), lambda a: a)(array)
 
 
 def _read_array(item: Any, name: str) -> np.ndarray:
@@ -116,6 +144,7 @@ def _read_array(item: Any, name: str) -> np.ndarray:
     if isinstance(item, (str, os.PathLike)):
         return _read_file(os.fspath(item), name)
     if isinstance(item, Image.Image):
+        item = ImageOps.exif_transpose(item)  # upright, as a file is read (a no-op without an EXIF rotation)
         # Float ("F") and 32-bit integer ("I") images keep their values for `_to_uint8`; `convert("RGB")` would
         # truncate them. Other modes (palette, CMYK, ...) have a well-defined RGB rendering.
         keep = item.mode in ("L", "RGB", "RGBA", "F", "I") or item.mode.startswith("I;16")
