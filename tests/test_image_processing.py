@@ -327,6 +327,11 @@ def test_unknown_flow_method_and_other_bad_settings():
         MMMERImageProcessor(do_crop_face=False, do_align_face=True)
     with pytest.raises(ValueError, match=r"image_mean needs 1 or 3 values"):
         MMMERImageProcessor(texture_channels=3, image_mean=[0.5, 0.5])
+    with pytest.raises(ValueError, match=r"do_crop_face must be true or false; got 'false'"):  # bool("false") is True
+        MMMERImageProcessor(do_crop_face="false")
+    for margin in (float("nan"), "0.5", -1):
+        with pytest.raises(ValueError, match=r"face_margin must be a finite number >= 0"):
+            MMMERImageProcessor(face_margin=margin)
 
 
 # Saved round trip

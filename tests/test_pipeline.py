@@ -120,6 +120,14 @@ def test_top_k_is_clipped_to_the_labels(classify, clip):
         classify(pair, top_k=0)
     with pytest.raises(TypeError, match=r"Unknown argument\(s\) \['topk'\]"):
         classify(pair, topk=2)
+    for flag in ("return_details", "return_importance", "spot"):  # "no" would mean yes
+        with pytest.raises(ValueError, match=f"{flag} must be True or False; got 'no'"):
+            classify(pair, **{flag: "no"})
+    with pytest.raises(ValueError, match=r"do_crop_face must be true or false; got 'false'"):
+        classify(pair, do_crop_face="false")
+    for size in (0, "2"):
+        with pytest.raises(ValueError, match=f"batch_size must be a positive int; got {size!r}"):
+            classify([pair, pair], batch_size=size)
 
 
 def test_processor_parameters_per_call(classify, clip):

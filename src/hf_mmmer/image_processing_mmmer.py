@@ -6,6 +6,7 @@ its sibling modules (single-dot relative imports).
 """
 
 import io
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -475,8 +476,12 @@ class MMMERImageProcessor(BaseImageProcessor):
         for key in ("flow_size", "texture_size"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive int; got {getattr(self, key)!r}.")
-        if self.face_margin < 0:
-            raise ValueError(f"face_margin must be >= 0; got {self.face_margin}.")
+        for key in ("do_crop_face", "do_align_face", "do_normalize"):  # bool("false") would be True
+            if not isinstance(getattr(self, key), (bool, np.bool_)):
+                raise ValueError(f"{key} must be true or false; got {getattr(self, key)!r}.")
+        margin = self.face_margin
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin) or margin < 0:
+            raise ValueError(f"face_margin must be a finite number >= 0; got {margin!r}.")
         if self.do_align_face and not self.do_crop_face:
             raise ValueError("do_align_face=True needs do_crop_face=True: alignment uses the detected face.")
         counts = {"flow_mean": 3, "flow_std": 3, "image_mean": self.texture_channels}

@@ -29,6 +29,13 @@ TASK = "micro-expression-classification"
 PROCESSOR_FILE = "preprocessor_config.json"
 
 
+def _flag(name: str, value) -> bool:
+    """`value` as a bool, refusing anything else: `bool("false")` is True, and "no" would mean yes."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False; got {value!r}.")
+    return bool(value)
+
+
 def fuse_scales(scale_maps: dict, modality: str, size: int) -> np.ndarray:
     """One `(size, size)` importance map of `modality`: the mean over its patch scales.
 
@@ -157,9 +164,10 @@ class MicroExpressionClassificationPipeline(Pipeline):
                 raise ValueError(f"top_k must be a positive int; got {top_k!r}.")
             postprocess["top_k"] = top_k
         if return_details is not None:
-            postprocess["return_details"] = bool(return_details)
+            postprocess["return_details"] = _flag("return_details", return_details)
         if return_importance is not None:
-            forward["return_importance"] = postprocess["return_importance"] = bool(return_importance)
+            forward["return_importance"] = postprocess["return_importance"] = _flag("return_importance",
+                                                                                    return_importance)
         return processor_kwargs, forward, postprocess
 
     def __call__(self, inputs, **kwargs):
@@ -172,7 +180,10 @@ class MicroExpressionClassificationPipeline(Pipeline):
         its own because it needs exactly this model and image processor: a second task would make users
         load the same saved directory twice.
         """
-        if kwargs.pop("spot", False):
+        batch_size = kwargs.get("batch_size")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+        if _flag("spot", kwargs.pop("spot", False)):
             return spot_and_classify(self.model, self.image_processor, inputs, **kwargs)
         if is_frame_list(inputs):
             inputs = {"frames": list(inputs)}
