@@ -163,3 +163,17 @@ def test_the_commands_that_build_no_dataset_start_without_datasets(tmp_path):
     result = subprocess.run([sys.executable, "-c", check], env=child_env(tmp_path), capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_bad_file_is_the_one_line_on_stderr_without_opencv_or_ffmpeg_chatter(tmp_path, model_dir):
+    """OpenCV warns about a cut PNG and FFmpeg about a text file named .mp4 on the process's own stderr, before
+    the command's one-line error: a new process, since their log levels are set once per process."""
+    onset = tmp_path / "onset.png"
+    cv2.imwrite(str(onset), np.full((40, 40, 3), 128, np.uint8))
+    (tmp_path / "cut.png").write_bytes(onset.read_bytes()[:80])
+    (tmp_path / "clip.mp4").write_text("not a video")
+    for inputs, error in ((["--onset", str(tmp_path / "cut.png"), "--apex", str(onset)], "cannot read it as an image"),
+                          ([str(tmp_path / "clip.mp4")], "cannot read any frame")):
+        result = subprocess.run([sys.executable, "-m", "hf_mmmer.cli", "predict", "--model", str(model_dir), *inputs],
+                                env=child_env(tmp_path), capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1 and result.stderr.count("\n") == 1 and error in result.stderr, result.stderr
