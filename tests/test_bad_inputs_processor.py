@@ -115,6 +115,22 @@ def test_frames_with_an_exif_rotation_are_read_upright(processor, tmp_path, orie
     assert same_outputs(processor(onset=Image.open(paths["onset"]), apex=Image.open(paths["apex"])), upright)
 
 
+# No motion
+
+
+def test_an_apex_that_is_the_onset_is_refused_not_classified(processor):
+    """The flow would be zero everywhere and its min-max scaling meaningless, yet the model would give scores."""
+    frame = textured()
+    with pytest.raises(ValueError, match=r"^onset and apex are the same image, so there is no motion to classify"):
+        processor(onset=frame, apex=frame.copy())
+    with pytest.raises(ValueError, match=r"^onset\[1\] and apex\[1\] are the same image"):
+        processor(onset=[frame, frame], apex=[shifted(frame, 1.0), frame])
+    with pytest.raises(ValueError, match=r"^frames: frame 0 \(the onset\) and frame 1 \(the apex, by "
+                                         r"apex_spotting='flow_magnitude'\) are the same image"):
+        processor(frames=[frame] * 4)  # a still clip
+    assert processor(frames=[frame, frame, shifted(frame, 1.0), frame], apex_spotting="middle")["apex_index"] == [2]
+
+
 # Minimum frame size
 
 
@@ -127,7 +143,7 @@ def test_frames_of_exactly_the_minimum_size_work(processor):
 def test_a_frame_below_the_minimum_is_named(processor, tmp_path):
     with pytest.raises(ValueError, match=r"^onset\[1\] is 11x40 \(width x height\); it needs at least 12 x 12 pixels "
                                          r"\(optical flow cannot work on less\)"):
-        processor(onset=[textured(), textured()[:40, :11]], apex=[textured(), textured()[:40, :11]])
+        processor(onset=[textured(), textured()[:40, :11]], apex=[shifted(textured(), 1.0), textured()[:40, :11]])
     with pytest.raises(ValueError, match=r"^frames\[2\] is 8x8 .*at least 12 x 12"):
         processor(frames=[textured(), textured(), textured(size=8)])
     cv2.imwrite(str(tmp_path / "tiny.png"), textured(size=10))
@@ -187,7 +203,8 @@ def test_truncated_jpeg_is_refused_naming_the_file(processor, tmp_path):
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     trailer = tmp_path / "trailer.jpg"  # data some cameras append after the end-of-image marker
     trailer.write_bytes(whole.read_bytes() + b"camera trailer" * 100)
-    assert same_outputs(processor(onset=str(whole), apex=str(trailer)), processor(onset=str(whole), apex=str(whole)))
+    onset = shifted(textured(size=128), 1.0)
+    assert same_outputs(processor(onset=onset, apex=str(trailer)), processor(onset=onset, apex=str(whole)))
     with pytest.raises(ValueError, match=r"^apex \(.*cut\.jpg\): truncated JPEG"):
         processor(onset=str(whole), apex=str(cut))
 

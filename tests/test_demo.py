@@ -76,7 +76,9 @@ def test_page_refuses_frames_over_its_pixel_limit_before_any_work(model_dir, tmp
     small, large = np.full((100, 100, 3), 128, np.uint8), np.full((90, 120, 3), 128, np.uint8)
     with pytest.raises(gr.Error, match=r"apex: 120x90 pixels is more than this page takes \(10,000 pixels, 100x100\)"):
         functions["classify_pair"](small, large, False, "motion")
-    scores = functions["classify_pair"](small, small, False, "motion")[0]  # at the limit: classified
+    moved = small.copy()
+    moved[40:60, 40:60] = 160
+    scores = functions["classify_pair"](small, moved, False, "motion")[0]  # at the limit: classified
     assert sum(scores.values()) == pytest.approx(1, abs=1e-5)
     video = tmp_path / "wide clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (120, 90))

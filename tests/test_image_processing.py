@@ -76,7 +76,7 @@ def test_pair_gives_model_inputs_of_configured_shapes(no_crop):
 def test_batch_sizes_channels_and_numpy_output():
     processor = MMMERImageProcessor(do_crop_face=False, flow_size=14, texture_size=56, texture_channels=3)
     onset, apex = shifted_pair()
-    out = processor(onset=[onset, onset], apex=[apex, onset], return_tensors="np")
+    out = processor(onset=[onset, apex], apex=[apex, onset], return_tensors="np")
     assert isinstance(out["flow_values"], np.ndarray) and out["flow_values"].shape == (2, 3, 14, 14)
     assert out["texture_values"].shape == (2, 3, 56, 56)
     assert out["apex_index"] == [-1, -1] and out["face_crop"] == ["off", "off"]
@@ -150,8 +150,10 @@ def test_rgb_frames_read_from_files_keep_rgb_order(tmp_path):
     red = np.zeros((SIZE, SIZE, 3), np.uint8)
     red[..., 0] = 200
     Image.fromarray(red).save(tmp_path / "red.png")
+    red[SIZE // 2 :, SIZE // 2 :, 0] = 100  # some motion, away from the pixel checked
+    Image.fromarray(red).save(tmp_path / "apex.png")
     processor = MMMERImageProcessor(do_crop_face=False, texture_channels=3, do_normalize=False)
-    texture = processor(onset=tmp_path / "red.png", apex=tmp_path / "red.png")["texture_values"][0]
+    texture = processor(onset=tmp_path / "red.png", apex=tmp_path / "apex.png")["texture_values"][0]
     assert np.allclose(texture[:, 0, 0], [200 / 255, 0, 0], atol=1e-6)
 
 
@@ -193,7 +195,7 @@ def test_video_file_is_read_as_a_clip(no_crop, tmp_path):
 def test_a_datasets_column_is_a_batch(no_crop):
     datasets = pytest.importorskip("datasets")
     onset, apex = shifted_pair()
-    table = datasets.Dataset.from_dict({"onset": [onset, onset], "apex": [apex, onset]})
+    table = datasets.Dataset.from_dict({"onset": [onset, apex], "apex": [apex, onset]})
     out = no_crop(onset=table.with_format("numpy")["onset"], apex=table.with_format("numpy")["apex"])
     assert out["flow_values"].shape == (2, 3, 28, 28)
 
@@ -214,9 +216,9 @@ def test_face_crop_finds_the_astronaut_and_reuses_the_box_on_the_apex(astronaut_
     assert out["face_crop"] == ["face"]
     full = processor(onset=onset, apex=apex, do_crop_face=False)
     assert not np.array_equal(out["texture_values"], full["texture_values"])
-    # The crop is the same box on both frames: without motion, the flow is zero and min-max maps it to 0.
-    still = processor(onset=onset, apex=onset, do_normalize=False)
-    assert still["face_crop"] == ["face"] and np.abs(still["flow_values"]).max() == 0
+    # The crop is the same box on both frames: without motion the two crops are the same image, and refused.
+    with pytest.raises(ValueError, match="same image, so there is no motion"):
+        processor(onset=onset, apex=onset.copy())
 
 
 def test_face_alignment_runs_on_a_tilted_face(astronaut_pair):

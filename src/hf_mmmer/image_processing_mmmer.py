@@ -619,7 +619,8 @@ class MMMERImageProcessor(BaseImageProcessor):
             )
         crop, face_crop = self._face_crop(onset, onset_name)
         apex_face = crop.apply(apex)
-        return self._motion_sample(to_gray(crop.apply(onset)), to_gray(apex_face), apex_face, -1, face_crop)
+        return self._motion_sample(to_gray(crop.apply(onset)), to_gray(apex_face), apex_face, -1, face_crop,
+                                   f"{onset_name} and {apex_name}")
 
     def process_clip(self, frames: Any, index: int | None = None) -> dict[str, Any]:
         """One clip (a list of frames or a folder of frame images, onset first); output as `process_pair`."""
@@ -651,7 +652,9 @@ class MMMERImageProcessor(BaseImageProcessor):
         faces = [crop.apply(frame) for frame in clip]
         grays = [to_gray(face) for face in faces]
         apex_index = spot_apex(grays, self.apex_spotting, self.flow_method)
-        return self._motion_sample(grays[0], grays[apex_index], faces[apex_index], apex_index, face_crop)
+        return self._motion_sample(grays[0], grays[apex_index], faces[apex_index], apex_index, face_crop,
+                                   f"{name}: frame 0 (the onset) and frame {apex_index} (the apex, by "
+                                   f"apex_spotting={self.apex_spotting!r})")
 
     def _face_crop(self, onset: np.ndarray, name: str) -> tuple[FaceCrop, str]:
         """The crop to cut from every frame of the sample (found on the onset) and how it was made."""
@@ -669,8 +672,13 @@ class MMMERImageProcessor(BaseImageProcessor):
         )
 
     def _motion_sample(
-        self, onset_gray: np.ndarray, apex_gray: np.ndarray, apex_face: np.ndarray, apex_index: int, face_crop: str
+        self, onset_gray: np.ndarray, apex_gray: np.ndarray, apex_face: np.ndarray, apex_index: int, face_crop: str,
+        frames_named: str,
     ) -> dict[str, Any]:
+        """The sample of an onset and an apex (gray, cropped); `frames_named` names the two for an error."""
+        if np.array_equal(onset_gray, apex_gray):  # the flow would be zero, and its min-max scaling meaningless
+            raise ValueError(f"{frames_named} are the same image, so there is no motion to classify; the apex is "
+                             "the frame where the expression peaks.")
         flow = compute_flow(onset_gray, apex_gray, self.flow_method)
         return self._sample(flow_to_unit_maps(flow, self.flow_normalization), apex_face, apex_index, face_crop)
 
