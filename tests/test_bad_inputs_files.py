@@ -165,6 +165,15 @@ def test_bad_arguments_are_refused_before_any_data_is_read(tmp_path, monkeypatch
     assert not output.exists()
 
 
+def test_a_diverged_training_stops_naming_the_fold_and_reports_no_scores(tmp_path, data_dir):
+    """A NaN loss makes NaN weights, whose predictions would be scored as if the run were real."""
+    output = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"^fold casme2/sub01: training diverged: the mean loss of epoch 1 is nan; "
+                                         r".*learning rate .*\(now 1e\+30\)"):
+        train_from_argv([*train_args(output, data_dir), "--learning_rate", "1e30"])
+    assert not (output / "metrics.json").exists() and not (output / "predictions.csv").exists()
+
+
 def test_a_failed_start_leaves_nothing_and_a_rerun_works(tmp_path, data_dir):
     output = tmp_path / "run"
     with pytest.raises(ValueError, match="unknown subjects"):

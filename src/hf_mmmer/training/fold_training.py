@@ -6,6 +6,7 @@ hands out whole batches of indices, with no per-sample Python. Every random choi
 the same model whether it runs alone, resumed, or on another process of a sharded sweep.
 """
 
+import math
 import zlib
 from dataclasses import dataclass, field
 
@@ -22,6 +23,10 @@ from .encoding import EncodedDataset
 from .evaluation import predict_probabilities
 from .subject_adversary import SubjectAdversary, check_compatible, subject_ids
 
+
+
+class TrainingDiverged(ValueError):
+    """The training loss became NaN or infinite (a user's setting, usually the learning rate, not a bug)."""
 
 
 def fold_seed(seed: int, fold: str) -> int:
@@ -216,6 +221,10 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
             predicted = predict_probabilities(scored_network(model, ema, accelerator), data, eval_indices).argmax(-1)
             record["eval_accuracy"] = float((predicted == data.labels[torch.as_tensor(eval_indices)].numpy()).mean())
             record["eval_predictions"] = predicted.tolist()
+        if not math.isfinite(record["train_loss"]):  # the weights are NaN too: every score after it would be noise
+            raise TrainingDiverged(f"training diverged: the mean loss of epoch {epoch + 1} is {record['train_loss']}; "
+                                   f"the usual cause is a learning rate too high for the data (now "
+                                   f"{recipe.learning_rate})")
         history.append(record)
         if progress is not None:
             progress.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_accuracy']:.2f}")
