@@ -133,6 +133,20 @@ def test_images_that_do_not_decode_are_named_before_the_build(tmp_path):
         load_casme2(tmp_path, clips)
 
 
+@pytest.mark.parametrize("row, message", [
+    (("casme2", "sub/02", "EP01", 0, "negative"), r"holds '/' .*: casme2/sub/02"),
+    (("cas__me2", "sub02", "EP01", 0, "negative"), r"holds '/' \(or a source '__'\).*: cas__me2"),
+    (("casme2", "SUB01", "EP01", 0, "negative"), r"differ only in case .*: SUB01 and sub01; spell each"),
+    (("CASME2", "sub09", "EP01", 0, "negative"), r"differ only in case .*: CASME2 and casme2"),
+])
+def test_names_that_would_merge_or_split_folds_are_refused(tmp_path, row, message):
+    """A fold's file is source__subject.json: `a__b/c` and `a/b__c` would share one, and `sub01`/`SUB01` would put
+    one person in the training and the test side of a fold."""
+    data_dir = precomputed_tree(tmp_path / "pre", rows=PRECOMPUTED_ROWS[:2] + [row])
+    with pytest.raises(ValueError, match=message):
+        load_me_dataset("precomputed", data_dir=data_dir, cache_dir=tmp_path / "cache")
+
+
 def test_precomputed_csv_problems_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="expected samples.csv in"):
         load_me_dataset("precomputed", data_dir=tmp_path, cache_dir=tmp_path.parent / f"{tmp_path.name}-cache")

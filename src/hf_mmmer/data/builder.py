@@ -5,13 +5,14 @@ and `test` when `test_subjects` names a fold (a single LOSO fold as builder spli
 one fold without `loso_folds`).
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 from PIL import Image
 
-from .checks import report_missing
+from .checks import listing, report_missing
 from .features import SAMPLE_ID, SOURCE_DATASET, SUBJECT
 from .loso import fold_key, held_out_split, select_subjects
 
@@ -29,6 +30,30 @@ class MEConfig(datasets.BuilderConfig):
 
     skip_missing: bool = False
     test_subjects: list[str] | None = None
+
+
+def check_fold_names(rows: list[dict], where: str):
+    """Refuse source and subject names that would merge or split folds.
+
+    A fold is `source/subject` and its file in a run is `source__subject.json`, so a `/` in either name, or
+    `__` in a source, would make two folds one. Two spellings that differ only in case (`sub02`, `SUB02`) are
+    almost surely one person, whose samples would then be trained on while that person is tested.
+    """
+    sources = {row[SOURCE_DATASET] for row in rows}
+    bad = sorted(name for name in sources if "/" in name or "__" in name)
+    bad += sorted({f"{row[SOURCE_DATASET]}/{row[SUBJECT]}" for row in rows if "/" in row[SUBJECT]})
+    if bad:
+        raise ValueError(f"{where}: a source or subject name holds '/' (or a source '__'), which fold names use: "
+                         f"{listing(bad)}")
+    spellings = defaultdict(set)
+    for name in sources:
+        spellings[name.casefold()].add(name)
+    for row in rows:
+        spellings[(row[SOURCE_DATASET], row[SUBJECT].casefold())].add(row[SUBJECT])
+    clashes = sorted(" and ".join(sorted(names)) for names in spellings.values() if len(names) > 1)
+    if clashes:
+        raise ValueError(f"{where}: names that differ only in case would be separate folds (one person trained on "
+                         f"and tested): {listing(clashes)}; spell each source and subject one way")
 
 
 class MEBuilder(datasets.GeneratorBasedBuilder):
@@ -91,7 +116,9 @@ class MEBuilder(datasets.GeneratorBasedBuilder):
         return kept
 
     def _split_generators(self, dl_manager):
-        rows = self.decodable(self._rows())
+        rows = self._rows()
+        check_fold_names(rows, self.name)
+        rows = self.decodable(rows)
         if not rows:  # e.g. every sample skipped; `datasets` would say 'Instruction "train" corresponds to no data'
             where = f" in {self.config.data_dir}" if self.config.data_dir else ""
             raise ValueError(f"{self.name}: no samples{where}")
