@@ -63,6 +63,17 @@ def test_hidden_files_beside_the_maps_are_not_samples(tmp_path):
     assert sorted(ds["sample_id"]) == sorted(sample_id for _, sample_id, _ in STSTNET_SAMPLES[:2])
 
 
+def test_upper_case_extensions_and_hidden_copies_of_the_tree(tmp_path):
+    """`.PNG` (as some tools write it) is a map, not silently dropped; a Jupyter `.ipynb_checkpoints` copy of a
+    subject folder and macOS's `__MACOSX` are not subjects."""
+    root = ststnet_tree(tmp_path / "maps", samples=STSTNET_SAMPLES[:2])
+    for path in root.rglob("sub01_EP19_05f .png"):
+        path.rename(path.with_suffix(".PNG"))
+    for debris in (".ipynb_checkpoints", "__MACOSX"):
+        (root / debris / "u_test" / "wrong").mkdir(parents=True)
+    assert sorted(load_maps(tmp_path, root)["sample_id"]) == ["sub01_EP02_01f", "sub01_EP19_05f"]
+
+
 def test_a_name_without_the_space_is_read_too(tmp_path):
     root = ststnet_tree(tmp_path / "maps", samples=STSTNET_SAMPLES[:2])
     for path in root.rglob("* .png"):

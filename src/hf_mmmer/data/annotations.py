@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .checks import AnnotationWarning, listing
+from .checks import AnnotationWarning, is_debris, listing
 from .features import ACTION_UNITS, APEX_FRAME, EMOTION, OFFSET_FRAME, ONSET_FRAME, SUBJECT
 
 CLIP = "clip"
@@ -37,7 +37,7 @@ def find_file(directory: Path, pattern: str, what: str) -> Path:
     newest release, said in an `AnnotationWarning`. Hidden files (macOS's `._name.xlsx`) do not count. A match
     that is not a release's name (a backup, a copy), or two of one release, is an error: which sheet holds
     the labels is never guessed."""
-    matches = sorted(path for path in directory.glob(pattern) if path.is_file() and not path.name.startswith("."))
+    matches = sorted(path for path in directory.glob(pattern) if path.is_file() and not is_debris(path.name))
     if not matches:
         raise FileNotFoundError(f"{what}: expected a file matching {pattern!r} in {directory}; found none")
     if len(matches) == 1:

@@ -17,6 +17,12 @@ class AnnotationWarning(UserWarning):
     """An annotation problem that was fixed or skipped, never silently."""
 
 
+def is_debris(name: str) -> bool:
+    """A name that tools and archives leave beside data and that is never data: hidden ones (macOS's `._map.png`
+    resource forks, `.ipynb_checkpoints`, `.DS_Store`) and macOS's `__MACOSX` copy of an archive's tree."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 

@@ -29,7 +29,7 @@ import pandas as pd
 
 from .annotations import normalize_id, read_csv_table, require_columns, require_filled
 from .builder import MEBuilder
-from .checks import ensure_known
+from .checks import ensure_known, is_debris
 from .features import APEX, FLOW, FLOW_FEATURES, LABEL, SAMPLE_ID, SOURCE_DATASET, SUBJECT, sample_features
 from .labels import THREE_CLASSES
 from .megc2019 import sample_source
@@ -76,16 +76,16 @@ def read_htnet(root: Path) -> pd.DataFrame:
 
 
 def split_maps(split_dir: Path):
-    """`(label folder, path)` of every map under `split_dir/<label>/`; another folder there is an error. Hidden
-    files (macOS's `._name.png` beside each map of an archive made there) are not maps."""
+    """`(label folder, path)` of every map under `split_dir/<label>/` (`.png` in any case); another folder there
+    is an error. Hidden files (macOS's `._name.png` beside each map of an archive made there) are not maps."""
     if not split_dir.is_dir():
         return
-    for label_dir in sorted(path for path in split_dir.iterdir() if path.is_dir()):
+    for label_dir in sorted(path for path in split_dir.iterdir() if path.is_dir() and not is_debris(path.name)):
         if label_dir.name not in LABEL_FOLDERS:
             raise ValueError(f"{label_dir}: not a label folder; expected {list(LABEL_FOLDERS)} "
                              f"({', '.join(THREE_CLASSES)})")
-        for path in sorted(label_dir.glob("*.png")):
-            if not path.name.startswith("."):
+        for path in sorted(label_dir.iterdir()):
+            if path.suffix.lower() == ".png" and path.is_file() and not is_debris(path.name):
                 yield label_dir.name, path
 
 
@@ -174,7 +174,8 @@ class Megc2019Maps(MEBuilder):
         if (data_dir / HTNET_CSV).is_file():
             table, where = read_htnet(data_dir), f"megc2019_maps ({data_dir / HTNET_CSV})"
         else:
-            subject_dirs = sorted(path for path in data_dir.iterdir() if (path / TEST_SPLIT).is_dir())
+            subject_dirs = sorted(path for path in data_dir.iterdir()
+                                  if (path / TEST_SPLIT).is_dir() and not is_debris(path.name))
             if not subject_dirs:
                 raise FileNotFoundError(f"megc2019_maps: {data_dir} holds neither {HTNET_CSV} nor subject folders "
                                         f"with {TEST_SPLIT}/. {self.manual_download_instructions}")

@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from .annotations import CLIP, CLIP_DIR, normalize_id
-from .checks import AnnotationWarning, listing
+from .checks import AnnotationWarning, is_debris, listing
 from .clips import ClipBuilder, ClipSource, FrameLayout, SourceConfig
 from .features import ACTION_UNITS, APEX_FRAME, EMOTION, OFFSET_FRAME, ONSET_FRAME, SUBJECT
 from .labels import COMPOSITE_MAPPING, THREE_CLASSES
@@ -38,7 +38,7 @@ CLASS_CODES = {"negative": "ne", "positive": "po", "surprise": "sur"}
 
 def is_archive_debris(clip_dir: Path) -> bool:
     """A hidden folder on the way to `clip_dir` (`.ipynb_checkpoints`) or macOS's `__MACOSX` copy of the tree."""
-    return any(part.startswith(".") or part == "__MACOSX" for part in clip_dir.parts[-4:])
+    return any(is_debris(part) for part in clip_dir.parts[-4:])
 
 
 def misfiled(clip_dir: Path, subject: str) -> bool:
