@@ -19,3 +19,11 @@ def test_precomputed_rows_features_and_sources(tmp_path):
     # subject ids are text ("006" stays "006"), and "006" of samm and of other are different subjects
     assert "samm/006" in subject_keys(ds) and "other/006" in subject_keys(ds)
     assert len(set(subject_keys(ds))) == 7
+
+
+def test_a_relative_data_dir_gives_paths_that_outlive_a_change_of_folder(tmp_path, monkeypatch):
+    precomputed_tree(tmp_path / "pre", rows=PRECOMPUTED_ROWS[:2])
+    monkeypatch.chdir(tmp_path)
+    ds = load_me_dataset("precomputed", data_dir="pre", cache_dir=tmp_path / "cache")
+    monkeypatch.chdir(tmp_path.parent)
+    assert ds[0]["flow"].size == (28, 28) and ds[0]["apex"].size == (32, 32)

@@ -83,12 +83,13 @@ class MEBuilder(datasets.GeneratorBasedBuilder):
         )
 
     def require_data_dir(self) -> Path:
-        """`config.data_dir` as a path, or an error that says what was expected and where to get it."""
+        """`config.data_dir` as an absolute path (the dataset keeps its files' paths, which must not depend on
+        the folder the user later works in), or an error that says what was expected and where to get it."""
         data_dir = self.config.data_dir
         if data_dir is None or not Path(data_dir).is_dir():
             found = "no data_dir was given" if data_dir is None else f"data_dir {data_dir} is not a directory"
             raise FileNotFoundError(f"{self.name}: {found}. {self.manual_download_instructions or ''}".strip())
-        return Path(data_dir)
+        return Path(data_dir).absolute()
 
     def decodable(self, rows: list[dict]) -> list[dict]:
         """`rows` without those whose image files do not decode, reported as `report_missing` does.
