@@ -318,8 +318,27 @@ def evaluate(capsys, model_dir, output_dir, *extra):
 def test_evaluate_never_replaces_a_training_runs_results(capsys, model_dir, finished_run, extra):
     before = folder_state(finished_run)
     code, err = evaluate(capsys, model_dir, finished_run, *extra)
-    assert code == 1 and "holds a training run" in err and "an evaluation never replaces them" in err
+    assert code == 1 and "holds a training run" in err and "an evaluation never writes there" in err
     assert folder_state(finished_run) == before
+    for inside in (finished_run / "folds", finished_run / "new"):  # inside a run, existing or not
+        code, err = evaluate(capsys, model_dir, inside, *extra)
+        assert code == 1 and f"lies inside {finished_run}, a training run" in err
+    code, err = evaluate(capsys, model_dir, Path(model_dir) / "eval", *extra)
+    assert code == 1 and "lies inside --model" in err and not (Path(model_dir) / "eval").exists()
+    assert folder_state(finished_run) == before
+
+
+def test_a_run_folder_that_cannot_be_one_is_refused_before_the_data_are_read(tmp_path, monkeypatch, data_dir):
+    monkeypatch.setattr(experiment, "load_dataset_for", lambda *a: pytest.fail("data were read"))
+    (tmp_path / "notes.txt").write_text("mine")
+    for output, error, message in [
+        ("", ValueError, "--output_dir is empty"),
+        (tmp_path / "notes.txt" / "run", NotADirectoryError, r"lies under .*notes.txt, which is a file, not a folder"),
+        (data_dir / "results", FileExistsError, r"lies inside --data_dir .*: results are never written into an input"),
+    ]:
+        with pytest.raises(error, match=message):
+            train_from_argv(train_args(output, data_dir))
+    assert not (data_dir / "results").exists() and (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_evaluate_writes_into_a_non_empty_folder_only_with_consent(capsys, model_dir, tmp_path):

@@ -174,7 +174,7 @@ def evaluate(args, parser) -> int:
     from .training.run_inputs import load_dataset_for
 
     if args.output_dir is not None:
-        check_evaluation_folder(args.output_dir, args.overwrite)
+        check_evaluation_folder(args.output_dir, args.overwrite, {"--model": args.model, "--data_dir": args.data_dir})
     data_args = DataArguments(
         dataset=args.dataset, data_dir=args.data_dir, dataset_config=args.dataset_config,
         num_subjects=args.num_subjects, samples_per_subject=args.samples_per_subject, cache_dir=args.cache_dir,

@@ -151,7 +151,7 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
-    placement = place_run(args.output_dir, args.resume, args.overwrite)
+    placement = place_run(args.output_dir, args.resume, args.overwrite, {"--data_dir": data_args.data_dir})
     dataset = restrict_sources(load_dataset_for(data_args, args.seed), data_args.sources)
     label_names = dataset.features["label"].names
     config = build_model_config(args, label_names)

@@ -10,8 +10,10 @@ the start, before the first result). The rules, checked before anything is writt
   hidden sibling (`.NAME.overwrite`) and swapped in at the end, so a failure keeps the old run whole;
   the old run's files are then deleted, and anything else that appeared meanwhile is kept, in
   `.NAME.replaced`, and named.
-- An evaluation (`hf-mmmer evaluate --output_dir`) never writes into a training run, and writes into
-  another non-empty folder only with `--overwrite` (replacing its two files, touching nothing else).
+- An evaluation (`hf-mmmer evaluate --output_dir`) never writes into a training run or anywhere inside
+  one, and writes into another non-empty folder only with `--overwrite` (replacing its two files, touching
+  nothing else).
+- Neither writes inside its inputs (the data folder; for an evaluation, the model folder too).
 """
 
 import json
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.checks import listing
+from ..paths import is_within
 from .export import is_interrupted_save, staging_folder as save_staging_folder
 from .reporting import write_json
 
@@ -107,11 +110,30 @@ def _is_empty(folder: Path) -> bool:
     return not folder.exists() or not any(folder.iterdir())
 
 
-def place_run(output_dir, resume: bool, overwrite: bool) -> RunPlacement:
-    """Decide where a run writes, refusing what the rules above forbid; reads only, writes nothing."""
+def checked_output_dir(output_dir, inputs: dict) -> Path:
+    """`output_dir` as a path, refused when it cannot hold results (empty text, a file, a folder under a file)
+    or lies inside one of `inputs` (option -> folder, or None when not given). `.` is the current folder by
+    name, since the rules above name folders after it."""
+    if not str(output_dir).strip():
+        raise ValueError("--output_dir is empty; name the folder for the results")
     output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise NotADirectoryError(f"--output_dir {output_dir} is a file, not a folder")
+    if not output_dir.name:
+        output_dir = output_dir.resolve()
+    existing = next(folder for folder in (output_dir, *output_dir.absolute().parents) if folder.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == output_dir else f"lies under {existing}, which is a file"
+        raise NotADirectoryError(f"--output_dir {output_dir} {where}, not a folder")
+    for option, folder in inputs.items():
+        if folder is not None and is_within(output_dir, folder):
+            raise FileExistsError(f"--output_dir {output_dir} lies inside {option} {folder}: results are never "
+                                  "written into an input folder; choose a folder outside it")
+    return output_dir
+
+
+def place_run(output_dir, resume: bool, overwrite: bool, inputs: dict | None = None) -> RunPlacement:
+    """Decide where a run writes, refusing what the rules above forbid; reads only, writes nothing.
+    `inputs`: as `checked_output_dir` takes them."""
+    output_dir = checked_output_dir(output_dir, inputs or {})
     if replaced_folder(output_dir).exists():
         raise FileExistsError(f"{replaced_folder(output_dir)} holds what was left of a run replaced in {output_dir} "
                               "(files it did not write, or an interrupted swap): look at it, then move or delete it")
@@ -186,15 +208,15 @@ def is_run_folder(folder) -> bool:
     return any((Path(folder) / name).is_file() for name in (MANIFEST_FILE, RUN_ARGS_FILE))
 
 
-def check_evaluation_folder(output_dir, overwrite: bool) -> None:
-    """Refuse an evaluation's `--output_dir` that is a training run, or non-empty without `--overwrite`."""
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise NotADirectoryError(f"--output_dir {output_dir} is a file, not a folder")
-    if is_run_folder(output_dir):
-        raise FileExistsError(f"--output_dir {output_dir} holds a training run, whose metrics.json and "
-                              "predictions.csv are its LOSO results: an evaluation never replaces them; choose "
-                              "another folder")
+def check_evaluation_folder(output_dir, overwrite: bool, inputs: dict | None = None) -> None:
+    """Refuse an evaluation's `--output_dir` that is or lies in a training run, lies inside one of `inputs`
+    (as `checked_output_dir` takes them), or is non-empty without `--overwrite`."""
+    output_dir = checked_output_dir(output_dir, inputs or {})
+    run = next((folder for folder in (output_dir, *output_dir.absolute().parents) if is_run_folder(folder)), None)
+    if run is not None:
+        raise FileExistsError(f"--output_dir {output_dir} {'holds' if run == output_dir else f'lies inside {run},'} "
+                              "a training run, whose metrics.json and predictions.csv are its LOSO results: an "
+                              "evaluation never writes there; choose another folder")
     if not overwrite and not _is_empty(output_dir):
         raise FileExistsError(f"--output_dir {output_dir} is not empty; pass --overwrite to replace its metrics.json "
                               "and predictions.csv (nothing else is touched), or choose a new folder")
