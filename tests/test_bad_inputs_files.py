@@ -174,6 +174,20 @@ def test_a_diverged_training_stops_naming_the_fold_and_reports_no_scores(tmp_pat
     assert not (output / "metrics.json").exists() and not (output / "predictions.csv").exists()
 
 
+@pytest.mark.parametrize("file, content, problem", [
+    ("run_args.json", "{", r"damaged \(Expecting property name"),
+    ("run_args.json", "[1, 2]", r"damaged \(not a record of arguments\)"),
+    ("data_fingerprint.json", "null", r"damaged \(not a data fingerprint\)"),
+    ("folds/casme2__sub01.json", "", r"damaged \(Expecting value"),
+    ("folds/casme2__sub01.json", '{"fold": "x"}', r"damaged \(not fold casme2/sub01's result\)"),
+    ("run_manifest.json", '{"files": 3}', r"damaged \(not a \{\"files\": \[...\]\} list\); the folder cannot"),
+])
+def test_a_damaged_run_record_is_named_on_resume(template_run, finished_run, file, content, problem):
+    (finished_run / file).write_text(content)
+    with pytest.raises(ValueError, match=f"{finished_run / file} is {problem}"):
+        train_from_argv(train_args(finished_run, template_run[0], "--resume"))
+
+
 def test_a_failed_start_leaves_nothing_and_a_rerun_works(tmp_path, data_dir):
     output = tmp_path / "run"
     with pytest.raises(ValueError, match="unknown subjects"):

@@ -35,6 +35,14 @@ def data_fingerprint(data: EncodedDataset) -> dict:
     return {"classes": list(data.label_names), "samples": samples}
 
 
+def is_fingerprint(record) -> bool:
+    """Whether `record` has the shape `data_fingerprint` gives (as its file holds it)."""
+    return (isinstance(record, dict) and isinstance(record.get("classes"), list)
+            and isinstance(record.get("samples"), dict)
+            and all(isinstance(sample, dict) and {"label", "content"} <= sample.keys()
+                    for sample in record["samples"].values()))
+
+
 def data_changes(recorded: dict, current: dict) -> list:
     """What differs between two fingerprints, one phrase per kind of change (empty when identical)."""
     changes = []

@@ -8,7 +8,6 @@ Everything that can be refused (arguments, output folder, data, config, fold pla
 checked before the first file is written; the output folder's rules are `run_folder`'s.
 """
 
-import json
 import logging
 import time
 from dataclasses import asdict
@@ -25,7 +24,7 @@ from ..configuration_mmmer import MMMERConfig
 from ..data import held_out_split, select_subjects, subject_keys
 from ..data.loso import protocol_folds, select_sources
 from .arguments import DataArguments, ExperimentArguments, parse_overrides, recorded_signature, run_signature
-from .data_fingerprint import data_changes, data_fingerprint
+from .data_fingerprint import data_changes, data_fingerprint, is_fingerprint
 from .encoding import EncodedDataset, encode_dataset
 from .evaluation import predict_probabilities
 from .export import save_model_directory
@@ -39,7 +38,7 @@ from .reporting import (
     results_markdown,
     write_json,
 )
-from .run_folder import RUN_ARGS_FILE, finish_run, place_run, read_manifest, record_owned, start_run
+from .run_folder import RUN_ARGS_FILE, finish_run, place_run, read_manifest, read_record, record_owned, start_run
 from .run_inputs import build_processor, load_dataset_for
 
 logger = logging.getLogger(__name__)
@@ -102,6 +101,13 @@ def fold_file(output_dir: Path, fold: str) -> Path:
     return output_dir / FOLDS_DIR / (fold.replace("/", "__") + ".json")
 
 
+def is_fold_result(record, fold: str) -> bool:
+    """Whether `record` is what `run_fold` returned for `fold` (as its file holds it)."""
+    return (isinstance(record, dict) and record.get("fold") == fold and isinstance(record.get("predictions"), list)
+            and all(isinstance(row, dict) for row in record["predictions"]) and "history" in record
+            and "seconds" in record)
+
+
 def check_resumable(output_dir: Path, signature: dict, fingerprint: dict):
     """Refuse to resume a run whose result-determining arguments or data differ from this one's.
 
@@ -112,7 +118,7 @@ def check_resumable(output_dir: Path, signature: dict, fingerprint: dict):
     if not args_file.is_file():
         raise ValueError(f"--resume refused: the run in {output_dir} has no {RUN_ARGS_FILE}, so its arguments cannot "
                          "be checked; start a new run")
-    previous = recorded_signature(json.loads(args_file.read_text()))
+    previous = recorded_signature(read_record(args_file, lambda r: isinstance(r, dict), "a record of arguments"))
     changed = {k: (previous.get(k), v) for k, v in signature.items() if previous.get(k) != v}
     if changed:
         raise ValueError(f"--resume with different arguments than the run in {output_dir}: "
@@ -121,7 +127,7 @@ def check_resumable(output_dir: Path, signature: dict, fingerprint: dict):
     if not recorded.is_file():
         raise ValueError(f"--resume refused: the run in {output_dir} has no {DATA_FILE}, so its data cannot be "
                          "checked; start a new run")
-    changes = data_changes(json.loads(recorded.read_text()), fingerprint)
+    changes = data_changes(read_record(recorded, is_fingerprint, "a data fingerprint"), fingerprint)
     if changes:
         raise ValueError(f"--resume refused: the data differ from the run in {output_dir}: {'; '.join(changes)}. "
                          "Start a new run (another --output_dir, or --overwrite)")
@@ -179,7 +185,7 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
         for fold in mine:
             path = fold_file(output_dir, fold)
             if args.resume and path.exists():
-                results.append(json.loads(path.read_text()))
+                results.append(read_record(path, lambda r, fold=fold: is_fold_result(r, fold), f"fold {fold}'s result"))
                 fold_bar.update(1)
                 continue
             with tqdm(total=recipe.epochs, desc=f"{fold} epochs", leave=False, disable=not show) as epoch_bar:

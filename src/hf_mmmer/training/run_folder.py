@@ -59,15 +59,28 @@ def replaced_folder(output_dir: Path) -> Path:
     return output_dir.with_name(f".{output_dir.name}.replaced")
 
 
+def read_record(path: Path, is_valid, what: str, consequence: str = "the run cannot be resumed from it; start a "
+                "new run (another --output_dir, or --overwrite)"):
+    """The JSON of `path`, a file a run wrote, or a `ValueError` naming the file when it does not parse or
+    `is_valid(record)` is false (it is not `what`): an edited or truncated record would otherwise fail later
+    as a KeyError, or be trusted."""
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is damaged ({error}); {consequence}") from None
+    if not is_valid(record):
+        raise ValueError(f"{path} is damaged (not {what}); {consequence}")
+    return record
+
+
 def read_manifest(folder: Path):
     """The set of files a run in `folder` owns, or None when `folder` holds no run."""
     path = Path(folder) / MANIFEST_FILE
     if not path.is_file():
         return None
-    try:
-        return set(json.loads(path.read_text())["files"])
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{path} is damaged ({error}); the folder cannot be treated as a run") from None
+    record = read_record(path, lambda r: isinstance(r, dict) and isinstance(r.get("files"), list),
+                         'a {"files": [...]} list', "the folder cannot be treated as a run")
+    return set(record["files"])
 
 
 def is_owned(relative: str, owned: set, folder: Path) -> bool:
