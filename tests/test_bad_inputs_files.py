@@ -188,6 +188,19 @@ def test_a_damaged_run_record_is_named_on_resume(template_run, finished_run, fil
         train_from_argv(train_args(finished_run, template_run[0], "--resume"))
 
 
+def test_the_commands_skip_missing_samples_when_told(tmp_path, data_dir, model_dir):
+    (data_dir / "apex" / "other_006_x_1.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match=r"1 sample with missing files: 006_x_1 .*\(--skip_missing to the "):
+        train_from_argv(train_args(tmp_path / "run", data_dir))
+    with pytest.warns(UserWarning, match="skipped 1 sample with missing files: 006_x_1"):
+        train_from_argv(train_args(tmp_path / "run", data_dir, "--skip_missing"))
+    assert "006_x_1" not in (tmp_path / "run" / "data_fingerprint.json").read_text()
+    with pytest.warns(UserWarning, match="skipped 1 sample with missing files: 006_x_1"):
+        code = command(["evaluate", "--model", str(model_dir), "--dataset", "precomputed", "--data_dir",
+                        str(data_dir), "--cache_dir", str(tmp_path / "cache"), "--skip_missing", "--json"])
+    assert code == 0
+
+
 def test_a_failed_start_leaves_nothing_and_a_rerun_works(tmp_path, data_dir):
     output = tmp_path / "run"
     with pytest.raises(ValueError, match="unknown subjects"):

@@ -178,6 +178,7 @@ def evaluate(args, parser) -> int:
     data_args = DataArguments(
         dataset=args.dataset, data_dir=args.data_dir, dataset_config=args.dataset_config,
         num_subjects=args.num_subjects, samples_per_subject=args.samples_per_subject, cache_dir=args.cache_dir,
+        skip_missing=args.skip_missing,
     )
     classify = load_pipeline(args.model)
     dataset = load_dataset_for(data_args, args.seed)
@@ -329,6 +330,8 @@ def build_command_parser() -> argparse.ArgumentParser:
     evaluate_parser.add_argument("--dataset", required=True, choices=DATASETS, help="dataset to score on")
     evaluate_parser.add_argument("--data_dir", help="root of the dataset (every dataset but synthetic)")
     evaluate_parser.add_argument("--dataset_config", help="builder config, e.g. 3class")
+    evaluate_parser.add_argument("--skip_missing", action="store_true", help="skip (with a warning and a count) "
+                                 "samples whose files are missing or do not decode")
     evaluate_parser.add_argument("--output_dir", help="write metrics.json and predictions.csv here (a new or empty "
                                  "folder; never a training run's)")
     evaluate_parser.add_argument("--overwrite", action="store_true", help="write into a non-empty --output_dir, "

@@ -62,7 +62,7 @@ def report_missing(missing: list[str], skip: bool, where: str, problem: str = "m
     if not skip:
         raise FileNotFoundError(
             f"{where}: {count(len(missing), 'sample')} with {problem}: {listing(missing)}. "
-            "Pass skip_missing=True to skip them."
+            "Pass skip_missing=True (--skip_missing to the commands) to skip them."
         )
     warnings.warn(
         f"{where}: skipped {count(len(missing), 'sample')} with {problem}: {listing(missing)}", AnnotationWarning

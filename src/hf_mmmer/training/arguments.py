@@ -40,6 +40,11 @@ class DataArguments:
     num_subjects: int = field(default=8, metadata={"help": "Synthetic data: number of subjects."})
     samples_per_subject: int = field(default=24, metadata={"help": "Synthetic data: clips per subject."})
     cache_dir: Optional[str] = field(default=None, metadata={"help": "Cache of prepared datasets."})
+    skip_missing: bool = field(
+        default=False,
+        metadata={"help": "Skip (with a warning and a count) samples whose files are missing or do not decode, "
+                          "instead of stopping with a list of them."},
+    )
     crop_face: bool = field(
         default=False, metadata={"help": "Haar face crop before the flow (off for datasets that ship cropped faces)."}
     )
@@ -48,6 +53,8 @@ class DataArguments:
         # The builders name a bad --dataset or --data_dir themselves, but only once the run folder is placed.
         if self.dataset == "synthetic":
             SyntheticConfig(num_subjects=self.num_subjects, samples_per_subject=self.samples_per_subject).check_sizes()
+            if self.skip_missing:
+                raise ValueError("--skip_missing applies to data read from a folder; --dataset synthetic is generated")
             if self.data_dir is not None:  # else a forgotten --dataset would train on generated clips, silently
                 raise ValueError(f"--data_dir {self.data_dir} is given, but --dataset is synthetic, which is generated "
                                  f"and reads no folder; name the data's kind: --dataset {' | '.join(DATASETS[1:])}")
@@ -212,7 +219,7 @@ def parse_overrides(text: Optional[str]) -> dict:
     return overrides
 
 
-ADDED_SINCE_RUNS_WERE_RECORDED = {"noise_std": 0.0, "subject_adversary": 0.0}
+ADDED_SINCE_RUNS_WERE_RECORDED = {"noise_std": 0.0, "subject_adversary": 0.0, "skip_missing": False}
 """Result-determining arguments added after runs began to record theirs, each with the value that means what
 a run recorded without it did: such a run resumes under that value and no other."""
 

@@ -22,4 +22,5 @@ def load_dataset_for(data_args: DataArguments, seed: int):
                                samples_per_subject=data_args.samples_per_subject, seed=seed,
                                cache_dir=data_args.cache_dir)
     kwargs = {"config": data_args.dataset_config} if data_args.dataset_config else {}
-    return load_me_dataset(data_args.dataset, data_dir=data_args.data_dir, cache_dir=data_args.cache_dir, **kwargs)
+    return load_me_dataset(data_args.dataset, data_dir=data_args.data_dir, cache_dir=data_args.cache_dir,
+                           skip_missing=data_args.skip_missing, **kwargs)
