@@ -244,8 +244,17 @@ def host_address(text: str) -> str:
     return text
 
 
+def thread_count(text: str) -> int:
+    """argparse type of a thread count: 1 to the machine's cores (thousands of threads exhaust memory before the
+    work starts)."""
+    count = positive_int(text)
+    if count > (os.cpu_count() or 1):
+        raise argparse.ArgumentTypeError(f"{count} is more than this machine's {os.cpu_count()} cores")
+    return count
+
+
 def add_threads_argument(parser: argparse.ArgumentParser):
-    parser.add_argument("--num_threads", type=positive_int,
+    parser.add_argument("--num_threads", type=thread_count,
                         help="torch threads (default: one per core); 1 is much faster on "
                         "a machine busy with other jobs (benchmarks/RESULTS.md)")
 

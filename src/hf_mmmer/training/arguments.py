@@ -8,6 +8,7 @@ before anything is written.
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
@@ -159,8 +160,13 @@ class ExperimentArguments:
         if self.ema_decay == 1:
             raise ValueError("--ema_decay must be below 1 (at 1 the averaged weights never leave their initial "
                              "values); 0 disables the average")
+        require_int(self.seed, "--seed", minimum=0)
+        if self.seed >= 2**32:  # NumPy's and torch's generators take seeds below 2**32 everywhere
+            raise ValueError(f"--seed must be below 2**32, got {self.seed}")
         if self.num_threads is not None and self.num_threads < 0:
             raise ValueError(f"--num_threads must be >= 0 (0 keeps torch's default), got {self.num_threads}")
+        if self.num_threads is not None and self.num_threads > (os.cpu_count() or 1):
+            raise ValueError(f"--num_threads {self.num_threads} is more than this machine's {os.cpu_count()} cores")
         overrides = parse_overrides(self.config_overrides)
         check_config_overrides(overrides)
         try:
