@@ -56,6 +56,14 @@ def test_missing_frame_folders_are_named(tmp_path):
         load_casme2(tmp_path, data_dir)
 
 
+def test_a_sheet_whose_every_emotion_is_excluded_says_so(tmp_path):
+    """Not just "no samples": the reason was only in an INFO log."""
+    rows = [row[:6] + ("others",) + row[7:] for row in GOOD_ROWS]
+    with pytest.raises(ValueError, match=r"casme2: all 3 samples have emotions outside the class set \(\['others'\]\); "
+                                         r"the emotions this config keeps are \['disgust', "):
+        load_casme2(tmp_path, casme2_tree(tmp_path / "casme2", rows=rows))
+
+
 def test_renamed_column_is_named(tmp_path):
     header = ["Apex" if name == "ApexFrame" else name for name in CASME2_HEADER]
     data_dir = casme2_tree(tmp_path / "casme2", rows=GOOD_ROWS, header=header)
@@ -160,6 +168,10 @@ def test_precomputed_csv_problems_are_named(tmp_path):
                                 rows=PRECOMPUTED_ROWS[:1] + [("smic", "s01", "x", 2, "negative")])
     with pytest.raises(ValueError, match=r"label and label_name disagree.*: s01_x \(line 3\): 2 vs negative$"):
         load_me_dataset("precomputed", data_dir=disagree, cache_dir=tmp_path)
+    # A blank label cell is not given, and a spreadsheet's 1.0 is 1: label_name decides both.
+    agree = precomputed_tree(tmp_path / "agree", rows=[("smic", "s01", "x", "", "negative"),
+                                                       ("smic", "s01", "y", "1.0", "positive")])
+    assert load_me_dataset("precomputed", data_dir=agree, cache_dir=tmp_path)["label"] == [0, 1]
     duplicated = precomputed_tree(tmp_path / "dup", rows=PRECOMPUTED_ROWS[:2] + PRECOMPUTED_ROWS[:1])
     with pytest.raises(ValueError, match="duplicate sample ids sub01_EP02_01f"):
         load_me_dataset("precomputed", data_dir=duplicated, cache_dir=tmp_path)

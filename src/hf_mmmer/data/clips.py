@@ -175,6 +175,10 @@ def read_source(source: ClipSource, data_dir: Path, frames: str, annotation_file
             raise ValueError(f"{source.name}: rows without an onset or offset frame number: {listing(unusable)}")
     labels = table[EMOTION].map(emotion_map)
     excluded = table[EMOTION][labels.isna()]
+    if len(excluded) and len(excluded) == len(table):  # "no samples" later would not say why
+        raise ValueError(f"{source.name}: all {len(table)} samples have emotions outside the class set "
+                         f"({sorted(excluded.unique())}); the emotions this config keeps are "
+                         f"{sorted(emotion for emotion, label in emotion_map.items() if label is not None)}")
     if len(excluded):
         logger.info("%s: %d samples of emotions %s are outside the class set", source.name, len(excluded),
                     sorted(excluded.unique()))

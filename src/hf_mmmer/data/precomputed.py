@@ -4,7 +4,7 @@
 apex`: `flow` and `apex` are image paths relative to `data_dir` (flow: RGB u, v, optical strain scaled
 to 0..255; apex: the face at the apex). Any number of source datasets may share one folder; a sample's
 id is `{subject}_{sample}`, as in the MEGC2019 list. `label_name` decides the class; `label`, where
-given, must agree with it.
+given (a blank cell is not), must agree with it.
 """
 
 from dataclasses import dataclass
@@ -27,6 +27,16 @@ CSV_LABEL_NAME = "label_name"
 CSV_FLOW = "flow"
 CSV_APEX = "apex"
 REQUIRED_COLUMNS = (CSV_DATASET, CSV_SUBJECT, CSV_SAMPLE, CSV_LABEL_NAME, CSV_FLOW, CSV_APEX)
+
+
+def label_agrees(cell: str, index: int) -> bool:
+    """Whether a `label` cell is blank (not given) or names class `index`: as `1` or as a spreadsheet's `1.0`."""
+    if cell == "":
+        return True
+    try:
+        return float(cell) == index
+    except ValueError:
+        return False
 
 
 def flow_rows(table: pd.DataFrame, root: Path, skip_missing: bool, where: str) -> list[dict]:
@@ -83,7 +93,9 @@ class Precomputed(MEBuilder):
         label_names = list(self.config.label_names)
         ensure_known(table[CSV_LABEL_NAME], label_names, "label names", csv)
         if CSV_LABEL in table.columns:
-            disagree = table[table[CSV_LABEL] != table[CSV_LABEL_NAME].map(lambda name: str(label_names.index(name)))]
+            agrees = [label_agrees(cell, label_names.index(name))
+                      for cell, name in zip(table[CSV_LABEL], table[CSV_LABEL_NAME])]
+            disagree = table[[not agreeing for agreeing in agrees]]
             if len(disagree):
                 pairs = [f"{row[CSV_SUBJECT]}_{row[CSV_SAMPLE]} ({csv_line(index)}): {row[CSV_LABEL]} vs "
                          f"{row[CSV_LABEL_NAME]}" for index, row in disagree.iterrows()]
