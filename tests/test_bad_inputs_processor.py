@@ -288,3 +288,27 @@ def test_a_flow_map_alone_is_classified_by_the_pipeline_and_the_cli(tmp_path):
     model.save_pretrained(tmp_path / "model")
     MMMERImageProcessor.from_config(config).save_pretrained(tmp_path / "model")
     assert main(["predict", "--model", str(tmp_path / "model"), "--flow", str(path), "--json"]) == 0
+
+
+def test_a_video_cut_short_is_refused_not_read_in_part(processor, tmp_path):
+    """A truncated file decodes its first frames without an error; the container still declares them all."""
+    from hf_mmmer.data.synthetic_videos import render_video
+    from hf_mmmer.video_spotting import spot_video
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 64))
+    for dx in range(9):
+        writer.write(cv2.cvtColor(shifted(textured(), dx * 0.5), cv2.COLOR_GRAY2BGR))
+    writer.release()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size * 2 // 3])
+    assert processor(video=str(clip))["flow_values"].shape == (1, 3, 28, 28)
+    with pytest.raises(ValueError, match=r"^video \(.*cut.avi\): the file declares 9 frames but only \d decode; it "
+                                         r"is cut short"):
+        processor(video=str(cut))
+    long = tmp_path / "long.avi"
+    render_video(0, duration_s=4, fps=25).write(long)
+    long_cut = tmp_path / "long_cut.avi"
+    long_cut.write_bytes(long.read_bytes()[: long.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"long_cut.avi: the file declares 100 frames but only \d+ decode"):
+        spot_video(str(long_cut), do_crop_face=False)

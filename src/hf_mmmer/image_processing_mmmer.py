@@ -247,6 +247,15 @@ def load_clip(clip: Any, name: str = "frames") -> list[np.ndarray]:
     return [load_frame(frame, f"{name}[{i}]") for i, frame in enumerate(clip)]
 
 
+def check_decoded_frames(name: str, declared: int, decoded: int) -> None:
+    """Refuse a video of which fewer frames decode than its container declares (more than a rounding's worth:
+    some containers estimate the count from the duration): a file cut short decodes its first part without
+    an error, and a clip or a spotting run on that part would look complete."""
+    if declared > 0 and decoded < declared - max(2, declared // 50):
+        raise ValueError(f"{name}: the file declares {declared} frames but only {decoded} decode; it is cut short "
+                         "or damaged (copy, download or export it again).")
+
+
 def load_video(path: str | os.PathLike, name: str = "video") -> list[np.ndarray]:
     """Every frame of a video file, read with OpenCV, as uint8 RGB."""
     path = os.fspath(path)
@@ -257,6 +266,7 @@ def load_video(path: str | os.PathLike, name: str = "video") -> list[np.ndarray]
     capture = cv2.VideoCapture(path)
     frames = []
     try:
+        declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         ok, frame = capture.read()
         while ok:
             frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
@@ -265,6 +275,7 @@ def load_video(path: str | os.PathLike, name: str = "video") -> list[np.ndarray]
         capture.release()
     if not frames:
         raise ValueError(f"{name}: cannot read any frame from {path!r} (unreadable or not a video OpenCV decodes).")
+    check_decoded_frames(f"{name} ({path})", declared, len(frames))
     check_frame_size(frames[0], f"{name} ({path})")
     return frames
 

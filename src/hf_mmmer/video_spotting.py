@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .face_detection import FaceCrop, find_face
-from .image_processing_mmmer import frame_files, load_frame, to_gray
+from .image_processing_mmmer import check_decoded_frames, frame_files, load_frame, to_gray
 from .optical_flow import DEFAULT_FLOW_METHOD
 from .spotting import (
     Interval,
@@ -87,6 +87,7 @@ class FrameSource:
             self.frames_read = index
         finally:
             capture.release()
+        check_decoded_frames(self.name, self.num_frames or 0, index)
 
 
 def open_source(inputs: Any) -> FrameSource:
