@@ -69,7 +69,7 @@ def test_page_errors_are_one_line_gradio_errors(model_dir, frames, tmp_path):
         functions["classify_video"](str(broken), False, "motion")
 
 
-def test_page_refuses_frames_over_its_pixel_limit_before_any_work(model_dir, tmp_path):
+def test_page_refuses_frames_over_its_pixel_and_length_limits_before_any_work(model_dir, tmp_path):
     """Flow time grows with the pixels, so a public page has a limit; each frame and video is named."""
     app = demo_app.build_app(model_dir, max_frame_pixels=100 * 100)
     functions = {block.api_name: block.fn for block in app.fns.values()}
@@ -87,6 +87,12 @@ def test_page_refuses_frames_over_its_pixel_limit_before_any_work(model_dir, tmp
     writer.release()
     for name, arguments in (("classify_video", (False, "motion")), ("spot", (False,))):
         with pytest.raises(gr.Error, match=r"the video's frames \(wide clip.avi\): 120x90 pixels is more than"):
+            functions[name](str(video), *arguments)
+    # Length: a clip is decoded whole, and spotting takes time per frame.
+    functions = {block.api_name: block.fn for block in
+                 demo_app.build_app(model_dir, max_clip_frames=2, max_spotting_frames=2).fns.values()}
+    for name, arguments, tab in (("classify_video", (False, "motion"), "clip"), ("spot", (False,), "spotting")):
+        with pytest.raises(gr.Error, match=f"wide clip.avi: 3 frames is more than the {tab} tab takes \\(2\\)"):
             functions[name](str(video), *arguments)
     assert demo_app.LAUNCH_OPTIONS["max_file_size"]  # uploads are capped too
 

@@ -38,6 +38,13 @@ text (a server path, say) reaches the visitor too, on a public Space or with `--
 Uploads are capped so that one visitor cannot fill the server's disk (a minute of 1080p video is well under
 the cap)."""
 
+MAX_CLIP_FRAMES = 300
+"""The longest clip the clip tab takes: a clip is decoded whole into memory, and a micro-expression lasts half
+a second at most (100 frames at 200 fps), so ten seconds of 30 fps video is room enough."""
+MAX_SPOTTING_FRAMES = 30 * 60 * 10
+"""The longest video the spotting tab takes, ten minutes at 30 fps: spotting reads the frames one by one, but
+its time grows with their number, and a public page must not let one visitor hold the server for long."""
+
 MAX_FRAME_PIXELS = 4096 * 4096
 """The largest frame, or video frame, the page takes by default. The optical flow runs on the face crop at
 the frame's own resolution (on the whole frame when no face is found), so its time grows with the pixels:
@@ -74,15 +81,19 @@ def check_upload_pixels(name: str, height: int, width: int, max_pixels: int):
                          f"{side}x{side}); scale it down, or run `hf-mmmer predict`, which takes any size.")
 
 
-def check_video_pixels(path: str, max_pixels: int):
-    """`check_upload_pixels` for a video's frames, read from its header; a file OpenCV cannot open is left to
-    the pipeline, whose error says so."""
+def check_video_upload(path: str, max_pixels: int, max_frames: int, tab: str):
+    """`check_upload_pixels` for a video's frames, and at most `max_frames` of them, both read from its header;
+    a file OpenCV cannot open is left to the pipeline, whose error says so."""
     capture = cv2.VideoCapture(path)
     try:
         if capture.isOpened():
             height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
             width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
             check_upload_pixels(f"the video's frames ({Path(path).name})", height, width, max_pixels)
+            frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            if frames > max_frames:
+                raise ValueError(f"{Path(path).name}: {frames} frames is more than the {tab} tab takes ({max_frames}); "
+                                 "cut it shorter, or run `hf-mmmer predict` or `hf-mmmer spot`, which take any length.")
     finally:
         capture.release()
 
@@ -100,9 +111,11 @@ def _shown_to_user(callback):
     return wrapper
 
 
-def build_app(model_dir, max_frame_pixels: int = MAX_FRAME_PIXELS) -> "gr.Blocks":
+def build_app(model_dir, max_frame_pixels: int = MAX_FRAME_PIXELS, max_clip_frames: int = MAX_CLIP_FRAMES,
+              max_spotting_frames: int = MAX_SPOTTING_FRAMES) -> "gr.Blocks":
     """The demo page around the saved model in `model_dir` (loaded once; a wrong folder fails here, in one
-    line). Frames and video frames over `max_frame_pixels` are refused (`MAX_FRAME_PIXELS` says why)."""
+    line). Frames and video frames over `max_frame_pixels`, clips over `max_clip_frames` frames and videos
+    to spot over `max_spotting_frames` are refused (the constants say why)."""
     model_dir = Path(model_dir)
     classify = load_pipeline(model_dir)
 
@@ -118,14 +131,14 @@ def build_app(model_dir, max_frame_pixels: int = MAX_FRAME_PIXELS) -> "gr.Blocks
     def classify_video(video, crop_face, view):
         if not video:
             raise ValueError("Upload a clip or record one with the webcam first.")
-        check_video_pixels(video, max_frame_pixels)
+        check_video_upload(video, max_frame_pixels, max_clip_frames, "clip")
         return analyse(classify, {"video": video}, crop_face, view)
 
     @_shown_to_user
     def spot(video, crop_face):
         if not video:
             raise ValueError("Upload a long video first.")
-        check_video_pixels(video, max_frame_pixels)
+        check_video_upload(video, max_frame_pixels, max_spotting_frames, "spotting")
         result = spot_video(video, do_crop_face=crop_face)
         entries = recognise(classify.model, classify.image_processor, video, result)
         rows = [[entry[key] for key in ("onset", "apex", "offset", "onset_time", "offset_time", "label", "score")]
