@@ -141,10 +141,18 @@ def test_no_face_is_reported_with_the_time_range():
 def test_a_lost_face_is_skipped_and_reported():
     face = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY), (256, 256), interpolation=cv2.INTER_AREA)
     blank = np.full_like(face, 90)
-    frames = [face] * 20 + [blank] * 20 + [face] * 20  # 2 s, 2 s, 2 s at 10 fps
-    result = spot_video(frames, 10)
+    frames = [face] * 30 + [blank] * 30 + [face] * 30  # 2 s, 2 s, 2 s at 15 fps
+    result = spot_video(frames, 15)
     assert result.gaps == [(2.0, 4.0)]
-    assert np.isnan(result.signal[20:40]).all() and not np.isnan(result.signal[:20]).all()
+    assert np.isnan(result.signal[30:60]).all() and not np.isnan(result.signal[:30]).all()
+
+
+def test_a_frame_rate_too_low_to_see_a_micro_expression_is_refused():
+    """An empty result would read as "none here" where none could have been seen."""
+    frames = [np.full((64, 64), 90, np.uint8)] * 10
+    for fps in (0.001, 1, 14.9):
+        with pytest.raises(ValueError, match=f"frames: {fps:g} fps is too few to spot micro-expressions .*at least 15"):
+            spot_video(frames, fps)
 
 
 @pytest.fixture(scope="module")

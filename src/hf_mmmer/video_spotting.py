@@ -115,16 +115,27 @@ def open_source(inputs: Any) -> FrameSource:
                     "non-empty list of frames.")
 
 
+MIN_FPS = 15.0
+"""The slowest frame rate spotting takes: below it the comparison window (`spotting.WINDOW_S`) spans at most two
+frames, and the shortest micro-expressions fall between frames."""
+
+
 def resolve_fps(source: FrameSource, fps: float | None) -> float:
-    """The frame rate to use: the one given, else the container's; frames and folders need it given."""
+    """The frame rate to use: the one given, else the container's; frames and folders need it given. Below
+    `MIN_FPS` it is refused: an empty result would read as "no micro-expression" where none could be seen."""
     if fps is not None:
         if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
             raise ValueError(f"fps must be a positive number; got {fps!r}.")
-        return float(fps)
-    if source.fps is None:
+        fps = float(fps)
+    elif source.fps is None:
         what = "the video's container carries" if source._video else "frames carry"
         raise ValueError(f"{source.name}: {what} no frame rate; pass it (--fps F, or fps= in Python).")
-    return source.fps
+    else:
+        fps = source.fps
+    if fps < MIN_FPS:
+        raise ValueError(f"{source.name}: {fps:g} fps is too few to spot micro-expressions (they last 1/25 to 1/2 s); "
+                         f"spotting needs at least {MIN_FPS:g} fps.")
+    return fps
 
 
 @dataclass
