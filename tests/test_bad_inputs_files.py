@@ -214,6 +214,19 @@ def test_a_failed_start_leaves_nothing_and_a_rerun_works(tmp_path, data_dir):
     assert (output / "metrics.json").is_file()
 
 
+def test_resume_takes_the_same_folder_and_overrides_however_they_are_written(template_run, finished_run,
+                                                                            monkeypatch):
+    """A trailing slash (tab completion adds one), an absolute or a relative path, spaces around '=': the same run."""
+    data = template_run[0]
+    monkeypatch.chdir(data.parent)
+    spaced = TINY_OVERRIDES.replace("=", " = ").replace(",", ", ")
+    for spelling in (f"{data}/", data.name, f"./{data.name}/"):
+        args = train_args(finished_run, spelling, "--resume", "--config_overrides", spaced)
+        train_from_argv(args)
+    with pytest.raises(ValueError, match=r"--resume with different arguments .*config_overrides"):
+        train_from_argv(train_args(finished_run, data, "--resume", "--config_overrides", spaced + ",mlp_ratio=3"))
+
+
 def test_resume_refuses_changed_data_and_names_the_change(tmp_path, data_dir):
     finished_run = tmp_path / "run"
     train_from_argv(train_args(finished_run, data_dir))

@@ -235,6 +235,20 @@ def recorded_signature(run_args: dict) -> dict:
     return {**ADDED_SINCE_RUNS_WERE_RECORDED, **run_args}
 
 
+def same_argument(key: str, recorded, current) -> bool:
+    """Whether a recorded and a current run argument mean the same: a data folder by where it really is
+    (`data/`, `./data` and its absolute path are one folder), config overrides by their parsed values
+    (`hidden_size = 16` is `hidden_size=16`), anything else as written."""
+    if key == "data_dir" and recorded and current:
+        return os.path.realpath(recorded) == os.path.realpath(current)
+    if key == "config_overrides":
+        try:
+            return parse_overrides(recorded) == parse_overrides(current)
+        except ValueError:  # a recorded text that no longer parses differs from any that does
+            return False
+    return recorded == current
+
+
 def run_signature(data_args: DataArguments, args: ExperimentArguments) -> dict:
     """The arguments that determine a run's results (what `--resume` must find unchanged)."""
     ignored = {"output_dir", "resume", "overwrite", "push_to_hub", "hub_model_id", "hub_private", "num_threads",

@@ -23,7 +23,9 @@ from ..atomic_files import write_atomically
 from ..configuration_mmmer import MMMERConfig
 from ..data import held_out_split, select_subjects, subject_keys
 from ..data.loso import protocol_folds, select_sources
-from .arguments import DataArguments, ExperimentArguments, parse_overrides, recorded_signature, run_signature
+from .arguments import (
+    DataArguments, ExperimentArguments, parse_overrides, recorded_signature, run_signature, same_argument,
+)
 from .data_fingerprint import data_changes, data_fingerprint, is_fingerprint
 from .encoding import EncodedDataset, encode_dataset
 from .evaluation import predict_probabilities
@@ -119,7 +121,7 @@ def check_resumable(output_dir: Path, signature: dict, fingerprint: dict):
         raise ValueError(f"--resume refused: the run in {output_dir} has no {RUN_ARGS_FILE}, so its arguments cannot "
                          "be checked; start a new run")
     previous = recorded_signature(read_record(args_file, lambda r: isinstance(r, dict), "a record of arguments"))
-    changed = {k: (previous.get(k), v) for k, v in signature.items() if previous.get(k) != v}
+    changed = {k: (previous.get(k), v) for k, v in signature.items() if not same_argument(k, previous.get(k), v)}
     if changed:
         raise ValueError(f"--resume with different arguments than the run in {output_dir}: "
                          + ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items()))
