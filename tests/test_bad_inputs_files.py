@@ -204,6 +204,17 @@ def test_the_commands_skip_missing_samples_when_told(tmp_path, data_dir, model_d
     assert code == 0
 
 
+def test_one_sample_under_two_names_is_refused(tmp_path, data_dir):
+    """A copy under another subject would be trained on while its twin is tested."""
+    lines = (data_dir / "samples.csv").read_text().splitlines()
+    lines.append("casme2,sub09,EP99,1,positive,flow/casme2_sub01_EP02_01f.png,apex/casme2_sub01_EP02_01f.jpg")
+    (data_dir / "samples.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"^1 group\(s\) of samples have identical inputs, .*: "
+                                         r"casme2/sub01_EP02_01f = casme2/sub09_EP99; remove the copies"):
+        train_from_argv(train_args(tmp_path / "run", data_dir))
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_failed_start_leaves_nothing_and_a_rerun_works(tmp_path, data_dir):
     output = tmp_path / "run"
     with pytest.raises(ValueError, match="unknown subjects"):

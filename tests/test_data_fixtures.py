@@ -6,6 +6,7 @@ SAMM: the table under a preamble). The default trees include the known quirks of
 This module holds helpers only; the tests are in the other `test_data_*` files.
 """
 
+import zlib
 from pathlib import Path
 
 import cv2
@@ -114,9 +115,11 @@ def megc2019_tree(root: Path) -> Path:
 
 
 def write_image(path: Path, size: int, channels: int = 3):
+    """Random pixels drawn from the file's name: each sample's own (two identical samples are refused)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     shape = (size, size, channels) if channels > 1 else (size, size)
-    cv2.imwrite(str(path), np.random.default_rng(size).integers(0, 256, shape).astype(np.uint8))
+    seed = zlib.crc32(path.name.encode())
+    cv2.imwrite(str(path), np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8))
 
 
 PRECOMPUTED_HEADER = "dataset,subject,sample,label,label_name,flow,apex"

@@ -7,7 +7,7 @@ trained and tested on), so a changed dataset is refused and the change named.
 """
 
 import hashlib
-from collections import Counter
+from collections import Counter, defaultdict
 
 from ..data.checks import listing
 from .encoding import EncodedDataset
@@ -33,6 +33,18 @@ def data_fingerprint(data: EncodedDataset) -> dict:
             digest.update(data.texture[index].numpy().tobytes())
         samples[key] = {"label": data.label_names[int(data.labels[index])], "content": digest.hexdigest()[:16]}
     return {"classes": list(data.label_names), "samples": samples}
+
+
+def check_no_twins(fingerprint: dict) -> None:
+    """Refuse samples whose model inputs are identical: one sample under two names (a copied file, a clip
+    folder linked under another subject) would be trained on while its twin is tested, or weigh twice."""
+    by_content = defaultdict(list)
+    for key, sample in fingerprint["samples"].items():
+        by_content[sample["content"]].append(key)
+    twins = sorted(" = ".join(keys) for keys in by_content.values() if len(keys) > 1)
+    if twins:
+        raise ValueError(f"{len(twins)} group(s) of samples have identical inputs, so one sample is there under two "
+                         f"names: {listing(twins)}; remove the copies")
 
 
 def is_fingerprint(record) -> bool:

@@ -26,7 +26,7 @@ from ..data.loso import protocol_folds, select_sources
 from .arguments import (
     DataArguments, ExperimentArguments, parse_overrides, recorded_signature, run_signature, same_argument,
 )
-from .data_fingerprint import data_changes, data_fingerprint, is_fingerprint
+from .data_fingerprint import check_no_twins, data_changes, data_fingerprint, is_fingerprint
 from .encoding import EncodedDataset, encode_dataset
 from .evaluation import predict_probabilities
 from .export import save_model_directory
@@ -169,6 +169,7 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
     recipe = FoldRecipe.from_arguments(args)
     folds = plan_folds(data, args)
     signature, fingerprint = run_signature(data_args, args), data_fingerprint(data)
+    check_no_twins(fingerprint)
     output_dir = placement.work_dir  # a hidden sibling while the run replaces another, swapped in at the end
     if args.resume and read_manifest(output_dir) is not None:
         check_resumable(output_dir, signature, fingerprint)
