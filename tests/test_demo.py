@@ -137,6 +137,11 @@ def test_export_space_refuses_a_non_empty_folder_and_a_wrong_model(model_dir, tm
     with pytest.raises(FileNotFoundError, match="no model folder"):
         export_space(tmp_path / "nowhere", tmp_path / "space")
     assert not (tmp_path / "space").exists()
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "gone")
+    with pytest.raises(ValueError, match=r"dangling is a symbolic link to nothing \(.*gone\)"):
+        export_space(model_dir, dangling)
+    assert not (tmp_path / "gone").exists()
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ registry), `requirements.txt` (the package's core dependencies; the Space brings
 folder starts the same page as `hf-mmmer demo`.
 """
 
+import os
 import shutil
 from importlib import metadata
 from pathlib import Path
@@ -67,6 +68,9 @@ def export_space(model_dir, output_dir) -> Path:
     import gradio
 
     model_dir, output_dir = Path(model_dir), Path(output_dir)
+    if os.path.lexists(output_dir) and not output_dir.exists():
+        raise ValueError(f"{output_dir} is a symbolic link to nothing ({os.readlink(output_dir)}); the Space is "
+                         "written only to a new or empty folder.")
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
         raise ValueError(f"{output_dir} exists and is not an empty folder; the Space is written only to a new or "
                          "empty one.")
