@@ -245,6 +245,21 @@ def test_a_processor_that_does_not_fit_the_model_names_preprocessor_config(saved
         load_pipeline(directory)
 
 
+def test_a_config_json_that_is_not_an_object_is_named(saved, tmp_path):
+    directory = damaged_copy(saved, tmp_path, edit_config=lambda c: [1, 2])
+    with pytest.raises(ValueError, match=r"config.json must hold a JSON object of config fields, got a list"):
+        load_pipeline(directory)
+
+
+def test_a_flow_map_alone_for_a_model_that_reads_the_apex_too_asks_for_the_apex(tmp_path):
+    config = tiny_config()  # flow and texture
+    model = MMMERForMicroExpressionClassification(config).eval()
+    directory = save_model_directory(model, MMMERImageProcessor.from_config(config), tmp_path / "m")
+    flow = np.random.default_rng(0).integers(0, 256, (28, 28, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"reads the apex face as well as the flow map .*give the apex with the flow"):
+        load_pipeline(directory)({"flow": flow})
+
+
 def test_a_missing_model_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"^no model folder at .*nowhere/model$"):
         load_pipeline(tmp_path / "nowhere" / "model")

@@ -146,6 +146,14 @@ class MMMERConfig(PretrainedConfig):
         return sorted(own | {f.name for f in dataclasses.fields(PretrainedConfig)} | _TRANSFORMERS_KEYS)
 
     @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        """`PretrainedConfig.from_dict`, refusing a config.json that holds no JSON object (`[1, 2]`, a number)
+        with that reason instead of Python's "argument after ** must be a mapping"."""
+        if not isinstance(config_dict, dict):
+            raise ValueError(f"config.json must hold a JSON object of config fields, got a {type(config_dict).__name__}")
+        return super().from_dict(config_dict, **kwargs)
+
+    @classmethod
     def _refuse_unknown(cls, kwargs: dict):
         """A misspelt field (`hiden_size`) would otherwise be stored and silently ignored by the network."""
         known = cls.known_keys()

@@ -199,6 +199,10 @@ class MicroExpressionClassificationPipeline(Pipeline):
     def _forward(self, model_inputs, return_importance=False):
         flow_values = model_inputs["flow_values"].to(self.dtype)
         texture_values = model_inputs.get("texture_values")  # absent for a flow map given alone
+        if texture_values is None and "texture" in self.model.config.modalities:
+            raise ValueError("this model reads the apex face as well as the flow map (modalities "
+                             f"{self.model.config.modalities}): give the apex with the flow ({{'flow': ..., 'apex': "
+                             "...}, or --apex)")
         if texture_values is not None:
             texture_values = texture_values.to(self.dtype)
         uses_motion = return_importance and "flow" in self.model.config.modalities
