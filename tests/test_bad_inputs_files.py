@@ -262,11 +262,16 @@ def test_resume_refuses_changed_data_and_names_the_change(tmp_path, data_dir):
     assert folder_state(finished_run) == before
 
 
-def test_the_trainer_command_reports_a_user_error_in_one_line(tmp_path, capsys):
+def test_the_trainer_command_reports_a_user_error_in_one_line(tmp_path, capsys, monkeypatch):
     code = command(["train", *train_args(tmp_path / "run", tmp_path / "data"), "--epochs", "0"])
     err = capsys.readouterr().err
     assert code == 1
     assert err == "hf-mmmer train: error: --epochs must be a positive integer, got 0\n"
+    # Under torchrun or accelerate (RANK set), only the main process reports: not one line per process.
+    for rank, expected in (("1", ""), ("0", err)):
+        monkeypatch.setenv("RANK", rank)
+        assert command(["train", *train_args(tmp_path / "run", tmp_path / "data"), "--epochs", "0"]) == 1
+        assert capsys.readouterr().err == expected
 
 
 def raise_from(error):

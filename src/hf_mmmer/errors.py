@@ -9,6 +9,7 @@ Anything else is a bug and keeps its traceback. Malformed command lines are argp
 (usage line and exit status 2).
 """
 
+import os
 import sys
 
 USER_ERRORS = (
@@ -34,13 +35,21 @@ def user_error(error: BaseException):
     return error if isinstance(error, USER_ERRORS) else None
 
 
+def is_main_process() -> bool:
+    """Whether this is the process that reports: under `torchrun` or `accelerate launch` every process meets the
+    same bad input, and one line per process would bury it (the launcher's own report follows anyway)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def exit_status(command: str, run, *args) -> int:
-    """Call `run(*args)`; return 0, or print a user error as `command: error: message` and return 1."""
+    """Call `run(*args)`; return 0, or print a user error as `command: error: message` (from the main process
+    only) and return 1."""
     try:
         run(*args)
     except Exception as error:  # noqa: BLE001 -- anything but a user error is raised again, traceback intact
         if user_error(error) is None:
             raise
-        print(f"{command}: error: {' '.join(str(user_error(error)).split())}", file=sys.stderr)
+        if is_main_process():
+            print(f"{command}: error: {' '.join(str(user_error(error)).split())}", file=sys.stderr)
         return 1
     return 0
