@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import cv2
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from skimage import data
@@ -14,6 +15,7 @@ from hf_mmmer.cli import main
 from hf_mmmer.data.synthetic_clips import class_motion, draw_frame, make_face
 from hf_mmmer.data.synthetic_videos import render_video
 from hf_mmmer.spotting import spot_apex
+from hf_mmmer.spotting_timeline import timeline_figure
 from hf_mmmer.video_spotting import spot_video
 
 
@@ -145,6 +147,10 @@ def test_a_lost_face_is_skipped_and_reported():
     result = spot_video(frames, 15)
     assert result.gaps == [(2.0, 4.0)]
     assert np.isnan(result.signal[30:60]).all() and not np.isnan(result.signal[:30]).all()
+    figure = timeline_figure(result, [])  # the page's and --plot's title says what was not searched
+    assert figure.axes[0].get_title().endswith("0 micro-expression(s) spotted; face lost for 2.00 of 6.00 s (grey), "
+                                               "not searched")
+    plt.close(figure)
 
 
 def test_a_frame_rate_too_low_to_see_a_micro_expression_is_refused():

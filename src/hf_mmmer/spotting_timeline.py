@@ -34,7 +34,10 @@ def timeline_figure(result, entries: list[dict]):
     axis.set_xlim(0, result.num_frames / result.fps)
     axis.set_xlabel("time (s)")
     axis.set_ylabel("contrast (px)")
-    axis.set_title(f"{Path(result.name).name}: {len(entries)} micro-expression(s) spotted")
+    lost = sum(end - start for start, end in result.gaps)  # "none spotted" must not hide "not looked at"
+    duration = result.num_frames / result.fps
+    unseen = f"; face lost for {lost:.2f} of {duration:.2f} s (grey), not searched" if lost else ""
+    axis.set_title(f"{Path(result.name).name}: {len(entries)} micro-expression(s) spotted{unseen}")
     return figure
 
 
