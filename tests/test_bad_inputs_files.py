@@ -215,6 +215,20 @@ def test_one_sample_under_two_names_is_refused(tmp_path, data_dir):
     assert not (tmp_path / "run").exists()
 
 
+def test_overwrite_refuses_a_run_whose_folder_was_replaced_by_a_link(tmp_path, template_run, finished_run):
+    """The link is the user's, and so is the folder it points to (here a run's folds/, as a user might move
+    final_model/): named up front, nothing deleted through it."""
+    elsewhere = tmp_path / "kept" / "folds"
+    elsewhere.parent.mkdir()
+    shutil.move(finished_run / "folds", elsewhere)
+    (finished_run / "folds").symlink_to(elsewhere, target_is_directory=True)
+    before = folder_state(elsewhere)
+    with pytest.raises(FileExistsError, match=r"--overwrite refused: .* holds files the run did not write "
+                                              r"\(folds\)"):
+        train_from_argv(train_args(finished_run, template_run[0], "--overwrite"))
+    assert folder_state(elsewhere) == before and (finished_run / "folds").is_symlink()
+
+
 def test_a_failed_start_leaves_nothing_and_a_rerun_works(tmp_path, data_dir):
     output = tmp_path / "run"
     with pytest.raises(ValueError, match="unknown subjects"):

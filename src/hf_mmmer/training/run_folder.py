@@ -95,8 +95,10 @@ def is_owned(relative: str, owned: set, folder: Path) -> bool:
 
 
 def foreign_files(folder: Path, owned: set) -> list:
-    """Files under `folder` that the run there did not write, as sorted relative paths."""
-    files = (path.relative_to(folder).as_posix() for path in Path(folder).rglob("*") if not path.is_dir())
+    """Files under `folder` that the run there did not write, as sorted relative paths. A symbolic link counts
+    as a file, a link to a folder too: the run writes none, and what it points to is the user's."""
+    files = (path.relative_to(folder).as_posix() for path in Path(folder).rglob("*")
+             if path.is_symlink() or not path.is_dir())
     return sorted(relative for relative in files if not is_owned(relative, owned, folder))
 
 
