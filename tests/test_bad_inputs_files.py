@@ -156,9 +156,9 @@ def test_a_file_that_appears_in_the_replaced_run_is_kept_and_named(tmp_path, cap
     (["--dataset", "synthetic", "--samples_per_subject", "-2"], "synthetic: samples_per_subject must be a positive "
                                                                  "integer, got -2"),
     (["--dataset", "synthetic"], "is given, but --dataset is synthetic, which is generated and reads no folder"),
-    (["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
-    (["--seed", str(2**32)], "--seed must be below 2"),
-    (["--num_threads", "100000"], "--num_threads 100000 is more than this machine's"),
+    (["--seed", "-1"], "--seed must be an integer from 0 to 4294967295, got -1"),
+    (["--seed", str(2**32)], "--seed must be an integer from 0 to 4294967295, got 4294967296"),
+    (["--num_threads", "100000"], "--num_threads 100000 is more than the"),
 ])
 def test_bad_arguments_are_refused_before_any_data_is_read(tmp_path, monkeypatch, bad, message):
     monkeypatch.setattr(experiment, "load_dataset_for", lambda *a: pytest.fail("data were read"))
@@ -550,11 +550,17 @@ def test_counts_of_zero_or_less_are_usage_errors(capsys, argv, option):
     assert f"argument {option}: must be a positive integer" in capsys.readouterr().err
 
 
-def test_more_threads_than_cores_is_a_usage_error(capsys):
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "--model", "m", "clip.avi", "--num_threads", "100000"],
+     "argument --num_threads: 100000 is more than the"),
+    (["evaluate", "--model", "m", "--dataset", "synthetic", "--seed", "-1"],
+     "argument --seed: must be an integer from 0 to 4294967295, got -1"),
+])
+def test_thread_counts_and_seeds_out_of_range_are_usage_errors(capsys, argv, message):
+    """The same bounds as train.py's (`hf_mmmer.limits`): NumPy's own error for a seed named no option."""
     with pytest.raises(SystemExit) as exit_info:
-        command(["predict", "--model", "m", "clip.avi", "--num_threads", "100000"])
-    assert exit_info.value.code == 2 and "argument --num_threads: 100000 is more than this machine's" in \
-        capsys.readouterr().err
+        command(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("port", ["0", "65536", "99999"])

@@ -30,6 +30,7 @@ from transformers.utils import logging as transformers_logging
 
 from .errors import exit_status
 from .image_processing_mmmer import MMMERImageProcessor
+from .limits import seed_problem, thread_problem
 from .modeling_mmmer import MMMERForMicroExpressionClassification
 from .paths import is_within
 from .pipeline_mmmer import PROCESSOR_FILE, MicroExpressionClassificationPipeline
@@ -245,12 +246,22 @@ def host_address(text: str) -> str:
 
 
 def thread_count(text: str) -> int:
-    """argparse type of a thread count: 1 to the machine's cores (thousands of threads exhaust memory before the
-    work starts)."""
+    """argparse type of a thread count (`limits.thread_problem`)."""
     count = positive_int(text)
-    if count > (os.cpu_count() or 1):
-        raise argparse.ArgumentTypeError(f"{count} is more than this machine's {os.cpu_count()} cores")
+    if problem := thread_problem(count):
+        raise argparse.ArgumentTypeError(problem)
     return count
+
+
+def seed_number(text: str) -> int:
+    """argparse type of a seed (`limits.seed_problem`); NumPy's own error would name no option."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if problem := seed_problem(seed):
+        raise argparse.ArgumentTypeError(problem)
+    return seed
 
 
 def add_threads_argument(parser: argparse.ArgumentParser):
@@ -353,7 +364,7 @@ def build_command_parser() -> argparse.ArgumentParser:
     synthetic.add_argument("--num_subjects", type=positive_int, default=8, help="number of subjects (default 8)")
     synthetic.add_argument("--samples_per_subject", type=positive_int, default=24,
                            help="clips per subject (default 24)")
-    synthetic.add_argument("--seed", type=int, default=0, help="seed of the rendered clips (default 0)")
+    synthetic.add_argument("--seed", type=seed_number, default=0, help="seed of the rendered clips (default 0)")
     add_threads_argument(evaluate_parser)
     evaluate_parser.set_defaults(run=evaluate)
 

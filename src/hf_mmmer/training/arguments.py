@@ -14,6 +14,7 @@ from typing import Optional
 
 from ..configuration_mmmer import MMMERConfig
 from ..data.checks import require_int
+from ..limits import seed_problem, thread_problem
 from ..data.synthetic import SyntheticConfig
 from .subject_adversary import check_compatible
 
@@ -160,13 +161,12 @@ class ExperimentArguments:
         if self.ema_decay == 1:
             raise ValueError("--ema_decay must be below 1 (at 1 the averaged weights never leave their initial "
                              "values); 0 disables the average")
-        require_int(self.seed, "--seed", minimum=0)
-        if self.seed >= 2**32:  # NumPy's and torch's generators take seeds below 2**32 everywhere
-            raise ValueError(f"--seed must be below 2**32, got {self.seed}")
+        if problem := seed_problem(self.seed):
+            raise ValueError(f"--seed {problem}")
         if self.num_threads is not None and self.num_threads < 0:
             raise ValueError(f"--num_threads must be >= 0 (0 keeps torch's default), got {self.num_threads}")
-        if self.num_threads is not None and self.num_threads > (os.cpu_count() or 1):
-            raise ValueError(f"--num_threads {self.num_threads} is more than this machine's {os.cpu_count()} cores")
+        if self.num_threads and (problem := thread_problem(self.num_threads)):
+            raise ValueError(f"--num_threads {problem}")
         overrides = parse_overrides(self.config_overrides)
         check_config_overrides(overrides)
         try:
