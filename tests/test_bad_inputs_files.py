@@ -412,6 +412,11 @@ def test_a_run_folder_that_cannot_be_one_is_refused_before_the_data_are_read(tmp
         with pytest.raises(error, match=message):
             train_from_argv(train_args(output, data_dir))
     assert not (data_dir / "results").exists() and (tmp_path / "notes.txt").read_text() == "mine"
+    # `x/..` and `.` name a folder by where it is: its staging siblings must lie beside it, not inside.
+    (tmp_path / "run" / "x").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "run")
+    assert run_folder.checked_output_dir("x/..", {}) == run_folder.checked_output_dir(".", {}) == tmp_path / "run"
+    assert run_folder.replaced_folder(run_folder.checked_output_dir("x/..", {})).parent == tmp_path
 
 
 def test_evaluate_writes_into_a_non_empty_folder_only_with_consent(capsys, model_dir, tmp_path):

@@ -250,7 +250,11 @@ def same_argument(key: str, recorded, current) -> bool:
 
 
 def run_signature(data_args: DataArguments, args: ExperimentArguments) -> dict:
-    """The arguments that determine a run's results (what `--resume` must find unchanged)."""
+    """The arguments that determine a run's results (what `--resume` must find unchanged); the data folder as an
+    absolute path, so that a resume from another working folder is checked against the same folder."""
     ignored = {"output_dir", "resume", "overwrite", "push_to_hub", "hub_model_id", "hub_private", "num_threads",
                "cache_dir"}
-    return {k: v for k, v in {**asdict(data_args), **asdict(args)}.items() if k not in ignored}
+    signature = {k: v for k, v in {**asdict(data_args), **asdict(args)}.items() if k not in ignored}
+    if signature.get("data_dir"):
+        signature["data_dir"] = os.path.abspath(signature["data_dir"])
+    return signature

@@ -126,15 +126,13 @@ def _is_empty(folder: Path) -> bool:
 
 
 def checked_output_dir(output_dir, inputs: dict) -> Path:
-    """`output_dir` as a path, refused when it cannot hold results (empty text, a file, a folder under a file)
-    or lies inside one of `inputs` (option -> folder, or None when not given). `.` is the current folder by
-    name, since the rules above name folders after it."""
+    """`output_dir` as an absolute path, refused when it cannot hold results (empty text, a file, a folder
+    under a file) or lies inside one of `inputs` (option -> folder, or None when not given). Absolute, since
+    the rules above put folders beside it by its name, which `.` and `x/..` do not give."""
     if not str(output_dir).strip():
         raise ValueError("--output_dir is empty; name the folder for the results")
-    output_dir = Path(output_dir)
-    if not output_dir.name:
-        output_dir = output_dir.resolve()
-    existing = next(folder for folder in (output_dir, *output_dir.absolute().parents) if folder.exists())
+    output_dir = Path(os.path.abspath(output_dir))
+    existing = next(folder for folder in (output_dir, *output_dir.parents) if folder.exists())
     if not existing.is_dir():
         where = "is a file" if existing == output_dir else f"lies under {existing}, which is a file"
         raise NotADirectoryError(f"--output_dir {output_dir} {where}, not a folder")
@@ -227,7 +225,7 @@ def check_evaluation_folder(output_dir, overwrite: bool, inputs: dict | None = N
     """Refuse an evaluation's `--output_dir` that is or lies in a training run, lies inside one of `inputs`
     (as `checked_output_dir` takes them), or is non-empty without `--overwrite`."""
     output_dir = checked_output_dir(output_dir, inputs or {})
-    run = next((folder for folder in (output_dir, *output_dir.absolute().parents) if is_run_folder(folder)), None)
+    run = next((folder for folder in (output_dir, *output_dir.parents) if is_run_folder(folder)), None)
     if run is not None:
         raise FileExistsError(f"--output_dir {output_dir} {'holds' if run == output_dir else f'lies inside {run},'} "
                               "a training run, whose metrics.json and predictions.csv are its LOSO results: an "
