@@ -238,6 +238,17 @@ def test_a_class_count_edited_in_config_json_is_named_not_a_size_mismatch_traceb
             MMMERForMicroExpressionClassification.from_pretrained(saved, config=config)
 
 
+def test_keyword_arguments_to_from_pretrained_are_checked_and_fine_tuning_is_by_consent(saved):
+    """Keyword arguments reach the config after its own checks: a bad label map would load, save, and then
+    fail on the next load. A new head of another class count is the fine-tuning pattern, with consent."""
+    with pytest.raises(ValueError, match=r"id2label names two classes alike: \['a'\]"):
+        MMMERForMicroExpressionClassification.from_pretrained(saved, id2label={0: "a", 1: "a", 2: "b"})
+    with pytest.raises(ValueError, match=r"num_labels: 3 when saved, 4 now"):
+        MMMERForMicroExpressionClassification.from_pretrained(saved, num_labels=4)
+    tuned = MMMERForMicroExpressionClassification.from_pretrained(saved, num_labels=4, ignore_mismatched_sizes=True)
+    assert tuned.config.num_labels == 4 and tuned.classifier[-1].out_features == 4
+
+
 def test_a_processor_that_does_not_fit_the_model_names_preprocessor_config(saved, tmp_path):
     directory = damaged_copy(saved, tmp_path, edit_config=lambda c: {**c, "texture_size": 56},
                              file="preprocessor_config.json")

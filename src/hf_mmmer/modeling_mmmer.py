@@ -473,8 +473,9 @@ class MMMERPreTrainedModel(PreTrainedModel):
                 "pass ignore_mismatched_sizes=True to start the mismatched layers afresh."
             ) from error
         model.loading_info = info
+        model.config.validate_sizes()  # keyword arguments were set on the config after its own checks ran
         weights = _saved_weights_file(source, location)
-        if weights is not None:
+        if weights is not None and not kwargs.get("ignore_mismatched_sizes"):  # else: fine-tuning, by consent
             _check_architecture(weights, model.config)
         return (model, info) if wants_info else model
 
