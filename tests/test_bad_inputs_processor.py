@@ -303,6 +303,10 @@ def test_a_video_cut_short_is_refused_not_read_in_part(processor, tmp_path):
     cut = tmp_path / "cut.avi"
     cut.write_bytes(clip.read_bytes()[: clip.stat().st_size * 2 // 3])
     assert processor(video=str(clip))["flow_values"].shape == (1, 3, 28, 28)
+    # A container without an index (a raw stream; a browser's WebM) reports an estimate or nonsense: not trusted.
+    stream = tmp_path / "clip.mjpeg"
+    stream.write_bytes(b"".join(cv2.imencode(".jpg", shifted(textured(), dx * 0.5))[1].tobytes() for dx in range(9)))
+    assert processor(video=str(stream))["apex_index"][0] > 0
     with pytest.raises(ValueError, match=r"^video \(.*cut.avi\): the file declares 9 frames but only \d decode; it "
                                          r"is cut short"):
         processor(video=str(cut))

@@ -247,10 +247,20 @@ def load_clip(clip: Any, name: str = "frames") -> list[np.ndarray]:
     return [load_frame(frame, f"{name}[{i}]") for i, frame in enumerate(clip)]
 
 
+def declared_frame_count(path: str, capture) -> int:
+    """The frame count `capture` (opened on `path`) reports when the container keeps an index of its frames
+    (AVI, MP4 and QuickTime), else 0, unknown: WebM, Matroska (a browser's webcam recording) and raw streams
+    estimate it from a duration and a frame rate guessed at the start, or report nonsense."""
+    with open(path, "rb") as file:
+        head = file.read(12)
+    indexed = (head[:4] == b"RIFF" and head[8:12] == b"AVI ") or head[4:8] == b"ftyp"
+    return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))) if indexed else 0
+
+
 def check_decoded_frames(name: str, declared: int, decoded: int) -> None:
-    """Refuse a video of which fewer frames decode than its container declares (more than a rounding's worth:
-    some containers estimate the count from the duration): a file cut short decodes its first part without
-    an error, and a clip or a spotting run on that part would look complete."""
+    """Refuse a video of which fewer frames decode than its container's index declares (`declared`, 0 when
+    unknown; more than a rounding's worth): a file cut short decodes its first part without an error, and a
+    clip or a spotting run on that part would look complete."""
     if declared > 0 and decoded < declared - max(2, declared // 50):
         raise ValueError(f"{name}: the file declares {declared} frames but only {decoded} decode; it is cut short "
                          "or damaged (copy, download or export it again).")
@@ -266,7 +276,7 @@ def load_video(path: str | os.PathLike, name: str = "video") -> list[np.ndarray]
     capture = cv2.VideoCapture(path)
     frames = []
     try:
-        declared = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        declared = declared_frame_count(path, capture)
         ok, frame = capture.read()
         while ok:
             frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .face_detection import FaceCrop, find_face
-from .image_processing_mmmer import check_decoded_frames, frame_files, load_frame, to_gray
+from .image_processing_mmmer import check_decoded_frames, declared_frame_count, frame_files, load_frame, to_gray
 from .optical_flow import DEFAULT_FLOW_METHOD
 from .spotting import (
     Interval,
@@ -49,8 +49,10 @@ MAX_FACE_SHIFT = 0.2
 class FrameSource:
     """Frames of a video file, a folder of images or a sequence of frames, read in order, any number of
     times. `fps` is the container's frame rate (`None` where it has none); `num_frames` may be `None` for
-    videos whose container does not say, and a container's count may be wrong, so each complete `read`
-    sets `frames_read` to the number of frames it went through (all of them, not only those wanted)."""
+    videos whose container does not say, and a container's count may be an estimate, so each complete `read`
+    sets `frames_read` to the number of frames it went through (all of them, not only those wanted). A read
+    that decodes fewer frames than an indexed container (AVI, MP4) declares is refused as a file cut short
+    (`check_decoded_frames`)."""
 
     name: str
     fps: float | None
@@ -77,7 +79,7 @@ class FrameSource:
             return
         capture = cv2.VideoCapture(self._video)
         try:
-            index = 0
+            declared, index = declared_frame_count(self._video, capture), 0
             while capture.grab():
                 if wanted(index):
                     ok, frame = capture.retrieve()
@@ -87,7 +89,7 @@ class FrameSource:
             self.frames_read = index
         finally:
             capture.release()
-        check_decoded_frames(self.name, self.num_frames or 0, index)
+        check_decoded_frames(self.name, declared, index)
 
 
 def open_source(inputs: Any) -> FrameSource:

@@ -25,6 +25,7 @@ import gradio as gr  # noqa: E402  (after the check that turns its absence into 
 
 from ..cli import load_pipeline  # noqa: E402
 from ..errors import USER_ERRORS  # noqa: E402
+from ..image_processing_mmmer import declared_frame_count  # noqa: E402
 from ..spotting_timeline import timeline_figure  # noqa: E402
 from ..video_spotting import recognise, spot_video  # noqa: E402
 from ..visualization import HEATMAP_VIEWS, PANEL_SIZE, flow_to_color, heatmap_image  # noqa: E402
@@ -82,18 +83,23 @@ def check_upload_pixels(name: str, height: int, width: int, max_pixels: int):
 
 
 def check_video_upload(path: str, max_pixels: int, max_frames: int, tab: str):
-    """`check_upload_pixels` for a video's frames, and at most `max_frames` of them, both read from its header;
-    a file OpenCV cannot open is left to the pipeline, whose error says so."""
+    """`check_upload_pixels` for a video's frames, and at most `max_frames` of them: the count from the
+    container's index, or, where it has none (a browser's WebM, a raw stream), counted up to one past the
+    limit without keeping a frame. A file OpenCV cannot open is left to the pipeline, whose error says so."""
     capture = cv2.VideoCapture(path)
     try:
         if capture.isOpened():
             height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
             width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
             check_upload_pixels(f"the video's frames ({Path(path).name})", height, width, max_pixels)
-            frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            frames = declared_frame_count(path, capture)
+            if frames == 0:  # no index: count, up to one past the limit, keeping no frame
+                while frames <= max_frames and capture.grab():
+                    frames += 1
             if frames > max_frames:
-                raise ValueError(f"{Path(path).name}: {frames} frames is more than the {tab} tab takes ({max_frames}); "
-                                 "cut it shorter, or run `hf-mmmer predict` or `hf-mmmer spot`, which take any length.")
+                raise ValueError(f"{Path(path).name}: the {tab} tab takes videos of up to {max_frames} frames, and "
+                                 "this one has more; cut it shorter, or run `hf-mmmer predict` or `hf-mmmer spot`, "
+                                 "which take any length.")
     finally:
         capture.release()
 
