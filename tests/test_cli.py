@@ -1,6 +1,7 @@
 """The `hf-mmmer` command: predict on a video file, a frame folder and frame pairs; train and evaluate; help."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -177,3 +178,17 @@ def test_a_bad_file_is_the_one_line_on_stderr_without_opencv_or_ffmpeg_chatter(t
         result = subprocess.run([sys.executable, "-m", "hf_mmmer.cli", "predict", "--model", str(model_dir), *inputs],
                                 env=child_env(tmp_path), capture_output=True, text=True, timeout=120)
         assert result.returncode == 1 and result.stderr.count("\n") == 1 and error in result.stderr, result.stderr
+
+
+def test_every_command_and_the_demo_quiet_opencv_through_the_shared_error_boundary(monkeypatch):
+    """train.py reaches the same boundary (`errors.exit_status`) as hf-mmmer, so it is as quiet."""
+    from hf_mmmer.errors import exit_status
+
+    monkeypatch.delenv("OPENCV_FFMPEG_LOGLEVEL", raising=False)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING)
+    try:
+        assert exit_status("train.py", lambda: None) == 0
+        assert cv2.utils.logging.getLogLevel() == cv2.utils.logging.LOG_LEVEL_ERROR
+        assert os.environ["OPENCV_FFMPEG_LOGLEVEL"] == "-8"
+    finally:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING)

@@ -24,7 +24,6 @@ import socket
 import sys
 from pathlib import Path
 
-import cv2
 import torch
 from transformers.utils import logging as transformers_logging
 
@@ -388,13 +387,6 @@ def build_command_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def quiet_native_decoders():
-    """Keep OpenCV's and FFmpeg's own warnings ("PNG input buffer is incomplete", "moov atom not found") off
-    stderr: the command's one-line error names the file and says what is wrong, and theirs came first."""
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when the first video is opened
-
-
 def main(argv=None) -> int:
     """The `hf-mmmer` console script: run one subcommand and return its exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -408,7 +400,6 @@ def main(argv=None) -> int:
     transformers_logging.disable_progress_bar()  # a weight-loading bar on every call is noise in a command's output
     # transformers' load report (a table of mismatched tensors) would precede the command's own one-line error.
     transformers_logging.set_verbosity_error()
-    quiet_native_decoders()
     if args.num_threads is not None:
         torch.set_num_threads(args.num_threads)
     return exit_status(f"{PROG} {args.command}", args.run, args, parser)

@@ -35,6 +35,15 @@ def user_error(error: BaseException):
     return error if isinstance(error, USER_ERRORS) else None
 
 
+def quiet_native_decoders():
+    """Keep OpenCV's and FFmpeg's own warnings ("PNG input buffer is incomplete", "moov atom not found") off
+    stderr: the package's one-line error names the file and says what is wrong, and theirs came first."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when the first video is opened
+
+
 def is_main_process() -> bool:
     """Whether this is the process that reports: under `torchrun` or `accelerate launch` every process meets the
     same bad input, and one line per process would bury it (the launcher's own report follows anyway)."""
@@ -44,6 +53,7 @@ def is_main_process() -> bool:
 def exit_status(command: str, run, *args) -> int:
     """Call `run(*args)`; return 0, or print a user error as `command: error: message` (from the main process
     only) and return 1."""
+    quiet_native_decoders()
     try:
         run(*args)
     except Exception as error:  # noqa: BLE001 -- anything but a user error is raised again, traceback intact

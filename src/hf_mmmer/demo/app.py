@@ -24,7 +24,7 @@ require_gradio()
 import gradio as gr  # noqa: E402  (after the check that turns its absence into an install hint)
 
 from ..cli import load_pipeline  # noqa: E402
-from ..errors import USER_ERRORS  # noqa: E402
+from ..errors import USER_ERRORS, quiet_native_decoders  # noqa: E402
 from ..image_processing_mmmer import declared_frame_count  # noqa: E402
 from ..spotting_timeline import timeline_figure  # noqa: E402
 from ..video_spotting import recognise, spot_video  # noqa: E402
@@ -122,6 +122,7 @@ def build_app(model_dir, max_frame_pixels: int = MAX_FRAME_PIXELS, max_clip_fram
     """The demo page around the saved model in `model_dir` (loaded once; a wrong folder fails here, in one
     line). Frames and video frames over `max_frame_pixels`, clips over `max_clip_frames` frames and videos
     to spot over `max_spotting_frames` are refused (the constants say why)."""
+    quiet_native_decoders()  # a visitor's broken upload gets the page's one line, the server log no chatter
     model_dir = Path(model_dir)
     classify = load_pipeline(model_dir)
 
