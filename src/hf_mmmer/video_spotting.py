@@ -118,8 +118,10 @@ def open_source(inputs: Any) -> FrameSource:
 
 
 MIN_FPS = 15.0
-"""The slowest frame rate spotting takes: below it the comparison window (`spotting.WINDOW_S`) spans at most two
-frames, and the shortest micro-expressions fall between frames."""
+"""The slowest frame rate spotting takes, a judgement rather than a measured edge: the spotting setting is
+made for 25 to 200 fps (`spotting`), and 15 fps, a common low webcam rate, still puts two frames in its
+comparison window (`spotting.WINDOW_S`). Slower, a micro-expression (1/25 to 1/2 s) spans a few frames at
+most, and an empty result would read as "none" where none could be seen."""
 
 
 def resolve_fps(source: FrameSource, fps: float | None) -> float:
