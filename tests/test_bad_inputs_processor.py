@@ -97,8 +97,11 @@ def test_compute_flow_takes_strided_views():
 # EXIF orientation
 
 
-@pytest.mark.parametrize("orientation, stored_as", [(3, Image.Transpose.ROTATE_180), (6, Image.Transpose.ROTATE_90),
-                                                    (8, Image.Transpose.ROTATE_270)])
+@pytest.mark.parametrize("orientation, stored_as", [
+    (2, Image.Transpose.FLIP_LEFT_RIGHT), (3, Image.Transpose.ROTATE_180), (4, Image.Transpose.FLIP_TOP_BOTTOM),
+    (5, Image.Transpose.TRANSPOSE), (6, Image.Transpose.ROTATE_90), (7, Image.Transpose.TRANSVERSE),
+    (8, Image.Transpose.ROTATE_270),
+])
 def test_frames_with_an_exif_rotation_are_read_upright(processor, tmp_path, orientation, stored_as):
     """A phone's portrait photo is landscape pixels plus an EXIF rotation: as a file or a PIL image it must
     give what the upright frame gives, as in every viewer (a wider than high frame, so a miss changes shapes)."""
