@@ -236,3 +236,19 @@ def test_spot_plot_may_not_land_in_the_input_folder_and_must_be_png(capsys, mode
         assert main(["spot", str(folder), "--model", str(model_dir), "--fps", "25", "--plot", str(plot)]) == 1
         assert message in capsys.readouterr().err
     assert sorted(folder.iterdir()) == before
+
+
+def test_an_interval_whose_onset_and_apex_are_one_image_is_named_by_its_time(model_dir):
+    """A video that repeats frames can give such an interval; the batch's own error would name an index only."""
+    from hf_mmmer.cli import load_pipeline
+    from hf_mmmer.face_detection import FaceCrop
+    from hf_mmmer.spotting import Interval
+    from hf_mmmer.video_spotting import SpottingResult, recognise
+
+    classify = load_pipeline(model_dir)
+    frames = [np.full((64, 64), 90, np.uint8)] * 10
+    result = SpottingResult("clip.mp4", 25.0, 10, [Interval(2, 5, 8, 0.08, 0.32, 1.0)], np.arange(10) / 25,
+                            np.zeros(10), crops=[FaceCrop(box=(0, 0, 64, 64))])
+    with pytest.raises(ValueError, match=r"^clip.mp4: the interval at 0.08-0.32 s has the same image at its onset "
+                                         r"\(frame 2\) and apex \(frame 5\)"):
+        recognise(classify.model, classify.image_processor, frames, result)

@@ -286,6 +286,11 @@ def recognise(model, image_processor, inputs: Any, result: SpottingResult) -> li
             break
     onsets = [crop.apply(frames[interval.onset]) for interval, crop in zip(result.intervals, result.crops)]
     apexes = [crop.apply(frames[interval.apex]) for interval, crop in zip(result.intervals, result.crops)]
+    for interval, onset, apex in zip(result.intervals, onsets, apexes):  # else the batch's error names an index
+        if np.array_equal(onset, apex):
+            raise ValueError(f"{result.name}: the interval at {interval.onset_time:.2f}-{interval.offset_time:.2f} s "
+                             f"has the same image at its onset (frame {interval.onset}) and apex (frame "
+                             f"{interval.apex}): the video repeats frames there, and there is no motion to classify.")
     batch = image_processor(onset=onsets, apex=apexes, do_crop_face=False, return_tensors="pt")
     with torch.no_grad():
         logits = model(flow_values=batch["flow_values"].to(model.device, model.dtype),
