@@ -294,7 +294,7 @@ def test_a_flow_map_alone_is_classified_by_the_pipeline_and_the_cli(tmp_path):
 
 
 def test_a_video_cut_short_is_refused_not_read_in_part(processor, tmp_path):
-    """A truncated file decodes its first frames without an error; the container still declares them all."""
+    """A truncated file decodes its first frames without an error; its container's own sizes say it is short."""
     from hf_mmmer.data.synthetic_videos import render_video
     from hf_mmmer.video_spotting import spot_video
 
@@ -303,19 +303,26 @@ def test_a_video_cut_short_is_refused_not_read_in_part(processor, tmp_path):
     for dx in range(9):
         writer.write(cv2.cvtColor(shifted(textured(), dx * 0.5), cv2.COLOR_GRAY2BGR))
     writer.release()
-    cut = tmp_path / "cut.avi"
-    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size * 2 // 3])
     assert processor(video=str(clip))["flow_values"].shape == (1, 3, 28, 28)
-    # A container without an index (a raw stream; a browser's WebM) reports an estimate or nonsense: not trusted.
+    padded = tmp_path / "padded.avi"  # bytes after the RIFF structure are not a cut
+    padded.write_bytes(clip.read_bytes() + b"\0" * 100)
+    assert processor(video=str(padded))["flow_values"].shape == (1, 3, 28, 28)
+    # A container without such sizes (a raw stream) is not judged.
     stream = tmp_path / "clip.mjpeg"
     stream.write_bytes(b"".join(cv2.imencode(".jpg", shifted(textured(), dx * 0.5))[1].tobytes() for dx in range(9)))
     assert processor(video=str(stream))["apex_index"][0] > 0
-    with pytest.raises(ValueError, match=r"^video \(.*cut.avi\): the file declares 9 frames but only \d decode; it "
-                                         r"is cut short"):
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size * 2 // 3])
+    with pytest.raises(ValueError, match=r"^video \(.*cut.avi\): the file ends before its container says it does; "
+                                         r"it is cut short"):
         processor(video=str(cut))
-    long = tmp_path / "long.avi"
-    render_video(0, duration_s=4, fps=25).write(long)
-    long_cut = tmp_path / "long_cut.avi"
-    long_cut.write_bytes(long.read_bytes()[: long.stat().st_size // 2])
-    with pytest.raises(ValueError, match=r"long_cut.avi: the file declares 100 frames but only \d+ decode"):
-        spot_video(str(long_cut), do_crop_face=False)
+    render_video(0, duration_s=2, fps=25).write(tmp_path / "long.avi")
+    writer = cv2.VideoWriter(str(tmp_path / "long.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25, (64, 64))
+    for dx in range(50):
+        writer.write(cv2.cvtColor(shifted(textured(), dx * 0.2), cv2.COLOR_GRAY2BGR))
+    writer.release()
+    for long in (tmp_path / "long.avi", tmp_path / "long.mp4"):  # spotting refuses before reading a frame
+        cut = tmp_path / f"cut_{long.name}"
+        cut.write_bytes(long.read_bytes()[: long.stat().st_size // 2])
+        with pytest.raises(ValueError, match=f"{cut.name}: the file ends before its container says it does"):
+            spot_video(str(cut), do_crop_face=False)

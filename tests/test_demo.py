@@ -93,6 +93,15 @@ def test_page_refuses_frames_over_its_pixel_and_length_limits_before_any_work(mo
                  demo_app.build_app(model_dir, max_clip_frames=2, max_spotting_frames=2).fns.values()}
     stream = tmp_path / "stream.mjpeg"  # a raw stream has no index, and OpenCV reports a nonsense count for it
     stream.write_bytes(b"".join(cv2.imencode(".jpg", small)[1].tobytes() for _ in range(3)))
+    lying = tmp_path / "lying.avi"  # its headers say 1 frame: the clip tab, which decodes it whole, counts
+    data = bytearray(video.read_bytes())
+    for chunk, offset in ((b"avih", 16), (b"strh", 32)):  # dwTotalFrames, dwLength
+        start = data.index(chunk) + 8 + offset
+        data[start : start + 4] = (1).to_bytes(4, "little")
+    lying.write_bytes(bytes(data))
+    assert cv2.VideoCapture(str(lying)).get(cv2.CAP_PROP_FRAME_COUNT) == 1
+    with pytest.raises(gr.Error, match="lying.avi: the clip tab takes videos of up to 2 frames, and this one has more"):
+        functions["classify_video"](str(lying), False, "motion")
     for name, arguments, tab in (("classify_video", (False, "motion"), "clip"), ("spot", (False,), "spotting")):
         for path in (video, stream):
             with pytest.raises(gr.Error, match=f"{path.name}: the {tab} tab takes videos of up to 2 frames, and this "

@@ -247,23 +247,39 @@ def load_clip(clip: Any, name: str = "frames") -> list[np.ndarray]:
     return [load_frame(frame, f"{name}[{i}]") for i, frame in enumerate(clip)]
 
 
-def declared_frame_count(path: str, capture) -> int:
-    """The frame count `capture` (opened on `path`) reports when the container keeps an index of its frames
-    (AVI, MP4 and QuickTime), else 0, unknown: WebM, Matroska (a browser's webcam recording) and raw streams
-    estimate it from a duration and a frame rate guessed at the start, or report nonsense."""
+def _cut_short(path: str) -> bool:
+    """Whether an AVI or MP4/QuickTime file ends before its own structure says it does: AVI's RIFF header gives
+    the file's size, and MP4's top-level boxes give theirs. Frame counts cannot tell: an AVI's index counts
+    the empty chunks a capture tool writes for dropped frames, and WebM's count is an estimate. Other
+    containers are not checked."""
+    size = os.path.getsize(path)
     with open(path, "rb") as file:
         head = file.read(12)
-    indexed = (head[:4] == b"RIFF" and head[8:12] == b"AVI ") or head[4:8] == b"ftyp"
-    return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))) if indexed else 0
+        if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+            return int.from_bytes(head[4:8], "little") + 8 > size
+        if head[4:8] != b"ftyp":
+            return False
+        offset = 0
+        while offset < size:  # each box: a 32-bit size (1: a 64-bit size follows; 0: to the end) and a type
+            file.seek(offset)
+            box = file.read(16)
+            length = int.from_bytes(box[:4], "big") if len(box) >= 8 else -1
+            if length == 1:
+                length = int.from_bytes(box[8:16], "big") if len(box) == 16 else -1
+            if length == 0:
+                return False
+            if length < 8:
+                return True
+            offset += length
+        return offset > size
 
 
-def check_decoded_frames(name: str, declared: int, decoded: int) -> None:
-    """Refuse a video of which fewer frames decode than its container's index declares (`declared`, 0 when
-    unknown; more than a rounding's worth): a file cut short decodes its first part without an error, and a
-    clip or a spotting run on that part would look complete."""
-    if declared > 0 and decoded < declared - max(2, declared // 50):
-        raise ValueError(f"{name}: the file declares {declared} frames but only {decoded} decode; it is cut short "
-                         "or damaged (copy, download or export it again).")
+def check_not_cut_short(path: str, name: str) -> None:
+    """Refuse a video file cut short (`_cut_short`): it decodes its first part without an error, and a clip
+    or a spotting run on that part would look complete."""
+    if _cut_short(path):
+        raise ValueError(f"{name}: the file ends before its container says it does; it is cut short or damaged "
+                         "(copy, download or export it again).")
 
 
 def load_video(path: str | os.PathLike, name: str = "video") -> list[np.ndarray]:
@@ -273,10 +289,10 @@ def load_video(path: str | os.PathLike, name: str = "video") -> list[np.ndarray]
         raise ValueError(f"{name}: {path!r} is a folder; expected a video file (pass a folder of frames as frames=).")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{name}: no such video file {path!r}.")
+    check_not_cut_short(path, f"{name} ({path})")
     capture = cv2.VideoCapture(path)
     frames = []
     try:
-        declared = declared_frame_count(path, capture)
         ok, frame = capture.read()
         while ok:
             frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
@@ -285,7 +301,6 @@ def load_video(path: str | os.PathLike, name: str = "video") -> list[np.ndarray]
         capture.release()
     if not frames:
         raise ValueError(f"{name}: cannot read any frame from {path!r} (unreadable or not a video OpenCV decodes).")
-    check_decoded_frames(f"{name} ({path})", declared, len(frames))
     check_frame_size(frames[0], f"{name} ({path})")
     return frames
 

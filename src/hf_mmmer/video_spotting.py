@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .face_detection import FaceCrop, find_face
-from .image_processing_mmmer import check_decoded_frames, declared_frame_count, frame_files, load_frame, to_gray
+from .image_processing_mmmer import check_not_cut_short, frame_files, load_frame, to_gray
 from .optical_flow import DEFAULT_FLOW_METHOD
 from .spotting import (
     Interval,
@@ -49,10 +49,9 @@ MAX_FACE_SHIFT = 0.2
 class FrameSource:
     """Frames of a video file, a folder of images or a sequence of frames, read in order, any number of
     times. `fps` is the container's frame rate (`None` where it has none); `num_frames` may be `None` for
-    videos whose container does not say, and a container's count may be an estimate, so each complete `read`
-    sets `frames_read` to the number of frames it went through (all of them, not only those wanted). A read
-    that decodes fewer frames than an indexed container (AVI, MP4) declares is refused as a file cut short
-    (`check_decoded_frames`)."""
+    videos whose container does not say, and a container's count may be wrong, so each complete `read`
+    sets `frames_read` to the number of frames it went through (all of them, not only those wanted). A video
+    file cut short is refused when the source is opened (`check_not_cut_short`)."""
 
     name: str
     fps: float | None
@@ -79,7 +78,7 @@ class FrameSource:
             return
         capture = cv2.VideoCapture(self._video)
         try:
-            declared, index = declared_frame_count(self._video, capture), 0
+            index = 0
             while capture.grab():
                 if wanted(index):
                     ok, frame = capture.retrieve()
@@ -89,7 +88,6 @@ class FrameSource:
             self.frames_read = index
         finally:
             capture.release()
-        check_decoded_frames(self.name, declared, index)
 
 
 def open_source(inputs: Any) -> FrameSource:
@@ -101,6 +99,7 @@ def open_source(inputs: Any) -> FrameSource:
             return FrameSource(path, None, len(files), _frames=files)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such video file or folder.")
+        check_not_cut_short(path, path)
         capture = cv2.VideoCapture(path)
         try:
             if not capture.isOpened() or not capture.grab():

@@ -25,7 +25,6 @@ import gradio as gr  # noqa: E402  (after the check that turns its absence into 
 
 from ..cli import load_pipeline  # noqa: E402
 from ..errors import USER_ERRORS, quiet_native_decoders  # noqa: E402
-from ..image_processing_mmmer import declared_frame_count  # noqa: E402
 from ..spotting_timeline import timeline_figure  # noqa: E402
 from ..video_spotting import recognise, spot_video  # noqa: E402
 from ..visualization import HEATMAP_VIEWS, PANEL_SIZE, flow_to_color, heatmap_image  # noqa: E402
@@ -82,18 +81,20 @@ def check_upload_pixels(name: str, height: int, width: int, max_pixels: int):
                          f"{side}x{side}); scale it down, or run `hf-mmmer predict`, which takes any size.")
 
 
-def check_video_upload(path: str, max_pixels: int, max_frames: int, tab: str):
-    """`check_upload_pixels` for a video's frames, and at most `max_frames` of them: the count from the
-    container's index, or, where it has none (a browser's WebM, a raw stream), counted up to one past the
-    limit without keeping a frame. A file OpenCV cannot open is left to the pipeline, whose error says so."""
+def check_video_upload(path: str, max_pixels: int, max_frames: int, tab: str, count: bool):
+    """`check_upload_pixels` for a video's frames, and at most `max_frames` of them. With `count`, the frames
+    are counted (decoded up to one past the limit, none kept), since a header can lie and the clip tab
+    decodes the whole clip into memory; else the container's count is taken where it gives one (spotting
+    streams its frames, so a lying header costs time, not memory). A file OpenCV cannot open is left to the
+    pipeline, whose error says so."""
     capture = cv2.VideoCapture(path)
     try:
         if capture.isOpened():
             height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
             width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
             check_upload_pixels(f"the video's frames ({Path(path).name})", height, width, max_pixels)
-            frames = declared_frame_count(path, capture)
-            if frames == 0:  # no index: count, up to one past the limit, keeping no frame
+            frames = 0 if count else max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
+            if frames == 0:
                 while frames <= max_frames and capture.grab():
                     frames += 1
             if frames > max_frames:
@@ -138,14 +139,14 @@ def build_app(model_dir, max_frame_pixels: int = MAX_FRAME_PIXELS, max_clip_fram
     def classify_video(video, crop_face, view):
         if not video:
             raise ValueError("Upload a clip or record one with the webcam first.")
-        check_video_upload(video, max_frame_pixels, max_clip_frames, "clip")
+        check_video_upload(video, max_frame_pixels, max_clip_frames, "clip", count=True)
         return analyse(classify, {"video": video}, crop_face, view)
 
     @_shown_to_user
     def spot(video, crop_face):
         if not video:
             raise ValueError("Upload a long video first.")
-        check_video_upload(video, max_frame_pixels, max_spotting_frames, "spotting")
+        check_video_upload(video, max_frame_pixels, max_spotting_frames, "spotting", count=False)
         result = spot_video(video, do_crop_face=crop_face)
         entries = recognise(classify.model, classify.image_processor, video, result)
         rows = [[entry[key] for key in ("onset", "apex", "offset", "onset_time", "offset_time", "label", "score")]
