@@ -213,6 +213,14 @@ def test_one_sample_under_two_names_is_refused(tmp_path, data_dir):
                                          r"casme2/sub01_EP02_01f = casme2/sub09_EP99; remove the copies"):
         train_from_argv(train_args(tmp_path / "run", data_dir))
     assert not (tmp_path / "run").exists()
+    # The default model reads the flow alone: the same flow map beside another apex is still one sample to it,
+    # and two to a model that reads the apex face too.
+    lines[-1] = lines[-1].replace("apex/casme2_sub01_EP02_01f.jpg", "apex/casme2_sub01_EP19_05f.jpg")
+    (data_dir / "samples.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"casme2/sub01_EP02_01f = casme2/sub09_EP99"):
+        train_from_argv(train_args(tmp_path / "run", data_dir))
+    both = TINY_OVERRIDES + ',modalities=["flow","texture"]'
+    train_from_argv([*train_args(tmp_path / "run", data_dir), "--config_overrides", both])
 
 
 def test_overwrite_refuses_a_run_whose_folder_was_replaced_by_a_link(tmp_path, template_run, finished_run):

@@ -24,23 +24,30 @@ def sample_keys(data: EncodedDataset) -> list:
     return keys
 
 
+def content_digest(data: EncodedDataset, index: int, modalities=("flow", "texture")) -> str:
+    """A hash of sample `index`'s encoded inputs of `modalities` (the texture is None for flow-only data)."""
+    digest = hashlib.sha256()
+    for modality in modalities:
+        values = data.flow if modality == "flow" else data.texture
+        if values is not None:
+            digest.update(values[index].numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def data_fingerprint(data: EncodedDataset) -> dict:
     """`{"classes": [...], "samples": {key: {"label": class name, "content": hash of its inputs}}}`."""
-    samples = {}
-    for index, key in enumerate(sample_keys(data)):
-        digest = hashlib.sha256(data.flow[index].numpy().tobytes())
-        if data.texture is not None:  # None for flow-only data (no apex images)
-            digest.update(data.texture[index].numpy().tobytes())
-        samples[key] = {"label": data.label_names[int(data.labels[index])], "content": digest.hexdigest()[:16]}
+    samples = {key: {"label": data.label_names[int(data.labels[index])], "content": content_digest(data, index)}
+               for index, key in enumerate(sample_keys(data))}
     return {"classes": list(data.label_names), "samples": samples}
 
 
-def check_no_twins(fingerprint: dict) -> None:
-    """Refuse samples whose model inputs are identical: one sample under two names (a copied file, a clip
-    folder linked under another subject) would be trained on while its twin is tested, or weigh twice."""
+def check_no_twins(data: EncodedDataset, modalities) -> None:
+    """Refuse samples whose inputs to the model (`modalities`: a flow-only model never reads the apex face)
+    are identical: one sample under two names (a copied file, a clip folder linked under another subject)
+    would be trained on while its twin is tested, or weigh twice."""
     by_content = defaultdict(list)
-    for key, sample in fingerprint["samples"].items():
-        by_content[sample["content"]].append(key)
+    for index, key in enumerate(sample_keys(data)):
+        by_content[content_digest(data, index, modalities)].append(key)
     twins = sorted(" = ".join(keys) for keys in by_content.values() if len(keys) > 1)
     if twins:
         raise ValueError(f"{len(twins)} group(s) of samples have identical inputs, so one sample is there under two "

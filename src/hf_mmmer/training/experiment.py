@@ -169,7 +169,7 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
     recipe = FoldRecipe.from_arguments(args)
     folds = plan_folds(data, args)
     signature, fingerprint = run_signature(data_args, args), data_fingerprint(data)
-    check_no_twins(fingerprint)
+    check_no_twins(data, config.modalities)
     output_dir = placement.work_dir  # a hidden sibling while the run replaces another, swapped in at the end
     if args.resume and read_manifest(output_dir) is not None:
         check_resumable(output_dir, signature, fingerprint)
