@@ -156,6 +156,7 @@ def test_a_file_that_appears_in_the_replaced_run_is_kept_and_named(tmp_path, cap
     (["--dataset", "synthetic", "--samples_per_subject", "-2"], "synthetic: samples_per_subject must be a positive "
                                                                  "integer, got -2"),
     (["--dataset", "synthetic"], "is given, but --dataset is synthetic, which is generated and reads no folder"),
+    (["--config_overrides", "hidden_size=16,hidden_size=32"], "config override 'hidden_size' is set twice"),
     (["--seed", "-1"], "--seed must be an integer from 0 to 4294967295, got -1"),
     (["--seed", str(2**32)], "--seed must be an integer from 0 to 4294967295, got 4294967296"),
     (["--num_threads", "100000"], "--num_threads 100000 is more than the"),
@@ -235,6 +236,15 @@ def test_overwrite_refuses_a_run_whose_folder_was_replaced_by_a_link(tmp_path, t
                                               r"\(folds\)"):
         train_from_argv(train_args(finished_run, template_run[0], "--overwrite"))
     assert folder_state(elsewhere) == before and (finished_run / "folds").is_symlink()
+
+
+def test_overwrite_never_replaces_the_folder_the_command_runs_in(template_run, finished_run, monkeypatch):
+    """The swap would leave the user's shell in the replaced, deleted folder."""
+    before = folder_state(finished_run)
+    monkeypatch.chdir(finished_run / "folds")
+    with pytest.raises(FileExistsError, match=r"--overwrite would replace .*run, the folder this command runs in"):
+        train_from_argv(train_args("..", template_run[0], "--overwrite"))
+    assert folder_state(finished_run) == before
 
 
 def test_a_failed_start_leaves_nothing_and_a_rerun_works(tmp_path, data_dir):
@@ -564,6 +574,7 @@ def test_counts_of_zero_or_less_are_usage_errors(capsys, argv, option):
 
 
 @pytest.mark.parametrize("argv, message", [
+    (["spot", "clip.avi", "--model", "m", "--fps", "nan"], "argument --fps: must be a finite number above 0"),
     (["predict", "--model", "m", "clip.avi", "--num_threads", "100000"],
      "argument --num_threads: 100000 is more than the"),
     (["evaluate", "--model", "m", "--dataset", "synthetic", "--seed", "-1"],

@@ -223,6 +223,17 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def positive_number(text: str) -> float:
+    """argparse type of a rate: a finite number above 0 (`nan` and `1e400` parse as floats)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
+    return value
+
+
 def port_number(text: str) -> int:
     """argparse type of a TCP port: 1 to 65535 (the server's own bind() error would be a traceback)."""
     port = positive_int(text)
@@ -322,7 +333,7 @@ def build_command_parser() -> argparse.ArgumentParser:
     )
     spot_parser.add_argument("video", help="a video file, or a folder of frame images (with --fps)")
     spot_parser.add_argument("--model", required=True, help="saved model directory")
-    spot_parser.add_argument("--fps", type=float, help="frame rate (required when the container has none, and "
+    spot_parser.add_argument("--fps", type=positive_number, help="frame rate (required when the container has none, and "
                              "for a folder of frames)")
     spot_parser.add_argument("--json", action="store_true", help="print the intervals as a JSON list")
     spot_parser.add_argument("--plot", metavar="PNG", help="write the timeline (motion signal, intervals, labels)")

@@ -218,10 +218,13 @@ def parse_overrides(text: Optional[str]) -> dict:
         if "=" not in item:
             raise ValueError(f"config override {item!r} is not of the form key=value")
         key, value = item.split("=", 1)
+        key = key.strip()
+        if key in overrides:  # the last would win without a word
+            raise ValueError(f"config override {key!r} is set twice")
         try:
-            overrides[key.strip()] = json.loads(value)
+            overrides[key] = json.loads(value)
         except json.JSONDecodeError:
-            overrides[key.strip()] = value
+            overrides[key] = value
     return overrides
 
 

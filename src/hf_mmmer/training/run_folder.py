@@ -164,6 +164,9 @@ def place_run(output_dir, resume: bool, overwrite: bool, inputs: dict | None = N
     if not overwrite:
         raise FileExistsError(f"{output_dir} already holds a run; pass --resume to continue it or --overwrite to "
                               "replace it")
+    if is_within(os.getcwd(), output_dir):  # the swap would leave the shell in the replaced, deleted folder
+        raise FileExistsError(f"--overwrite would replace {output_dir}, the folder this command runs in (or one "
+                              "holding it); run it from outside that folder")
     foreign = foreign_files(output_dir, owned)
     if foreign:
         raise FileExistsError(f"--overwrite refused: {output_dir} holds files the run did not write "
