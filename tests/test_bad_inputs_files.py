@@ -478,6 +478,14 @@ def test_heatmap_never_overwrites_an_input(capsys, model_dir, frames, target, me
     assert folder_state(frames) == before
 
 
+def test_heatmap_is_not_written_into_the_model_folder(capsys, model_dir, frames):
+    """A stray file there would later block --overwrite of the run that saved the model."""
+    code, _, err = predict(capsys, model_dir, frames / "onset.png", frames / "apex.png", "--heatmap",
+                           Path(model_dir) / "heat.png")
+    assert code == 1 and f"would write over or into the input {model_dir}" in err
+    assert not (Path(model_dir) / "heat.png").exists()
+
+
 def test_heatmap_never_writes_through_a_link_to_an_input_or_a_user_file(capsys, model_dir, frames, tmp_path):
     """A hard link to an input is the input: refused. With --overwrite, a link to any other file is replaced
     by the heatmap, and the file it pointed to is untouched."""

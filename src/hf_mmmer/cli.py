@@ -70,8 +70,9 @@ def _sample(args, parser) -> tuple[object, str]:
 
 def check_image_output(option: str, path, inputs, overwrite: bool):
     """Refuse an image output (`--heatmap`, `--plot`) that is an input (by name, symbolic link or hard link),
-    lies inside an input folder (it would become a frame of that clip), exists without consent, or is not a
-    PNG in an existing folder. The writers replace the name atomically, so a link is never written through."""
+    lies inside an input folder (it would become a frame of that clip; the model folder counts, whose stray
+    file would block replacing its run), exists without consent, or is not a PNG in an existing folder. The
+    writers replace the name atomically, so a link is never written through."""
     target = Path(path)
     if target.suffix.lower() != ".png":
         raise ValueError(f"{option} {path} must name a .png file")
@@ -113,7 +114,8 @@ def predict(args, parser) -> int:
     if args.heatmap is not None:
         if args.flow is not None and args.apex is None:
             raise ValueError("--heatmap is drawn over the apex face: give --apex with --flow")
-        check_image_output("--heatmap", args.heatmap, [args.input, args.onset, args.flow, args.apex], args.overwrite)
+        check_image_output("--heatmap", args.heatmap, [args.input, args.onset, args.flow, args.apex, args.model],
+                           args.overwrite)
     classify = load_pipeline(args.model)
     options = {"return_details": True, "return_importance": args.heatmap is not None}
     if args.top_k is not None:
@@ -144,7 +146,7 @@ def spot(args, parser) -> int:
     from .video_spotting import recognise, spot_video
 
     if args.plot is not None:
-        check_image_output("--plot", args.plot, [args.video], args.overwrite)
+        check_image_output("--plot", args.plot, [args.video, args.model], args.overwrite)
     classify = load_pipeline(args.model)
     result = spot_video(args.video, args.fps, do_crop_face=args.face_crop, progress=True)
     entries = recognise(classify.model, classify.image_processor, args.video, result)
