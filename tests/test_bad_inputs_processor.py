@@ -273,8 +273,6 @@ def test_flow_alone_is_a_flow_only_sample_that_feeds_a_flow_only_model():
 
 def test_a_flow_map_alone_is_classified_by_the_pipeline_and_the_cli(tmp_path):
     """A flow-only model trained on the public STSTNet maps (no apex faces) must run on one map."""
-    import json
-
     from hf_mmmer import MMMERConfig, MMMERForMicroExpressionClassification
     from hf_mmmer.cli import main
     from hf_mmmer.pipeline_mmmer import MicroExpressionClassificationPipeline
