@@ -7,6 +7,7 @@ its sibling modules (single-dot relative imports).
 
 import io
 import math
+import numbers
 import os
 import re
 from collections.abc import Sequence
@@ -516,7 +517,7 @@ class MMMERImageProcessor(BaseImageProcessor):
             if not isinstance(getattr(self, key), (bool, np.bool_)):
                 raise ValueError(f"{key} must be true or false; got {getattr(self, key)!r}.")
         margin = self.face_margin
-        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin) or margin < 0:
+        if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not math.isfinite(margin) or margin < 0:
             raise ValueError(f"face_margin must be a finite number >= 0; got {margin!r}.")
         if self.do_align_face and not self.do_crop_face:
             raise ValueError("do_align_face=True needs do_crop_face=True: alignment uses the detected face.")

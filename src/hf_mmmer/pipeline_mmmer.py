@@ -125,11 +125,11 @@ class MicroExpressionClassificationPipeline(Pipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.image_processor is None:
-            source = getattr(self.model, "name_or_path", "") or "the model"
+        source = getattr(self.model, "name_or_path", "")
+        if self.image_processor is None and source:
             saved = cached_file(source, PROCESSOR_FILE, local_files_only=True,
                                 _raise_exceptions_for_missing_entries=False,
-                                _raise_exceptions_for_connection_errors=False) if source != "the model" else None
+                                _raise_exceptions_for_connection_errors=False)
             if saved is not None:
                 # The loader found the file but swallowed why it failed (the processor is optional to it): load
                 # it here, so that a bad value in it is named instead of the file being called missing.
@@ -139,7 +139,7 @@ class MicroExpressionClassificationPipeline(Pipeline):
                     raise ValueError(f"{saved}: {error}") from error
         if self.image_processor is None:
             raise ValueError(
-                f"{source} has no {PROCESSOR_FILE}: the {TASK} pipeline needs the image processor the model was "
+                f"{source or 'the model'} has no {PROCESSOR_FILE}: the {TASK} pipeline needs the image processor the model was "
                 "trained with, saved next to the weights (`processor.save_pretrained(directory)`, or "
                 "`hf_mmmer.training.export.save_model_directory`), or passed as `image_processor=`."
             )

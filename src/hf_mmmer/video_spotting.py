@@ -286,7 +286,7 @@ def recognise(model, image_processor, inputs: Any, result: SpottingResult) -> li
     onsets = [crop.apply(frames[interval.onset]) for interval, crop in zip(result.intervals, result.crops)]
     apexes = [crop.apply(frames[interval.apex]) for interval, crop in zip(result.intervals, result.crops)]
     for interval, onset, apex in zip(result.intervals, onsets, apexes):  # else the batch's error names an index
-        if np.array_equal(onset, apex):
+        if np.array_equal(to_gray(onset), to_gray(apex)):  # as the processor compares them
             raise ValueError(f"{result.name}: the interval at {interval.onset_time:.2f}-{interval.offset_time:.2f} s "
                              f"has the same image at its onset (frame {interval.onset}) and apex (frame "
                              f"{interval.apex}): the video repeats frames there, and there is no motion to classify.")
