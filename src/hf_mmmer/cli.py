@@ -335,8 +335,8 @@ def build_command_parser() -> argparse.ArgumentParser:
     )
     spot_parser.add_argument("video", help="a video file, or a folder of frame images (with --fps)")
     spot_parser.add_argument("--model", required=True, help="saved model directory")
-    spot_parser.add_argument("--fps", type=positive_number, help="frame rate (required when the container has none, and "
-                             "for a folder of frames)")
+    spot_parser.add_argument("--fps", type=positive_number, help="frame rate (required when the container has "
+                             "none, and for a folder of frames)")
     spot_parser.add_argument("--json", action="store_true", help="print the intervals as a JSON list")
     spot_parser.add_argument("--plot", metavar="PNG", help="write the timeline (motion signal, intervals, labels)")
     spot_parser.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")

@@ -150,7 +150,8 @@ class MMMERConfig(PretrainedConfig):
         """`PretrainedConfig.from_dict`, refusing a config.json that holds no JSON object (`[1, 2]`, a number)
         with that reason instead of Python's "argument after ** must be a mapping"."""
         if not isinstance(config_dict, dict):
-            raise ValueError(f"config.json must hold a JSON object of config fields, got a {type(config_dict).__name__}")
+            raise ValueError("config.json must hold a JSON object of config fields, got a "
+                             f"{type(config_dict).__name__}")
         return super().from_dict(config_dict, **kwargs)
 
     @classmethod

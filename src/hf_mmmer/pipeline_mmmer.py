@@ -139,8 +139,8 @@ class MicroExpressionClassificationPipeline(Pipeline):
                     raise ValueError(f"{saved}: {error}") from error
         if self.image_processor is None:
             raise ValueError(
-                f"{source or 'the model'} has no {PROCESSOR_FILE}: the {TASK} pipeline needs the image processor the model was "
-                "trained with, saved next to the weights (`processor.save_pretrained(directory)`, or "
+                f"{source or 'the model'} has no {PROCESSOR_FILE}: the {TASK} pipeline needs the image processor the "
+                "model was trained with, saved next to the weights (`processor.save_pretrained(directory)`, or "
                 "`hf_mmmer.training.export.save_model_directory`), or passed as `image_processor=`."
             )
         # Refused here, before any sample: a mismatched processor fails on the first input with a shape error
@@ -181,7 +181,8 @@ class MicroExpressionClassificationPipeline(Pipeline):
         load the same saved directory twice.
         """
         batch_size = kwargs.get("batch_size")
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
             raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
         if _flag("spot", kwargs.pop("spot", False)):
             return spot_and_classify(self.model, self.image_processor, inputs, **kwargs)
