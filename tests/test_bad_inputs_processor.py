@@ -319,6 +319,9 @@ def test_a_video_cut_short_is_refused_not_read_in_part(processor, tmp_path):
     for dx in range(50):
         writer.write(cv2.cvtColor(shifted(textured(), dx * 0.2), cv2.COLOR_GRAY2BGR))
     writer.release()
+    padded = tmp_path / "padded.mp4"  # bytes after MP4's last box are not a cut either
+    padded.write_bytes((tmp_path / "long.mp4").read_bytes() + bytes(range(7, 107)))
+    assert spot_video(str(padded), do_crop_face=False).num_frames == 50
     for long in (tmp_path / "long.avi", tmp_path / "long.mp4"):  # spotting refuses before reading a frame
         cut = tmp_path / f"cut_{long.name}"
         cut.write_bytes(long.read_bytes()[: long.stat().st_size // 2])

@@ -264,13 +264,13 @@ def _cut_short(path: str) -> bool:
         while offset < size:  # each box: a 32-bit size (1: a 64-bit size follows; 0: to the end) and a type
             file.seek(offset)
             box = file.read(16)
-            length = int.from_bytes(box[:4], "big") if len(box) >= 8 else -1
-            if length == 1:
-                length = int.from_bytes(box[8:16], "big") if len(box) == 16 else -1
-            if length == 0:
+            if len(box) < 8 or not all(32 <= byte < 127 for byte in box[4:8]):
+                return False  # bytes after the last box (some writers pad), not a box cut off
+            length = int.from_bytes(box[:4], "big")
+            if length == 1 and len(box) == 16:
+                length = int.from_bytes(box[8:16], "big")
+            if length < 8:  # 0: the box runs to the end of the file; below 8: not a box header
                 return False
-            if length < 8:
-                return True
             offset += length
         return offset > size
 
