@@ -97,6 +97,15 @@ def test_config_summary_and_training_arguments():
     assert _table(card.text, "Argument") == [["`learning_rate`", "0.001"], ["`note`", "a\\|b"]]
 
 
+def test_a_run_of_some_folds_says_so():
+    """--folds 2 of a 40-fold LOSO: the card must not present two subjects' results as the protocol's."""
+    partial = _render({**METRICS, "num_folds": 2}, training_args={"folds": "2"}).text
+    assert "**Partial run**: only 2 fold(s) ran (`--folds 2`)" in partial
+    assert "source datasets evaluated: casme2, samm, smic" in partial
+    for training_args in ({"folds": "all"}, None):
+        assert "Partial run" not in _render({**METRICS, "num_folds": 40}, training_args=training_args).text
+
+
 def test_single_dataset_holdout_run():
     metrics = {**METRICS, "per_dataset": {}, "protocol": "holdout"}
     card = _render(metrics, dataset_name="casme2", training_args=None)

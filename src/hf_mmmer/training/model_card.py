@@ -80,6 +80,8 @@ def render_model_card(
         epochs=metrics["epochs"],
         seed=metrics["seed"],
         n=metrics["n"],
+        folds=(training_args or {}).get("folds", "all"),
+        num_folds=metrics.get("num_folds"),
         results=results,
         config_rows=config_rows,
         training_rows=[(name, _format(value)) for name, value in (training_args or {}).items() if value is not None],
