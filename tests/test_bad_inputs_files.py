@@ -144,6 +144,8 @@ def test_a_file_that_appears_in_the_replaced_run_is_kept_and_named(tmp_path, cap
     (["--config_overrides", "hidden_size=0"], "--config_overrides: hidden_size must be a positive integer, got 0"),
     (["--resume"], "--resume continues the run in --output_dir and --overwrite replaces it"),
     (["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
+    (["--push_to_hub", "--hub_model_id", "me/x", "--no_final_model"], "--push_to_hub uploads final_model/, which"),
+    (["--hub_model_id", "bad id//x"], "--hub_model_id 'bad id//x' is not a Hub repo id"),
     (["--noise_std", "-0.1"], "--noise_std must be a finite number >= 0, got -0.1"),
     (["--mixup_alpha", "nan"], "--mixup_alpha must be a finite number >= 0, got nan"),
     (["--mixup_alpha", "0.2"], "--mixup_alpha mixes pairs of samples, usually of two subjects, and the subject"),

@@ -12,10 +12,13 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
 from ..configuration_mmmer import MMMERConfig
 from ..data.checks import require_int
-from ..limits import seed_problem, thread_problem
 from ..data.synthetic import SyntheticConfig
+from ..limits import seed_problem, thread_problem
 from .subject_adversary import check_compatible
 
 DATASETS = ("synthetic", "precomputed", "casme2", "smic", "samm", "megc2019", "megc2019_maps")
@@ -150,6 +153,13 @@ class ExperimentArguments:
             raise ValueError("--resume continues the run in --output_dir and --overwrite replaces it: pass one of them")
         if self.push_to_hub and not self.hub_model_id:
             raise ValueError("--push_to_hub needs --hub_model_id (the repo to create or update)")
+        if self.push_to_hub and not self.final_model:
+            raise ValueError("--push_to_hub uploads final_model/, which --no_final_model leaves out")
+        if self.hub_model_id is not None:  # said now, not after every fold has trained
+            try:
+                validate_repo_id(self.hub_model_id)
+            except HFValidationError as error:
+                raise ValueError(f"--hub_model_id {self.hub_model_id!r} is not a Hub repo id: {error}") from None
         for name in NON_NEGATIVE:
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
