@@ -416,6 +416,10 @@ def test_evaluate_never_replaces_a_training_runs_results(capsys, model_dir, fini
     for inside in (finished_run / "folds", finished_run / "new"):  # inside a run, existing or not
         code, err = evaluate(capsys, model_dir, inside, *extra)
         assert code == 1 and f"lies inside {finished_run}, a training run" in err
+    link = finished_run.parent / "link_to_folds"  # a link into the run: the typed path shows no run
+    link.symlink_to(finished_run / "folds", target_is_directory=True)
+    code, err = evaluate(capsys, model_dir, link / "x", *extra)
+    assert code == 1 and f"lies inside {finished_run}, a training run" in err
     code, err = evaluate(capsys, model_dir, Path(model_dir) / "eval", *extra)
     assert code == 1 and "lies inside --model" in err and not (Path(model_dir) / "eval").exists()
     assert folder_state(finished_run) == before

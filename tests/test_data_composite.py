@@ -112,6 +112,20 @@ def test_builder_takes_the_sample_list_as_data(tmp_path):
     assert sorted(ds["sample_id"]) == ["s03_s03_sur_01", "sub01_EP02_01f"]
 
 
+def test_source_dirs_rename_some_sources_and_refuse_unknown_ones(tmp_path):
+    """A source left out of source_dirs keeps its default folder; a misspelt one is named, not a KeyError."""
+    sample_list = tmp_path / "mine.txt"
+    sample_list.write_text("sub01_EP02_01f\ns03_s03_sur_01\n")
+    root = megc2019_tree(tmp_path / "megc")
+    (root / "CASME2").rename(root / "casme_ii")
+    ds = load_me_dataset("megc2019", data_dir=root, cache_dir=tmp_path / "a", sample_list=str(sample_list),
+                         source_dirs={"casme2": "casme_ii"})
+    assert sorted(ds["sample_id"]) == ["s03_s03_sur_01", "sub01_EP02_01f"]
+    with pytest.raises(ValueError, match=r"megc2019: source_dirs names unknown sources \['sam'\]; the sources are "
+                                         r"\['casme2', 'samm', 'smic'\]"):
+        load_me_dataset("megc2019", data_dir=root, cache_dir=tmp_path / "b", source_dirs={"sam": "SAMM"})
+
+
 def test_the_cache_follows_linked_and_outside_source_folders(tmp_path):
     """An edited sheet in a source folder reached through a symbolic link, or named by a `source_dirs` path
     outside data_dir (absolute or `../`), rebuilds the dataset instead of serving the old labels."""

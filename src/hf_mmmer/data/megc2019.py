@@ -56,7 +56,8 @@ def read_sample_list(path: Path) -> pd.DataFrame:
 class Megc2019Config(ClipConfig):
     """Args:
     sample_list: the file of sample ids to keep (default: the shipped MEGC2019 list).
-    source_dirs: source dataset -> its folder, relative to `data_dir` (or absolute).
+    source_dirs: source dataset -> its folder, relative to `data_dir` (or absolute); a source left out keeps
+        its default folder.
     """
 
     sample_list: str | None = None
@@ -87,6 +88,11 @@ class Megc2019(MEBuilder):
 
     def _rows(self):
         data_dir = self.require_data_dir()
+        unknown = sorted(set(self.config.source_dirs) - set(DEFAULT_SOURCE_DIRS))
+        if unknown:
+            raise ValueError(f"megc2019: source_dirs names unknown sources {unknown}; the sources are "
+                             f"{sorted(DEFAULT_SOURCE_DIRS)}")
+        source_dirs = {**DEFAULT_SOURCE_DIRS, **self.config.source_dirs}
         listed = read_sample_list(self.config.sample_list or SAMPLE_LIST)
         rows = []
         for source in SOURCES:
@@ -94,7 +100,7 @@ class Megc2019(MEBuilder):
             if not wanted:
                 continue
             table, layout = read_source(
-                source, data_dir / self.config.source_dirs[source.name], self.config.frames, None,
+                source, data_dir / source_dirs[source.name], self.config.frames, None,
                 COMPOSITE_MAPPING[source.name],
             )
             absent = sorted(wanted - set(table[SAMPLE_ID]))

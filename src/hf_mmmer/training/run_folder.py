@@ -228,9 +228,12 @@ def check_evaluation_folder(output_dir, overwrite: bool, inputs: dict | None = N
     """Refuse an evaluation's `--output_dir` that is or lies in a training run, lies inside one of `inputs`
     (as `checked_output_dir` takes them), or is non-empty without `--overwrite`."""
     output_dir = checked_output_dir(output_dir, inputs or {})
-    run = next((folder for folder in (output_dir, *output_dir.parents) if is_run_folder(folder)), None)
+    real = Path(os.path.realpath(output_dir))  # a link's path can lead into a run that the typed path does not show
+    run = next((folder for path in (output_dir, real) for folder in (path, *path.parents) if is_run_folder(folder)),
+               None)
     if run is not None:
-        raise FileExistsError(f"--output_dir {output_dir} {'holds' if run == output_dir else f'lies inside {run},'} "
+        where = "holds" if run in (output_dir, real) else f"lies inside {run},"
+        raise FileExistsError(f"--output_dir {output_dir} {where} "
                               "a training run, whose metrics.json and predictions.csv are its LOSO results: an "
                               "evaluation never writes there; choose another folder")
     if not overwrite and not _is_empty(output_dir):
