@@ -31,6 +31,7 @@ def test_named_subjects(precomputed):
         "casme2/sub02",
         "smic/s03",
     ]
+    assert [key for key, _, _ in loso_folds(precomputed, subjects="s03")] == ["smic/s03"]  # one name, not letters
     assert fold_key("samm", "006") == "samm/006"
     with pytest.raises(ValueError, match=r"ambiguous; name one of \['other/006', 'samm/006'\]"):
         select_subjects(subject_keys(precomputed), ["006"])
@@ -47,6 +48,8 @@ def test_single_fold_as_builder_splits(tmp_path):
     assert len(splits["train"]) + len(splits["test"]) == len(PRECOMPUTED_ROWS)
     test = load_me_dataset("precomputed", data_dir=data_dir, cache_dir=tmp_path, test_subjects=["sub01"], split="test")
     assert test["sample_id"] == splits["test"]["sample_id"]
+    alone = load_me_dataset("precomputed", data_dir=data_dir, cache_dir=tmp_path, test_subjects="sub01", split="test")
+    assert alone["sample_id"] == splits["test"]["sample_id"]
 
 
 def test_script_path_and_changed_data_at_the_same_path(tmp_path):

@@ -67,8 +67,10 @@ def select_subjects(keys: Iterable[str], requested: Iterable[str]) -> list[str]:
     """The fold keys that `requested` names, in the order named.
 
     Each name is a fold key, or a bare subject id that belongs to exactly one source dataset (so
-    `"sub01"` works for CASME II, while an id two sources share must be given with its source).
+    `"sub01"` works for CASME II, while an id two sources share must be given with its source). One name
+    alone may be given as a string (iterating it would give its letters).
     """
+    requested = [requested] if isinstance(requested, str) else requested
     known = sorted(set(keys))
     by_id = {}
     for key in known:
