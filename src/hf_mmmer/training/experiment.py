@@ -30,7 +30,7 @@ from .data_fingerprint import check_no_twins, data_changes, data_fingerprint, is
 from .encoding import EncodedDataset, encode_dataset
 from .evaluation import predict_probabilities
 from .export import save_model_directory
-from .fold_training import FoldRecipe, TrainingDiverged, fold_seed, train_fold_model
+from .fold_training import FoldRecipe, fold_seed, train_fold_model
 from .metrics import classification_scores, summarize_predictions
 from .reporting import (
     plot_confusion_matrix,
@@ -139,13 +139,11 @@ def run_fold(fold, test_indices, data, config, recipe, args, flow_zero, accelera
     """Train without the fold's subject, predict it, and return the fold's result record."""
     started = time.perf_counter()
     train_indices, _ = held_out_split(data.subjects, {data.subjects[i] for i in test_indices})
-    try:
-        model, history = train_fold_model(
-            config, data, train_indices, recipe, fold_seed(args.seed, fold), flow_zero,
-            eval_indices=test_indices if args.record_test_curve else None, progress=progress, accelerator=accelerator,
-        )
-    except TrainingDiverged as error:
-        raise TrainingDiverged(f"fold {fold}: {error}") from None
+    model, history = train_fold_model(
+        config, data, train_indices, recipe, fold_seed(args.seed, fold), flow_zero,
+        eval_indices=test_indices if args.record_test_curve else None, progress=progress, accelerator=accelerator,
+        name=f"fold {fold}",
+    )
     scores = predict_probabilities(model, data, test_indices)
     predictions = prediction_rows(data, test_indices, scores, [fold] * len(test_indices))
     return {"fold": fold, "predictions": predictions, "history": history,
@@ -226,11 +224,8 @@ def run_experiment(data_args: DataArguments, args: ExperimentArguments) -> dict:
         final_dir = output_dir / "final_model"
         if not (args.resume and (final_dir / "model.safetensors").exists()):
             with tqdm(total=recipe.epochs, desc="final model epochs", leave=False) as epoch_bar:
-                try:
-                    model, _ = train_fold_model(config, data, np.arange(len(data)), recipe,
-                                                fold_seed(args.seed, "final"), flow_zero, progress=epoch_bar)
-                except TrainingDiverged as error:
-                    raise TrainingDiverged(f"final model: {error}") from None
+                model, _ = train_fold_model(config, data, np.arange(len(data)), recipe, fold_seed(args.seed, "final"),
+                                            flow_zero, progress=epoch_bar, name="final model")
             save_model_directory(model, processor, final_dir, metrics=metrics, dataset_name=data_args.dataset,
                                  training_args={**asdict(data_args), **asdict(args)},
                                  model_name=args.hub_model_id or f"mmmer-{data_args.dataset}")

@@ -25,10 +25,6 @@ from .subject_adversary import SubjectAdversary, check_compatible, subject_ids
 
 
 
-class TrainingDiverged(ValueError):
-    """The training loss became NaN or infinite (a user's setting, usually the learning rate, not a bug)."""
-
-
 def fold_seed(seed: int, fold: str) -> int:
     """A stable per-fold seed (Python's `hash` of a str changes between processes)."""
     return zlib.crc32(f"{seed}/{fold}".encode()) & 0x7FFFFFFF
@@ -126,7 +122,8 @@ def scored_network(model, ema, accelerator):
 
 def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRecipe, seed: int, flow_zero,
                      eval_indices=None, progress=None, accelerator=None,
-                     model_factory=MMMERForMicroExpressionClassification, augment=augment_batch, targets=None):
+                     model_factory=MMMERForMicroExpressionClassification, augment=augment_batch, targets=None,
+                     name="the model"):
     """Train a fresh model on `train_indices`; return `(model, history)`.
 
     `history` has one entry per epoch: mean training loss and accuracy (with the subject adversary also
@@ -142,6 +139,8 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
     decide the class weights and the sampling.
     With `recipe.subject_adversary > 0` a subject head trains beside the model through a gradient reversal
     of that strength (`subject_adversary.py`); only the model is returned.
+    A loss that turns NaN or infinite stops the training with a `ValueError` that begins with `name` (the fold,
+    or the final model): a user's setting, usually the learning rate, not a bug.
     """
     if recipe.class_weighting not in CLASS_WEIGHTINGS:
         raise ValueError(
@@ -222,9 +221,9 @@ def train_fold_model(config, data: EncodedDataset, train_indices, recipe: FoldRe
             record["eval_accuracy"] = float((predicted == data.labels[torch.as_tensor(eval_indices)].numpy()).mean())
             record["eval_predictions"] = predicted.tolist()
         if not math.isfinite(record["train_loss"]):  # the weights are NaN too: every score after it would be noise
-            raise TrainingDiverged(f"training diverged: the mean loss of epoch {epoch + 1} is {record['train_loss']}; "
-                                   f"the usual cause is a learning rate too high for the data (now "
-                                   f"{recipe.learning_rate})")
+            raise ValueError(f"{name}: training diverged: the mean loss of epoch {epoch + 1} is "
+                             f"{record['train_loss']}; the usual cause is a learning rate too high for the data (now "
+                             f"{recipe.learning_rate})")
         history.append(record)
         if progress is not None:
             progress.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_accuracy']:.2f}")
