@@ -67,6 +67,11 @@ _TRANSFORMERS_KEYS = {
 }
 
 
+def is_flag(value) -> bool:
+    """Whether `value` is a bool (NumPy's too): a setting's `"false"` or `"no"` would otherwise count as true."""
+    return isinstance(value, (bool, np.bool_))
+
+
 def _name(base: str, index: int | None) -> str:
     return base if index is None else f"{base}[{index}]"
 
@@ -514,7 +519,7 @@ class MMMERImageProcessor(BaseImageProcessor):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive int; got {getattr(self, key)!r}.")
         for key in ("do_crop_face", "do_align_face", "do_normalize"):  # bool("false") would be True
-            if not isinstance(getattr(self, key), (bool, np.bool_)):
+            if not is_flag(getattr(self, key)):
                 raise ValueError(f"{key} must be true or false; got {getattr(self, key)!r}.")
         margin = self.face_margin
         if isinstance(margin, bool) or not isinstance(margin, numbers.Real) or not math.isfinite(margin) or margin < 0:

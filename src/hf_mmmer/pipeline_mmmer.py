@@ -22,7 +22,7 @@ import torch
 from transformers.pipelines import Pipeline
 from transformers.utils import cached_file
 
-from .image_processing_mmmer import MMMERImageProcessor, is_frame_list, sample_inputs
+from .image_processing_mmmer import MMMERImageProcessor, is_flag, is_frame_list, sample_inputs
 from .video_spotting import spot_and_classify
 
 TASK = "micro-expression-classification"
@@ -31,7 +31,7 @@ PROCESSOR_FILE = "preprocessor_config.json"
 
 def _flag(name: str, value) -> bool:
     """`value` as a bool, refusing anything else: `bool("false")` is True, and "no" would mean yes."""
-    if not isinstance(value, (bool, np.bool_)):
+    if not is_flag(value):
         raise ValueError(f"{name} must be True or False; got {value!r}.")
     return bool(value)
 
